@@ -1,0 +1,32 @@
+"""flatbuffer_cc_library: C++ code from a .fbs schema with Debian's flatc."""
+
+# Labels resolve against this repository, so the macro also works when a
+# downstream workspace loads it as @proxystore//bazel:flatbuffers.bzl.
+_FLATC = str(Label("//third_party:flatc"))
+_FLATBUFFERS = str(Label("//third_party:flatbuffers"))
+
+def flatbuffer_cc_library(name, src, visibility = None, testonly = False):
+    """Generates `<schema>_generated.h` from `src` and wraps it as a cc_library.
+
+    Args:
+      name: the cc_library's name.
+      src: one .fbs file in this package.
+      visibility: of the cc_library.
+      testonly: as usual.
+    """
+    out = src.replace(".fbs", "_generated.h")
+    native.genrule(
+        name = name + "_gen",
+        srcs = [src],
+        outs = [out],
+        cmd = "$(location " + _FLATC + ") --cpp --scoped-enums -o $(@D) $(SRCS)",
+        tools = [_FLATC],
+        testonly = testonly,
+    )
+    native.cc_library(
+        name = name,
+        hdrs = [out],
+        deps = [_FLATBUFFERS],
+        visibility = visibility,
+        testonly = testonly,
+    )

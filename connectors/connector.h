@@ -1,0 +1,212 @@
+// Connector: the byte-level key/value transport under a Store.
+//
+// A Connector stores immutable byte strings and mints a Key for each. It is
+// ProxyStore's `Connector` protocol in C++: Put/PutBatch/Get/GetBatch/Exists/
+// Evict/Config/Close. A missing key is not an error at this level: Get returns
+// std::nullopt and Evict of a missing key is OK. Reads return SharedBytes, so
+// a connector can hand out memory it does not copy (an mmap, a reply buffer).
+//
+// Every connector kind registers itself by name ("local", "file", ...) with
+// PROXYSTORE_REGISTER_CONNECTOR in its own .cc (its library is alwayslink), and
+// round-trips its configuration: MakeConnector(c.Config()) in any process that
+// links the kind re-creates a connector that reaches the same data. That is
+// what lets a proxy resolve in another process.
+//
+//   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Connector> c,
+//                               MakeConnector(ConnectorConfig{"local", {}}));
+//   PROXYSTORE_ASSIGN_OR_RETURN(Key key, c->Put(SharedBytes::Copy("hi")));
+//   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> got, c->Get(key));
+//
+// Thread-safety: every Connector method may be called from many threads at
+// once; implementations guarantee it.
+#ifndef PROXYSTORE_CONNECTORS_CONNECTOR_H_
+#define PROXYSTORE_CONNECTORS_CONNECTOR_H_
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "store/bytes.h"
+#include "store/status.h"
+
+namespace proxystore {
+
+// Identifies one object inside one connector. Minted by the connector that
+// stored the object; opaque to everyone else. Copyable, hashable, ordered,
+// printable and serializable (as its id bytes).
+class Key {
+ public:
+  // Largest id a key may carry; longer ids are rejected by Parse.
+  static constexpr size_t kMaxIdSize = 4096;
+
+  Key() = default;
+  explicit Key(std::string id) : id_(std::move(id)) {}
+
+  // Validates a serialized key (from another process or a file).
+  static absl::StatusOr<Key> Parse(absl::string_view serialized);
+
+  const std::string& id() const { return id_; }
+  bool empty() const { return id_.empty(); }
+  // The serialized form, accepted by Parse.
+  const std::string& Serialize() const { return id_; }
+
+  friend bool operator==(const Key&, const Key&) = default;
+  friend auto operator<=>(const Key&, const Key&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Key& k) {
+    return H::combine(std::move(h), k.id_);
+  }
+  friend std::ostream& operator<<(std::ostream& os, const Key& k) {
+    return os << "Key(\"" << k.id_ << "\")";
+  }
+
+ private:
+  std::string id_;
+};
+
+// A 128-bit random id as 32 lowercase hex characters (uuid4-like), for
+// connectors to mint keys with.
+std::string NewObjectId();
+
+// Kind name plus string options: what it takes to re-create a connector.
+// Options are connector specific ("directory" for "file", ...).
+struct ConnectorConfig {
+  std::string kind;
+  std::map<std::string, std::string> options;
+
+  friend bool operator==(const ConnectorConfig&,
+                         const ConnectorConfig&) = default;
+
+  // Typed option accessors. A missing option yields `fallback`; a malformed
+  // one is InvalidArgument naming the option and the connector kind.
+  absl::StatusOr<std::string> GetString(absl::string_view name,
+                                        std::string fallback = "") const;
+  absl::StatusOr<int64_t> GetInt(absl::string_view name,
+                                 int64_t fallback) const;
+  absl::StatusOr<bool> GetBool(absl::string_view name, bool fallback) const;
+  // InvalidArgument naming the first option not in `known`.
+  absl::Status CheckKnownOptions(
+      std::initializer_list<absl::string_view> known) const;
+
+  // FlatBuffers wire form; Parse verifies the buffer before reading it.
+  std::string Serialize() const;
+  static absl::StatusOr<ConnectorConfig> Parse(absl::string_view bytes);
+
+  // "kind{opt=value, ...}", for messages.
+  std::string DebugString() const;
+};
+
+// Options for a put. `subset_tags`/`superset_tags` route puts in the "multi"
+// connector (ProxyStore's Policy tags); other connectors ignore them.
+struct PutOptions {
+  std::vector<std::string> subset_tags;
+  std::vector<std::string> superset_tags;
+};
+
+struct CloseOptions {
+  // Remove this connector's data (files, segments, keys). Unset: the
+  // connector's configured default.
+  std::optional<bool> clear;
+};
+
+class Connector {
+ public:
+  Connector() = default;
+  virtual ~Connector() = default;
+  Connector(const Connector&) = delete;
+  Connector& operator=(const Connector&) = delete;
+
+  // The registered kind name, e.g. "local".
+  virtual absl::string_view kind() const = 0;
+
+  // Stores `data` under a new key.
+  absl::StatusOr<Key> Put(SharedBytes data, const PutOptions& options = {}) {
+    return DoPut(std::move(data), options);
+  }
+  // Stores each item; the keys come back in input order.
+  absl::StatusOr<std::vector<Key>> PutBatch(absl::Span<const SharedBytes> data,
+                                            const PutOptions& options = {}) {
+    return DoPutBatch(data, options);
+  }
+  // The bytes stored under `key`, or std::nullopt if there are none.
+  absl::StatusOr<std::optional<SharedBytes>> Get(const Key& key) {
+    return DoGet(key);
+  }
+  // One result per key, in order; std::nullopt for each missing key.
+  absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatch(
+      absl::Span<const Key> keys) {
+    return DoGetBatch(keys);
+  }
+  absl::StatusOr<bool> Exists(const Key& key) { return DoExists(key); }
+  // Removes the object; OK if it does not exist.
+  absl::Status Evict(const Key& key) { return DoEvict(key); }
+  // Enough to re-create this connector, in this or another process.
+  virtual ConnectorConfig Config() const = 0;
+  // Releases resources; with clear, removes the data too. Idempotent.
+  absl::Status Close(const CloseOptions& options = {}) {
+    return DoClose(options);
+  }
+
+ protected:
+  virtual absl::StatusOr<Key> DoPut(SharedBytes data,
+                                    const PutOptions& options) = 0;
+  // Default: DoPut per item. Backends with a batch primitive override.
+  virtual absl::StatusOr<std::vector<Key>> DoPutBatch(
+      absl::Span<const SharedBytes> data, const PutOptions& options);
+  virtual absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) = 0;
+  // Default: DoGet per key.
+  virtual absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
+      absl::Span<const Key> keys);
+  virtual absl::StatusOr<bool> DoExists(const Key& key) = 0;
+  virtual absl::Status DoEvict(const Key& key) = 0;
+  virtual absl::Status DoClose(const CloseOptions& options) = 0;
+};
+
+// Creates a connector from its configuration.
+using ConnectorFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Connector>>(
+        const ConnectorConfig&)>;
+
+// Registers `kind`. AlreadyExists if the kind is taken; InvalidArgument for an
+// empty kind. Kinds are matched case-insensitively and an optional
+// "Connector" suffix is ignored ("local" == "LOCAL" == "LocalConnector").
+absl::Status RegisterConnectorKind(absl::string_view kind,
+                                   ConnectorFactory factory);
+
+// Re-creates a connector. InvalidArgument naming the kind (and listing the
+// registered ones) if no library linked into this process registered it.
+absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
+    const ConnectorConfig& config);
+
+// The registered kinds, sorted.
+std::vector<std::string> RegisteredConnectorKinds();
+
+namespace connector_internal {
+// Registers at static-initialization time; a duplicate is a fatal
+// programming error reported on stderr (there is no caller to return to).
+struct Registrar {
+  Registrar(absl::string_view kind, ConnectorFactory factory);
+};
+}  // namespace connector_internal
+
+}  // namespace proxystore
+
+// In a connector's .cc (its cc_library must be alwayslink = True):
+//   PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig);
+#define PROXYSTORE_REGISTER_CONNECTOR(kind, factory)          \
+  static const ::proxystore::connector_internal::Registrar    \
+      PROXYSTORE_STATUS_CONCAT_(proxystore_connector_registrar_, \
+                                __LINE__)(kind, factory)
+
+#endif  // PROXYSTORE_CONNECTORS_CONNECTOR_H_
