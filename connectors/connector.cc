@@ -108,9 +108,10 @@ std::string ConnectorConfig::Serialize() const {
                      fbb.GetSize());
 }
 
-absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(absl::string_view bytes) {
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                 bytes.size());
+absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
+    absl::string_view unaligned) {
+  AlignedView bytes(unaligned);
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size());
   if (!fb::VerifyConnectorConfigBuffer(verifier)) {
     return absl::DataLossError(absl::StrCat(
         "ConnectorConfig::Parse: ", bytes.size(),

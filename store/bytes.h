@@ -16,6 +16,7 @@
 #define PROXYSTORE_STORE_BYTES_H_
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -99,6 +100,37 @@ class SharedBytes {
       : owner_(std::move(owner)), view_(view) {}
 
   std::shared_ptr<const void> owner_;
+  absl::string_view view_;
+};
+
+// A view of `in` whose data is `alignment`-aligned: `in` itself when it
+// already is, else a private copy. FlatBuffers verification requires aligned
+// scalars, and bytes from outside (a file, a socket, a sub-range of another
+// buffer) need not be aligned.
+class AlignedView {
+ public:
+  explicit AlignedView(absl::string_view in, size_t alignment = 8) {
+    if (reinterpret_cast<uintptr_t>(in.data()) % alignment == 0) {
+      view_ = in;
+    } else {
+      // Past the small-string buffer, so the copy is on the heap, which
+      // malloc aligns to alignof(max_align_t) (16 here).
+      copy_.reserve(std::max<size_t>(in.size(), 16));
+      copy_.assign(in.data(), in.size());
+      view_ = copy_;
+    }
+  }
+  AlignedView(const AlignedView&) = delete;
+  AlignedView& operator=(const AlignedView&) = delete;
+
+  absl::string_view view() const { return view_; }
+  const uint8_t* data() const {
+    return reinterpret_cast<const uint8_t*>(view_.data());
+  }
+  size_t size() const { return view_.size(); }
+
+ private:
+  std::string copy_;
   absl::string_view view_;
 };
 

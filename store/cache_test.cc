@@ -1,0 +1,342 @@
+#include "store/cache.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/status_matchers.h"
+
+namespace proxystore {
+namespace {
+
+using ::proxystore::testing::StatusIs;
+
+// Int -> int caches in the style of leveldb's cache_test: Lookup() returns
+// the cached value or -1 on a miss.
+class LruCacheTest : public ::testing::Test {
+ protected:
+  using Cache = LruCache<int, int>;
+
+  void Make(int64_t capacity) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(cache_, Cache::Create(capacity));
+  }
+  void Insert(int key, int value) { cache_->Set(key, value); }
+  int Lookup(int key) {
+    std::shared_ptr<const int> v = cache_->Get(key);
+    return v == nullptr ? -1 : *v;
+  }
+
+  std::unique_ptr<Cache> cache_;
+};
+
+TEST_F(LruCacheTest, HitAndMiss) {
+  Make(16);
+  EXPECT_EQ(Lookup(100), -1);
+
+  Insert(100, 101);
+  EXPECT_EQ(Lookup(100), 101);
+  EXPECT_EQ(Lookup(200), -1);
+  EXPECT_EQ(Lookup(300), -1);
+
+  Insert(200, 201);
+  EXPECT_EQ(Lookup(100), 101);
+  EXPECT_EQ(Lookup(200), 201);
+  EXPECT_EQ(Lookup(300), -1);
+
+  EXPECT_EQ(cache_->hits(), 3);
+  EXPECT_EQ(cache_->misses(), 4);
+}
+
+TEST_F(LruCacheTest, EvictsLeastRecentlySetFirst) {
+  Make(3);
+  Insert(1, 10);
+  Insert(2, 20);
+  Insert(3, 30);
+  Insert(4, 40);  // Full: 1 is the least recently used.
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(Lookup(2), 20);
+  EXPECT_EQ(Lookup(3), 30);
+  EXPECT_EQ(Lookup(4), 40);
+  EXPECT_EQ(cache_->size(), 3u);
+}
+
+TEST_F(LruCacheTest, GetHitMakesKeyMostRecent) {
+  Make(3);
+  Insert(1, 10);
+  Insert(2, 20);
+  Insert(3, 30);
+  EXPECT_EQ(Lookup(1), 10);  // Order, most recent first: 1 3 2.
+  Insert(4, 40);             // Evicts 2.
+  EXPECT_EQ(Lookup(2), -1);
+  EXPECT_EQ(Lookup(1), 10);
+  EXPECT_EQ(Lookup(3), 30);
+  EXPECT_EQ(Lookup(4), 40);
+}
+
+TEST_F(LruCacheTest, ExistsDoesNotTouchOrderOrCounters) {
+  Make(2);
+  Insert(1, 10);
+  Insert(2, 20);
+  EXPECT_TRUE(cache_->Exists(1));  // Would save 1 if it counted as a use.
+  EXPECT_FALSE(cache_->Exists(3));
+  EXPECT_EQ(cache_->hits(), 0);
+  EXPECT_EQ(cache_->misses(), 0);
+  Insert(3, 30);
+  EXPECT_FALSE(cache_->Exists(1));
+  EXPECT_TRUE(cache_->Exists(2));
+  EXPECT_TRUE(cache_->Exists(3));
+}
+
+TEST_F(LruCacheTest, SetExistingKeyUpdatesValueAndMakesItMostRecent) {
+  Make(3);
+  Insert(1, 10);
+  Insert(2, 20);
+  Insert(3, 30);
+  Insert(1, 11);  // Update; order: 1 3 2.
+  EXPECT_EQ(cache_->size(), 3u);
+  Insert(4, 40);  // Evicts 2, not 1.
+  EXPECT_EQ(Lookup(1), 11);
+  EXPECT_EQ(Lookup(2), -1);
+  EXPECT_EQ(Lookup(3), 30);
+  EXPECT_EQ(Lookup(4), 40);
+}
+
+// The sequence that makes ProxyStore's Python LRUCache raise KeyError('a'):
+// its set() of an existing key leaves a stale duplicate in the LRU list.
+TEST(LruCacheStringTest, SetExistingKeyThenEvictDoesNotCorruptOrder) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<std::string, int>::Create(3)));
+  cache->Set("a", 1);
+  cache->Set("b", 2);
+  cache->Set("a", 3);
+  EXPECT_TRUE(cache->Evict("a"));
+  cache->Set("c", 4);
+  cache->Set("d", 5);
+  cache->Set("e", 6);  // Full (b c d): evicts b.
+
+  EXPECT_EQ(cache->size(), 3u);
+  EXPECT_FALSE(cache->Exists("a"));
+  EXPECT_FALSE(cache->Exists("b"));
+  EXPECT_EQ(*cache->Get("c"), 4);
+  EXPECT_EQ(*cache->Get("d"), 5);
+  EXPECT_EQ(*cache->Get("e"), 6);
+}
+
+TEST_F(LruCacheTest, EvictRemovesOnlyThatKey) {
+  Make(4);
+  Insert(1, 10);
+  Insert(2, 20);
+  EXPECT_TRUE(cache_->Evict(1));
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(Lookup(2), 20);
+  EXPECT_EQ(cache_->size(), 1u);
+}
+
+TEST_F(LruCacheTest, EvictMissingKeyIsANoOp) {
+  Make(4);
+  Insert(1, 10);
+  EXPECT_FALSE(cache_->Evict(2));
+  EXPECT_EQ(cache_->size(), 1u);
+  EXPECT_EQ(Lookup(1), 10);
+}
+
+TEST_F(LruCacheTest, EvictFreesASlot) {
+  Make(2);
+  Insert(1, 10);
+  Insert(2, 20);
+  cache_->Evict(2);
+  Insert(3, 30);  // Fits without evicting 1.
+  EXPECT_EQ(Lookup(1), 10);
+  EXPECT_EQ(Lookup(3), 30);
+}
+
+TEST_F(LruCacheTest, SettingNullIsEvict) {
+  Make(2);
+  Insert(1, 10);
+  cache_->Set(1, std::shared_ptr<const int>());
+  EXPECT_FALSE(cache_->Exists(1));
+  EXPECT_EQ(cache_->size(), 0u);
+}
+
+TEST_F(LruCacheTest, CapacityZeroDisablesTheCache) {
+  Make(0);
+  EXPECT_EQ(cache_->capacity(), 0);
+  Insert(1, 10);
+  cache_->Set(2, std::make_shared<const int>(20));
+  EXPECT_EQ(cache_->size(), 0u);
+  EXPECT_FALSE(cache_->Exists(1));
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(cache_->misses(), 1);
+  EXPECT_FALSE(cache_->Evict(1));
+}
+
+TEST_F(LruCacheTest, CapacityOneKeepsTheLatest) {
+  Make(1);
+  Insert(1, 10);
+  Insert(2, 20);
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(Lookup(2), 20);
+}
+
+TEST(LruCacheCreateTest, NegativeCapacityIsInvalidArgument) {
+  EXPECT_THAT((LruCache<int, int>::Create(-3)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "cache size must be >= 0, got -3"));
+}
+
+TEST_F(LruCacheTest, ClearRemovesEntriesAndKeepsCounters) {
+  Make(4);
+  Insert(1, 10);
+  Insert(2, 20);
+  EXPECT_EQ(Lookup(1), 10);
+  EXPECT_EQ(Lookup(5), -1);
+  cache_->Clear();
+  EXPECT_EQ(cache_->size(), 0u);
+  EXPECT_FALSE(cache_->Exists(1));
+  EXPECT_EQ(cache_->hits(), 1);
+  EXPECT_EQ(cache_->misses(), 1);
+  Insert(3, 30);  // Still usable.
+  EXPECT_EQ(Lookup(3), 30);
+}
+
+TEST_F(LruCacheTest, SizeNeverExceedsCapacity) {
+  Make(5);
+  for (int i = 0; i < 100; ++i) {
+    Insert(i, i);
+    EXPECT_LE(cache_->size(), 5u);
+  }
+  // Exactly the five most recent remain.
+  for (int i = 0; i < 95; ++i) EXPECT_FALSE(cache_->Exists(i)) << i;
+  for (int i = 95; i < 100; ++i) EXPECT_EQ(Lookup(i), i);
+}
+
+// Counts copies, so tests can prove the cache never copies a value.
+struct CopyCounted {
+  explicit CopyCounted(int* copies) : copies(copies) {}
+  CopyCounted(const CopyCounted& other) : copies(other.copies) { ++*copies; }
+  CopyCounted(CopyCounted&& other) = default;
+  CopyCounted& operator=(const CopyCounted& other) {
+    copies = other.copies;
+    ++*copies;
+    return *this;
+  }
+  CopyCounted& operator=(CopyCounted&&) = default;
+  int* copies;
+};
+
+TEST(LruCacheValueTest, HitsShareOneObjectAndNeverCopy) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, CopyCounted>::Create(2)));
+  int copies = 0;
+  cache->Set(1, CopyCounted(&copies));  // Moved in.
+  std::shared_ptr<const CopyCounted> a = cache->Get(1);
+  std::shared_ptr<const CopyCounted> b = cache->Get(1);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_EQ(copies, 0);
+}
+
+TEST(LruCacheValueTest, SetSharedPointerStoresThatObject) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, std::string>::Create(2)));
+  auto value = std::make_shared<const std::string>(1000, 'x');
+  cache->Set(1, value);
+  EXPECT_EQ(cache->Get(1).get(), value.get());
+}
+
+TEST(LruCacheValueTest, EvictedValueOutlivesTheEntryWhileHeld) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, std::string>::Create(1)));
+  cache->Set(1, std::string("first"));
+  std::shared_ptr<const std::string> held = cache->Get(1);
+  cache->Set(2, std::string("second"));  // Evicts 1.
+  EXPECT_FALSE(cache->Exists(1));
+  EXPECT_EQ(*held, "first");
+}
+
+// A hash that sends every key to one bucket still gives correct results:
+// the cache relies on Eq, not on distinct hashes.
+struct CollidingHash {
+  size_t operator()(int) const { return 42; }
+};
+
+TEST(LruCacheCustomHashTest, CollisionsAreResolvedByEq) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto cache, (LruCache<int, int, CollidingHash>::Create(3)));
+  cache->Set(1, 10);
+  cache->Set(2, 20);
+  cache->Set(3, 30);
+  cache->Set(4, 40);
+  EXPECT_EQ(cache->Get(1), nullptr);
+  EXPECT_EQ(*cache->Get(2), 20);
+  EXPECT_EQ(*cache->Get(3), 30);
+  EXPECT_EQ(*cache->Get(4), 40);
+}
+
+TEST(LruCacheConcurrencyTest, CountersAddUpAcrossThreads) {
+  constexpr int kThreads = 4;
+  constexpr int kOpsPerThread = 2000;
+  constexpr int kKeys = 64;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, int>::Create(kKeys / 2)));
+  std::vector<std::thread> threads;
+  std::vector<int64_t> observed_hits(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&cache, &observed_hits, t] {
+      for (int i = 0; i < kOpsPerThread; ++i) {
+        const int key = (i * 7 + t) % kKeys;
+        std::shared_ptr<const int> v = cache->Get(key);
+        if (v != nullptr) {
+          // A key always maps to the same value, whoever set it.
+          EXPECT_EQ(*v, key * 10);
+          ++observed_hits[t];
+        } else {
+          cache->Set(key, key * 10);
+        }
+        if (i % 97 == 0) cache->Evict((key + 1) % kKeys);
+        EXPECT_LE(cache->size(), static_cast<size_t>(kKeys / 2));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+
+  int64_t total_hits = 0;
+  for (int64_t h : observed_hits) total_hits += h;
+  EXPECT_EQ(cache->hits(), total_hits);
+  EXPECT_EQ(cache->hits() + cache->misses(), kThreads * kOpsPerThread);
+  EXPECT_LE(cache->size(), static_cast<size_t>(kKeys / 2));
+}
+
+TEST(LruCacheConcurrencyTest, DisjointKeysFromEachThreadAllHit) {
+  constexpr int kThreads = 4;
+  constexpr int kKeysPerThread = 100;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto cache,
+      (LruCache<std::string, int>::Create(kThreads * kKeysPerThread)));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&cache, t] {
+      for (int i = 0; i < kKeysPerThread; ++i) {
+        cache->Set(std::to_string(t) + "/" + std::to_string(i), i);
+      }
+      for (int i = 0; i < kKeysPerThread; ++i) {
+        std::shared_ptr<const int> v =
+            cache->Get(std::to_string(t) + "/" + std::to_string(i));
+        ASSERT_NE(v, nullptr);
+        EXPECT_EQ(*v, i);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(cache->size(), static_cast<size_t>(kThreads * kKeysPerThread));
+  EXPECT_EQ(cache->hits(), kThreads * kKeysPerThread);
+  EXPECT_EQ(cache->misses(), 0);
+}
+
+}  // namespace
+}  // namespace proxystore

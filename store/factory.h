@@ -1,0 +1,236 @@
+// StoreFactory<T>: the factory inside every store-backed proxy.
+//
+// It holds a key, the config of the store that made it, an evict flag and a
+// deserializer choice (ProxyStore's StoreFactory). Resolve() finds the store
+// (the one that made the factory if it is still alive in this process, else
+// the registered store with that name, else a new store made from the config
+// and registered), then gets the object. A missing object is NotFound naming
+// the key, the store and its connector kind (ProxyStore's
+// ProxyResolveMissingKeyError). With evict, the object is evicted after a
+// successful resolve, so any later resolve anywhere fails with NotFound.
+//
+// ResolveAsync() starts the resolve on a small process-wide background pool;
+// the next Resolve() waits for it and takes its result.
+//
+// Serialize() writes key + store config + flags + the proxied type's name
+// with FlatBuffers; ParseProxy<T>() verifies the bytes, checks that they were
+// made for T, and returns an unresolved proxy.
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef PROXYSTORE_STORE_FACTORY_H_
+#define PROXYSTORE_STORE_FACTORY_H_
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "connectors/connector.h"
+#include "proxy/proxy.h"
+#include "store/serializer.h"
+#include "store/store.h"
+#include "store/store_config.h"
+
+namespace proxystore {
+
+// The serializable part of a StoreFactory.
+struct FactoryData {
+  Key key;
+  StoreConfig store_config;
+  bool evict = false;
+  std::string deserializer;
+  std::string type_name;
+
+  std::string Serialize() const;
+  static absl::StatusOr<FactoryData> Parse(absl::string_view bytes);
+};
+
+namespace store_internal {
+
+// Runs `task` on the process-wide resolve pool.
+void RunInBackground(std::function<void()> task);
+
+// The store a factory resolves against (see StoreFactory).
+absl::StatusOr<std::shared_ptr<Store>> FindStore(
+    const std::weak_ptr<Store>& origin, const StoreConfig& config);
+
+absl::Status MissingKeyError(const Key& key, const Store& store);
+
+}  // namespace store_internal
+
+template <typename T>
+class StoreFactory final : public Factory<T> {
+ public:
+  StoreFactory(Key key, std::shared_ptr<const StoreConfig> store_config,
+               bool evict, std::string deserializer,
+               std::weak_ptr<Store> origin = {})
+      : key_(std::move(key)),
+        store_config_(std::move(store_config)),
+        evict_(evict),
+        deserializer_(std::move(deserializer)),
+        origin_(std::move(origin)) {}
+
+  const Key& key() const { return key_; }
+  const StoreConfig& store_config() const { return *store_config_; }
+  bool evict() const { return evict_; }
+  const std::string& deserializer() const { return deserializer_; }
+
+  absl::StatusOr<std::shared_ptr<Store>> GetStore() const {
+    return store_internal::FindStore(origin_, *store_config_);
+  }
+
+  absl::StatusOr<std::shared_ptr<const T>> Resolve() override {
+    std::shared_future<Result> pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pending_.valid()) {
+        pending = std::move(pending_);
+        pending_ = {};
+      }
+    }
+    if (pending.valid()) return pending.get();
+    return ResolveNow();
+  }
+
+  void ResolveAsync() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.valid()) return;  // Already under way.
+    auto task = std::make_shared<std::packaged_task<Result()>>(
+        [this, keep = self_.lock()] { return ResolveNow(); });
+    pending_ = task->get_future().share();
+    store_internal::RunInBackground([task] { (*task)(); });
+  }
+
+  absl::StatusOr<std::string> Serialize() const override {
+    return FactoryData{key_, *store_config_, evict_, deserializer_,
+                       std::string(TypeName<T>())}
+        .Serialize();
+  }
+
+  // Set by MakeStoreFactory so a background resolve keeps the factory alive.
+  void SetSelf(std::weak_ptr<StoreFactory> self) { self_ = std::move(self); }
+
+ private:
+  using Result = absl::StatusOr<std::shared_ptr<const T>>;
+
+  Result ResolveNow() const {
+    const int64_t start = Store::NowNs();
+    absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
+    if (!store.ok()) {
+      return Annotate(store.status(),
+                      absl::StrCat("resolving key \"", key_.id(),
+                                   "\": cannot get store \"",
+                                   store_config_->name, "\""));
+    }
+    StoreGetOptions<T> options;
+    if (!deserializer_.empty()) {
+      std::shared_ptr<const void> fn = store_internal::FindFn(
+          false, deserializer_, store_internal::TypeTag<T>());
+      if (fn == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "resolving key \"", key_.id(), "\": no deserializer named \"",
+            deserializer_, "\" is registered for type ", TypeName<T>()));
+      }
+      options.deserializer = *static_cast<const DeserializerFn<T>*>(fn.get());
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const T> obj,
+                                (*store)->template Get<T>(key_, options));
+    if (obj == nullptr) return store_internal::MissingKeyError(key_, **store);
+    if (evict_) {
+      PROXYSTORE_RETURN_IF_ERROR(Annotate(
+          (*store)->Evict(key_),
+          absl::StrCat("resolved key \"", key_.id(), "\" but evicting it failed")));
+    }
+    if (StoreMetrics* m = (*store)->metrics()) {
+      m->AddTime("factory.resolve", key_, Store::NowNs() - start);
+    }
+    return obj;
+  }
+
+  const Key key_;
+  const std::shared_ptr<const StoreConfig> store_config_;
+  const bool evict_;
+  const std::string deserializer_;
+  const std::weak_ptr<Store> origin_;
+  std::weak_ptr<StoreFactory> self_;
+  std::mutex mu_;
+  std::shared_future<Result> pending_;  // Guarded by mu_.
+};
+
+// A store factory owned by a shared_ptr that knows itself (so background
+// resolves keep it alive).
+template <typename T>
+std::shared_ptr<StoreFactory<T>> MakeStoreFactory(
+    Key key, std::shared_ptr<const StoreConfig> config,
+                                                  bool evict,
+                                                  std::string deserializer,
+                                                  std::weak_ptr<Store> origin) {
+  auto f = std::make_shared<StoreFactory<T>>(std::move(key), std::move(config),
+                                             evict, std::move(deserializer),
+                                             std::move(origin));
+  f->SetSelf(f);
+  return f;
+}
+
+// Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes.
+// DataLoss for bytes that are not a serialized proxy; InvalidArgument if they
+// were made for another type than T.
+template <typename T>
+absl::StatusOr<Proxy<T>> ParseProxy(absl::string_view bytes) {
+  PROXYSTORE_ASSIGN_OR_RETURN(FactoryData data, FactoryData::Parse(bytes));
+  if (data.type_name != TypeName<T>()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ParseProxy: the proxy was made for type ", data.type_name,
+                     ", not ", TypeName<T>()));
+  }
+  return Proxy<T>(MakeStoreFactory<T>(
+      std::move(data.key),
+      std::make_shared<const StoreConfig>(std::move(data.store_config)),
+      data.evict,
+                                      std::move(data.deserializer), {}));
+}
+
+// ProxyLocker form of ParseProxy.
+template <typename T>
+absl::StatusOr<ProxyLocker<T>> ParseProxyLocker(absl::string_view bytes) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Proxy<T> p, ParseProxy<T>(bytes));
+  return ProxyLocker<T>(std::move(p));
+}
+
+// ProxyStore's store utilities: FailedPrecondition ("The proxy must contain a
+// factory with type StoreFactory") for proxies of other factories.
+template <typename T>
+absl::StatusOr<const StoreFactory<T>*> GetStoreFactory(const Proxy<T>& p) {
+  auto* f = dynamic_cast<const StoreFactory<T>*>(p.factory().get());
+  if (f == nullptr) {
+    return absl::FailedPreconditionError(
+        "The proxy must contain a factory with type StoreFactory");
+  }
+  return f;
+}
+template <typename T>
+absl::StatusOr<Key> GetKey(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  return f->key();
+}
+template <typename T>
+absl::StatusOr<std::shared_ptr<Store>> GetStore(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  return f->GetStore();
+}
+template <typename T>
+absl::Status ResolveAsync(const Proxy<T>& p) {
+  PROXYSTORE_RETURN_IF_ERROR(GetStoreFactory(p).status());
+  p.ResolveAsync();
+  return absl::OkStatus();
+}
+
+}  // namespace proxystore
+
+#endif  // PROXYSTORE_STORE_FACTORY_H_

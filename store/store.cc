@@ -1,0 +1,700 @@
+#include "store/store.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "flatbuffers/flatbuffers.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+#include "store/factory.h"
+#include "store/factory_generated.h"
+#include "store/mutex.h"
+
+namespace proxystore {
+namespace {
+
+// The library's logger, "proxystore" (stderr). Its level is "warn" unless
+// $PROXYSTORE_LOG_LEVEL (trace, debug, info, warn, error, off) or the
+// application (spdlog::get("proxystore")->set_level) says otherwise, so
+// debug lines are off, and not even formatted, by default.
+spdlog::logger& Logger() {
+  static const std::shared_ptr<spdlog::logger> logger = [] {
+    std::shared_ptr<spdlog::logger> existing = spdlog::get("proxystore");
+    if (existing != nullptr) return existing;
+    auto l = spdlog::stderr_logger_mt("proxystore");
+    const char* env = std::getenv("PROXYSTORE_LOG_LEVEL");
+    l->set_level(env != nullptr ? spdlog::level::from_str(env)
+                                : spdlog::level::warn);
+    return l;
+  }();
+  return *logger;
+}
+
+bool DebugOn() { return Logger().should_log(spdlog::level::debug); }
+
+double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// Formats nothing unless the logger is at debug level (checked at run time;
+// SPDLOG_DEBUG would be compiled out at spdlog's default active level).
+#define PROXYSTORE_LOG_DEBUG(...)                               \
+  do {                                                          \
+    spdlog::logger& proxystore_logger_ = Logger();              \
+    if (proxystore_logger_.should_log(spdlog::level::debug)) {  \
+      proxystore_logger_.debug(__VA_ARGS__);                    \
+    }                                                           \
+  } while (false)
+
+}  // namespace
+
+int64_t Store::NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------------------
+// Named (de)serializers.
+
+namespace store_internal {
+namespace {
+
+struct FnRegistry {
+  Mutex mu;
+  // (serializer?, name) -> type tag -> std::function
+  std::map<std::pair<bool, std::string>,
+           absl::flat_hash_map<const void*, std::shared_ptr<const void>>>
+      fns ABSL_GUARDED_BY(mu);
+};
+
+FnRegistry& Fns() {
+  static FnRegistry registry;
+  return registry;
+}
+
+}  // namespace
+
+absl::Status RegisterFn(bool serializer, absl::string_view name,
+                        const void* type_tag, std::shared_ptr<const void> fn) {
+  const char* what = serializer ? "serializer" : "deserializer";
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a ", what, " name must not be empty"));
+  }
+  FnRegistry& r = Fns();
+  MutexLock lock(r.mu);
+  auto& by_type = r.fns[{serializer, std::string(name)}];
+  if (!by_type.emplace(type_tag, std::move(fn)).second) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "a ", what, " named \"", name, "\" is already registered for this type"));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const void> FindFn(bool serializer, absl::string_view name,
+                                   const void* type_tag) {
+  FnRegistry& r = Fns();
+  ReaderMutexLock lock(r.mu);
+  auto it = r.fns.find({serializer, std::string(name)});
+  if (it == r.fns.end()) return nullptr;
+  auto fn = it->second.find(type_tag);
+  return fn == it->second.end() ? nullptr : fn->second;
+}
+
+bool IsRegistered(bool serializer, absl::string_view name) {
+  FnRegistry& r = Fns();
+  ReaderMutexLock lock(r.mu);
+  auto it = r.fns.find({serializer, std::string(name)});
+  return it != r.fns.end() && !it->second.empty();
+}
+
+std::string KeyContext(const Store& store, absl::string_view op,
+                       absl::string_view type_name, const Key& key) {
+  return absl::StrCat("Store(name=\"", store.name(), "\").", op, "<",
+                      type_name, ">(key=\"", key.id(), "\")");
+}
+
+}  // namespace store_internal
+
+bool IsSerializerRegistered(absl::string_view name) {
+  return store_internal::IsRegistered(true, name);
+}
+bool IsDeserializerRegistered(absl::string_view name) {
+  return store_internal::IsRegistered(false, name);
+}
+
+// ---------------------------------------------------------------------------
+// Store.
+
+namespace {
+
+StoreConfig MakeConfig(const std::string& name, const Connector& connector,
+                       const StoreOptions& o) {
+  StoreConfig c;
+  c.name = name;
+  c.connector = connector.Config();
+  c.cache_size = o.cache_size;
+  c.metrics = o.metrics;
+  c.serializer = o.serializer;
+  c.deserializer = o.deserializer;
+  c.compress = o.compress;
+  c.compress_threshold = o.compress_threshold;
+  c.python_format = o.python_format;
+  c.populate_target = o.populate_target;
+  c.auto_register = o.auto_register;
+  return c;
+}
+
+SerializeOptions MakeSerializeOptions(const StoreOptions& o) {
+  SerializeOptions s;
+  s.format = o.python_format ? SerializeOptions::Format::kProxyStorePython
+                             : SerializeOptions::Format::kNative;
+  s.compress = o.compress;
+  s.compress_threshold = o.compress_threshold;
+  return s;
+}
+
+}  // namespace
+
+Store::Store(PrivateTag, std::string name,
+             std::unique_ptr<Connector> connector, StoreOptions options,
+             std::unique_ptr<LruCache<Key, CachedObject>> cache)
+    : name_(std::move(name)),
+      connector_(std::move(connector)),
+      options_(std::move(options)),
+      cache_(std::move(cache)),
+      metrics_(options_.metrics ? std::make_unique<StoreMetrics>() : nullptr),
+      timing_(options_.metrics || DebugOn()),
+      serialize_options_(MakeSerializeOptions(options_)),
+      config_(std::make_shared<const StoreConfig>(
+          MakeConfig(name_, *connector_, options_))) {}
+
+Store::~Store() = default;
+
+absl::StatusOr<std::shared_ptr<Store>> Store::Create(
+    std::string name, std::unique_ptr<Connector> connector,
+    StoreOptions options) {
+  const bool auto_register = options.auto_register;
+  return CreateImpl(std::move(name), std::move(connector), std::move(options),
+                    auto_register);
+}
+
+absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
+    std::string name, std::unique_ptr<Connector> connector,
+    StoreOptions options, bool register_now) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("Store::Create: name must not be empty");
+  }
+  if (connector == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name, "\"): connector is null"));
+  }
+  if (options.cache_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name,
+                     "\"): cache size cannot be negative, got ",
+                     options.cache_size));
+  }
+  if (!options.serializer.empty() &&
+      !IsSerializerRegistered(options.serializer)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name, "\"): no serializer named \"",
+                     options.serializer, "\" is registered in this process"));
+  }
+  if (!options.deserializer.empty() &&
+      !IsDeserializerRegistered(options.deserializer)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name, "\"): no deserializer named \"",
+                     options.deserializer, "\" is registered in this process"));
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(auto cache,
+                              (LruCache<Key, CachedObject>::Create(
+                                  options.cache_size)));
+  auto store =
+      std::make_shared<Store>(PrivateTag{}, std::move(name),
+                              std::move(connector), std::move(options),
+                              std::move(cache));
+  if (register_now) {
+    PROXYSTORE_RETURN_IF_ERROR(RegisterStore(store));
+  }
+  Logger().info("Initialized {}", store->DebugString());
+  return store;
+}
+
+absl::StatusOr<std::shared_ptr<Store>> Store::FromConfig(
+    const StoreConfig& config) {
+  return FromConfigImpl(config, config.auto_register);
+}
+
+absl::StatusOr<std::shared_ptr<Store>> Store::FromConfigImpl(
+    const StoreConfig& config, bool register_now) {
+  PROXYSTORE_RETURN_IF_ERROR(config.Validate());
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      MakeConnector(config.connector);
+  if (!connector.ok()) {
+    return Annotate(connector.status(),
+                    absl::StrCat("Store::FromConfig(\"", config.name, "\")"));
+  }
+  StoreOptions o;
+  o.cache_size = config.cache_size;
+  o.metrics = config.metrics;
+  o.serializer = config.serializer;
+  o.deserializer = config.deserializer;
+  o.compress = config.compress;
+  o.compress_threshold = config.compress_threshold;
+  o.python_format = config.python_format;
+  o.populate_target = config.populate_target;
+  o.auto_register = config.auto_register;
+  return CreateImpl(config.name, *std::move(connector), std::move(o),
+                    register_now);
+}
+
+std::string Store::DebugString() const {
+  return absl::StrCat(
+      "Store(\"", name_, "\", connector=", connector_->kind(), ", serializer=",
+      options_.serializer.empty() ? "default" : options_.serializer,
+      ", deserializer=",
+      options_.deserializer.empty() ? "default" : options_.deserializer,
+      ", cache_size=", options_.cache_size,
+      ", metrics=", options_.metrics ? "true" : "false", ")");
+}
+
+absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
+                                         const PutOptions& options,
+                                         int64_t serialize_ns, int64_t start_ns,
+                                         absl::string_view type_name) {
+  const size_t size = data.size();
+  const int64_t c0 = timing_ ? NowNs() : 0;
+  absl::StatusOr<Key> key = connector_->Put(std::move(data), options);
+  if (!key.ok()) {
+    return Annotate(key.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").Put<", type_name,
+                                 ">: connector \"", connector_->kind(),
+                                 "\" failed"));
+  }
+  if (timing_) {
+    const int64_t end = NowNs();
+    if (metrics_ != nullptr) {
+      metrics_->AddAttribute("store.put.object_size", *key,
+                             static_cast<int64_t>(size));
+      metrics_->AddTime("store.put.serialize", *key, serialize_ns);
+      metrics_->AddTime("store.put.connector", *key, end - c0);
+      metrics_->AddTime("store.put", *key, end - start_ns);
+    }
+    PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): PUT {} in {:.3f} ms",
+                        name_, key->id(), Ms(end - start_ns));
+  }
+  return key;
+}
+
+absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
+    std::vector<SharedBytes> data, const PutOptions& options,
+    int64_t serialize_ns, int64_t start_ns) {
+  int64_t total = 0;
+  for (const SharedBytes& d : data) total += static_cast<int64_t>(d.size());
+  const int64_t c0 = timing_ ? NowNs() : 0;
+  absl::StatusOr<std::vector<Key>> keys = connector_->PutBatch(data, options);
+  if (!keys.ok()) {
+    return Annotate(keys.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").PutBatch: ",
+                                 "connector \"", connector_->kind(),
+                                 "\" failed"));
+  }
+  if (keys->size() != data.size()) {
+    return absl::InternalError(absl::StrCat(
+        "Store(name=\"", name_, "\").PutBatch: connector returned ",
+        keys->size(), " keys for ", data.size(), " objects"));
+  }
+  if (timing_) {
+    const int64_t end = NowNs();
+    if (metrics_ != nullptr) {
+      metrics_->AddAttribute("store.put_batch.object_sizes", *keys, total);
+      metrics_->AddTime("store.put_batch.serialize", *keys, serialize_ns);
+      metrics_->AddTime("store.put_batch.connector", *keys, end - c0);
+      metrics_->AddTime("store.put_batch", *keys, end - start_ns);
+    }
+    PROXYSTORE_LOG_DEBUG(
+                        "Store(name=\"{}\"): PUT_BATCH {} objects in {:.3f} ms",
+                        name_, keys->size(), Ms(end - start_ns));
+  }
+  return keys;
+}
+
+std::shared_ptr<const Store::CachedObject> Store::CacheLookup(const Key& key) {
+  return cache_->Get(key);
+}
+
+void Store::CacheInsert(const Key& key, CachedObject object) {
+  cache_->Set(key, std::move(object));
+}
+
+absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
+    const Key& key) {
+  const int64_t c0 = timing_ ? NowNs() : 0;
+  absl::StatusOr<std::optional<SharedBytes>> got = connector_->Get(key);
+  if (!got.ok()) {
+    return Annotate(got.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").Get(key=\"",
+                                 key.id(), "\"): connector \"",
+                                 connector_->kind(), "\" failed"));
+  }
+  if (metrics_ != nullptr) {
+    metrics_->AddCounter("store.get.cache_misses", key, 1);
+    metrics_->AddTime("store.get.connector", key, NowNs() - c0);
+  }
+  return got;
+}
+
+void Store::RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
+                      size_t object_size, bool hit, bool found) {
+  if (!timing_) return;
+  const int64_t end = NowNs();
+  if (metrics_ != nullptr) {
+    if (hit) {
+      metrics_->AddCounter("store.get.cache_hits", key, 1);
+    } else if (found) {
+      metrics_->AddTime("store.get.deserialize", key, deserialize_ns);
+      metrics_->AddAttribute("store.get.object_size", key,
+                             static_cast<int64_t>(object_size));
+    }
+    metrics_->AddTime("store.get", key, end - start_ns);
+  }
+  PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): GET {} in {:.3f} ms{}",
+                      name_, key.id(), Ms(end - start_ns),
+                      hit ? " (cache hit)" : (found ? "" : " (missing)"));
+}
+
+void Store::RecordProxy(const Key& key, int64_t start_ns) {
+  if (!timing_) return;
+  const int64_t end = NowNs();
+  if (metrics_ != nullptr) metrics_->AddTime("store.proxy", key, end - start_ns);
+  PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): PROXY {} in {:.3f} ms",
+                      name_, key.id(), Ms(end - start_ns));
+}
+
+void Store::RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns) {
+  if (!timing_) return;
+  const int64_t end = NowNs();
+  if (metrics_ != nullptr) {
+    metrics_->AddTime("store.proxy_batch", keys, end - start_ns);
+  }
+  PROXYSTORE_LOG_DEBUG(
+                      "Store(name=\"{}\"): PROXY_BATCH {} objects in {:.3f} ms",
+                      name_, keys.size(), Ms(end - start_ns));
+}
+
+absl::StatusOr<bool> Store::Exists(const Key& key) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  bool exists = cache_->Exists(key);
+  if (!exists) {
+    const int64_t c0 = timing_ ? NowNs() : 0;
+    absl::StatusOr<bool> got = connector_->Exists(key);
+    if (!got.ok()) {
+      return Annotate(got.status(),
+                      absl::StrCat("Store(name=\"", name_,
+                                   "\").Exists(key=\"", key.id(), "\")"));
+    }
+    exists = *got;
+    if (metrics_ != nullptr) {
+      metrics_->AddTime("store.exists.connector", key, NowNs() - c0);
+    }
+  }
+  if (timing_) {
+    const int64_t end = NowNs();
+    if (metrics_ != nullptr) metrics_->AddTime("store.exists", key, end - start);
+    PROXYSTORE_LOG_DEBUG(
+                        "Store(name=\"{}\"): EXISTS {} in {:.3f} ms", name_,
+                        key.id(), Ms(end - start));
+  }
+  return exists;
+}
+
+absl::Status Store::Evict(const Key& key) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  absl::Status s = connector_->Evict(key);
+  if (!s.ok()) {
+    return Annotate(s, absl::StrCat("Store(name=\"", name_, "\").Evict(key=\"",
+                                    key.id(), "\")"));
+  }
+  const int64_t connector_end = timing_ ? NowNs() : 0;
+  cache_->Evict(key);
+  if (timing_) {
+    const int64_t end = NowNs();
+    if (metrics_ != nullptr) {
+      metrics_->AddTime("store.evict.connector", key, connector_end - start);
+      metrics_->AddTime("store.evict", key, end - start);
+    }
+    PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): EVICT {} in {:.3f} ms",
+                        name_, key.id(), Ms(end - start));
+  }
+  return absl::OkStatus();
+}
+
+bool Store::IsCached(const Key& key) const { return cache_->Exists(key); }
+
+absl::Status Store::Close(const CloseOptions& options) {
+  if (options_.auto_register) {
+    std::shared_ptr<Store> registered = GetStore(name_);
+    if (registered.get() == this) UnregisterStore(name_);
+  }
+  return Annotate(connector_->Close(options),
+                  absl::StrCat("Store(name=\"", name_, "\").Close"));
+}
+
+// ---------------------------------------------------------------------------
+// Registry.
+
+namespace {
+
+struct StoreRegistry {
+  // Held while creating a store in GetOrCreateStore, so that two threads
+  // resolving proxies of an unregistered store create it once (ProxyStore
+  // issue #319). Creation is rare; lookups take the same lock briefly.
+  std::mutex mu;
+  absl::flat_hash_map<std::string, std::shared_ptr<Store>> stores;
+};
+
+StoreRegistry& Registry() {
+  static StoreRegistry registry;
+  return registry;
+}
+
+}  // namespace
+
+absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok) {
+  if (store == nullptr) {
+    return absl::InvalidArgumentError("RegisterStore: store is null");
+  }
+  StoreRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto [it, inserted] = r.stores.try_emplace(store->name(), store);
+  if (!inserted) {
+    if (!exist_ok) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "A store named \"", store->name(),
+          "\" already exists (use GetStore(name) to reuse it)"));
+    }
+    it->second = std::move(store);
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Store> GetStore(absl::string_view name) {
+  StoreRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.stores.find(name);
+  return it == r.stores.end() ? nullptr : it->second;
+}
+
+void UnregisterStore(absl::string_view name) {
+  std::shared_ptr<Store> removed;  // Destroyed after the lock is released.
+  StoreRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.stores.find(name);
+  if (it != r.stores.end()) {
+    removed = std::move(it->second);
+    r.stores.erase(it);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
+    const StoreConfig& config, bool register_store) {
+  StoreRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.stores.find(config.name);
+  if (it != r.stores.end()) return it->second;
+  // Registered here, under the lock, not by the store itself.
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::shared_ptr<Store> store,
+      Store::FromConfigImpl(config, /*register_now=*/false));
+  if (register_store) r.stores.emplace(config.name, store);
+  return store;
+}
+
+absl::StatusOr<StoreRegistration> StoreRegistration::Create(
+    std::vector<std::shared_ptr<Store>> stores, bool exist_ok) {
+  std::vector<std::string> names;
+  for (std::shared_ptr<Store>& s : stores) {
+    absl::Status status = RegisterStore(s, exist_ok);
+    if (!status.ok()) {
+      for (const std::string& n : names) UnregisterStore(n);
+      return status;
+    }
+    names.push_back(s->name());
+  }
+  return StoreRegistration(std::move(names));
+}
+
+StoreRegistration::~StoreRegistration() {
+  for (const std::string& n : names_) UnregisterStore(n);
+}
+
+// ---------------------------------------------------------------------------
+// Factories.
+
+std::string FactoryData::Serialize() const {
+  flatbuffers::FlatBufferBuilder fbb(512);
+  std::string config = store_config.Serialize();
+  auto key_off = fbb.CreateString(key.id());
+  // A nested FlatBuffer: keep it 8-aligned so Parse needs no copy.
+  fbb.ForceVectorAlignment(config.size(), sizeof(uint8_t), 8);
+  auto config_off = fbb.CreateVector(
+      reinterpret_cast<const uint8_t*>(config.data()), config.size());
+  auto deser_off = fbb.CreateString(deserializer);
+  auto type_off = fbb.CreateString(type_name);
+  fb::StoreFactoryBuilder b(fbb);
+  b.add_key(key_off);
+  b.add_store_config(config_off);
+  b.add_evict(evict);
+  b.add_deserializer(deser_off);
+  b.add_type_name(type_off);
+  // Size-prefixed, so that a truncated proxy is always detected (trailing
+  // padding would otherwise verify).
+  fbb.FinishSizePrefixed(b.Finish());
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
+                     fbb.GetSize());
+}
+
+absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view unaligned) {
+  AlignedView bytes(unaligned);
+  const uint8_t* data = bytes.data();
+  if (bytes.size() < sizeof(flatbuffers::uoffset_t) ||
+      flatbuffers::GetPrefixedSize(data) !=
+          bytes.size() - sizeof(flatbuffers::uoffset_t)) {
+    return absl::DataLossError(absl::StrCat(
+        "ParseProxy: ", bytes.size(),
+        " bytes are not a serialized proxy (truncated or extended)"));
+  }
+  flatbuffers::Verifier verifier(data, bytes.size());
+  if (!fb::VerifySizePrefixedStoreFactoryBuffer(verifier)) {
+    return absl::DataLossError(absl::StrCat(
+        "ParseProxy: ", bytes.size(), " bytes are not a serialized proxy"));
+  }
+  const fb::StoreFactory* root = fb::GetSizePrefixedStoreFactory(data);
+  if (root->version() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ParseProxy: unsupported proxy version ", root->version(),
+                     " (this build reads version 1)"));
+  }
+  if (root->key() == nullptr || root->store_config() == nullptr ||
+      root->type_name() == nullptr) {
+    return absl::DataLossError(
+        "ParseProxy: serialized proxy lacks its key, store config or type");
+  }
+  FactoryData out;
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      out.key, Key::Parse(absl::string_view(root->key()->data(),
+                                            root->key()->size())));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      out.store_config,
+      StoreConfig::Parse(absl::string_view(
+          reinterpret_cast<const char*>(root->store_config()->data()),
+          root->store_config()->size())));
+  out.evict = root->evict();
+  out.deserializer = root->deserializer() ? root->deserializer()->str() : "";
+  out.type_name = root->type_name()->str();
+  return out;
+}
+
+namespace store_internal {
+namespace {
+
+// A small fixed pool for ResolveAsync. Threads start on first use (and again
+// in a forked child, which inherits no threads).
+class ResolvePool {
+ public:
+  static constexpr int kThreads = 4;
+
+  void Submit(std::function<void()> task) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (pid_ != getpid()) {
+      // First use, or first use in a forked child: (re)start the workers.
+      // Threads of the parent do not exist here; forget them.
+      for (std::thread& t : threads_) t.detach();
+      threads_.clear();
+      pid_ = getpid();
+      for (int i = 0; i < kThreads; ++i) {
+        threads_.emplace_back([this] { Work(); });
+      }
+    }
+    queue_.push_back(std::move(task));
+    cv_.notify_one();
+  }
+
+  ~ResolvePool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    for (std::thread& t : threads_) {
+      if (pid_ == getpid() && t.joinable()) {
+        t.join();
+      } else if (t.joinable()) {
+        t.detach();
+      }
+    }
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and drained.
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::vector<std::thread> threads_;
+  pid_t pid_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+void RunInBackground(std::function<void()> task) {
+  static ResolvePool pool;
+  pool.Submit(std::move(task));
+}
+
+absl::StatusOr<std::shared_ptr<Store>> FindStore(
+    const std::weak_ptr<Store>& origin, const StoreConfig& config) {
+  if (std::shared_ptr<Store> s = origin.lock()) return s;
+  return GetOrCreateStore(config, /*register_store=*/true);
+}
+
+absl::Status MissingKeyError(const Key& key, const Store& store) {
+  absl::Status s = absl::NotFoundError(absl::StrCat(
+      "Cannot resolve target object with key='", key.id(), "' from Store(name='",
+      store.name(), "', connector='", store.connector().kind(),
+      "') because there is no object associated with the key. This can often "
+      "occur when the target object is evicted from the store while proxies "
+      "of the target still exist."));
+  s.SetPayload("proxystore/missing-key", absl::Cord(key.id()));
+  return s;
+}
+
+}  // namespace store_internal
+}  // namespace proxystore

@@ -1,0 +1,334 @@
+// Store: puts objects through a Connector and hands back keys and proxies.
+//
+// A Store wraps one Connector and adds what ProxyStore's `Store` adds: typed
+// (de)serialization, a per-process LRU cache of *deserialized* objects,
+// optional metrics, debug logging, and proxy creation. Stores are
+// write-once / read-many: there is no update.
+//
+//   PROXYSTORE_ASSIGN_OR_RETURN(auto connector, FileConnector::Create(dir));
+//   PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store,
+//                               Store::Create("my-store", std::move(connector)));
+//   PROXYSTORE_ASSIGN_OR_RETURN(Key key, store->Put(std::string("hello")));
+//   PROXYSTORE_ASSIGN_OR_RETURN(auto value, store->Get<std::string>(key));
+//   PROXYSTORE_ASSIGN_OR_RETURN(Proxy<std::string> p,
+//                               store->Proxy(std::string("world")));
+//
+// Cache rules (exactly ProxyStore's): Put does not cache; Get caches the
+// decoded object; Exists answers from the cache first; Evict clears the cache
+// entry and the connector's copy; a per-call deserializer is not applied on a
+// cache hit. A cache hit hands out the cached shared object, never a copy.
+//
+// Errors: a missing key is not an error for Get (it yields the default,
+// nullptr unless given); resolving a proxy of a missing key is NotFound.
+// Asking for a different type than the one stored is InvalidArgument.
+//
+// Stores are shared (std::shared_ptr): the process-wide registry and the
+// factories inside proxies hold them. The registry (RegisterStore, GetStore,
+// GetOrCreateStore, ...) finds stores by name; a proxy that arrives in a
+// process without its store re-creates the store from the config it carries.
+//
+// Thread-safety: every method may be called from many threads at once.
+#ifndef PROXYSTORE_STORE_STORE_H_
+#define PROXYSTORE_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "connectors/connector.h"
+#include "proxy/proxy.h"
+#include "store/bytes.h"
+#include "store/cache.h"
+#include "store/metrics.h"
+#include "store/serializer.h"
+#include "store/status.h"
+#include "store/store_config.h"
+
+namespace proxystore {
+
+template <typename T>
+using SerializerFn = std::function<absl::StatusOr<SharedBytes>(const T&)>;
+template <typename T>
+using DeserializerFn = std::function<absl::StatusOr<T>(const SharedBytes&)>;
+
+// Process-wide named (de)serializers: the C++ form of ProxyStore's
+// serializer/deserializer callables in a store config. A name travels in
+// configs and proxies; each process that resolves them registers the same
+// name for the same type. AlreadyExists for a duplicate (name, T).
+template <typename T>
+absl::Status RegisterSerializer(absl::string_view name, SerializerFn<T> fn);
+template <typename T>
+absl::Status RegisterDeserializer(absl::string_view name, DeserializerFn<T> fn);
+// True if `name` is registered (for any type) as a serializer / deserializer.
+bool IsSerializerRegistered(absl::string_view name);
+bool IsDeserializerRegistered(absl::string_view name);
+
+// Options of Store::Create beyond the connector (see StoreConfig fields).
+struct StoreOptions {
+  int64_t cache_size = 16;
+  bool metrics = false;
+  std::string serializer;    // registered name; empty = Codec<T>
+  std::string deserializer;  // registered name; empty = Codec<T>
+  bool compress = false;
+  uint64_t compress_threshold = 4096;
+  bool python_format = false;
+  bool populate_target = false;
+  bool auto_register = false;
+};
+
+template <typename T>
+struct StorePutOptions {
+  // Overrides the store's serializer for this call.
+  SerializerFn<T> serializer;
+  // Passed to the connector (e.g. routing tags for "multi").
+  PutOptions connector;
+};
+
+template <typename T>
+struct StoreGetOptions {
+  // Overrides the store's deserializer on a cache miss (ignored on a hit).
+  DeserializerFn<T> deserializer;
+  // Returned when the key does not exist (ProxyStore's `default=`).
+  std::shared_ptr<const T> default_value;
+};
+
+template <typename T>
+struct ProxyOptions {
+  // Evict the object when the proxy resolves.
+  bool evict = false;
+  SerializerFn<T> serializer;
+  // Registered deserializer name used by the proxy's factory; empty = the
+  // store's.
+  std::string deserializer;
+  // Start resolved with the object put; unset = the store's setting.
+  std::optional<bool> populate_target;
+  PutOptions connector;
+};
+
+template <typename T>
+class StoreFactory;
+
+class Store : public std::enable_shared_from_this<Store> {
+  struct PrivateTag {};
+
+ public:
+  // A cached object: the decoded value and its type.
+  struct CachedObject {
+    const void* type_tag;
+    absl::string_view type_name;
+    std::shared_ptr<const void> object;
+  };
+
+  // InvalidArgument for a bad option (negative cache size, empty name, a
+  // serializer name that is not registered) or a null connector.
+  static absl::StatusOr<std::shared_ptr<Store>> Create(
+      std::string name, std::unique_ptr<Connector> connector,
+      StoreOptions options = {});
+  // Re-creates a store (and its connector, through the connector registry).
+  static absl::StatusOr<std::shared_ptr<Store>> FromConfig(
+      const StoreConfig& config);
+
+  // For Create() only (std::make_shared needs a public constructor).
+  Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
+        StoreOptions options, std::unique_ptr<LruCache<Key, CachedObject>> cache);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& name() const { return name_; }
+  // Null when metrics are disabled.
+  StoreMetrics* metrics() const { return metrics_.get(); }
+  Connector& connector() const { return *connector_; }
+  const StoreOptions& options() const { return options_; }
+  const StoreConfig& Config() const { return *config_; }
+  // Store("name", connector=kind, serializer=..., cache_size=N, metrics=b)
+  std::string DebugString() const;
+
+  // --- Typed operations -------------------------------------------------
+
+  // Serializes and stores `obj`; does not cache it.
+  template <typename T>
+  absl::StatusOr<Key> Put(const T& obj, const StorePutOptions<T>& options = {});
+
+  // Serializes every object, then stores them in one connector batch. If any
+  // serialization fails nothing is stored.
+  template <typename T>
+  absl::StatusOr<std::vector<Key>> PutBatch(
+      absl::Span<const T> objs, const StorePutOptions<T>& options = {});
+
+  // The object under `key` (from the cache if there), or
+  // options.default_value (nullptr unless given) if the key does not exist.
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<const T>> Get(
+      const Key& key, const StoreGetOptions<T>& options = {});
+
+  // --- Untyped operations -----------------------------------------------
+
+  // True if cached here or present in the connector.
+  absl::StatusOr<bool> Exists(const Key& key);
+  // Removes the object from the connector and the cache; OK if missing.
+  absl::Status Evict(const Key& key);
+  bool IsCached(const Key& key) const;
+
+  // --- Proxies ----------------------------------------------------------
+
+  // Puts `obj` and returns a proxy of it.
+  template <typename T>
+  absl::StatusOr<proxystore::Proxy<T>> Proxy(const T& obj,
+                                             const ProxyOptions<T>& options = {});
+  // Like Proxy, but moves `obj` into the proxy's target when populate_target
+  // is on (no copy).
+  template <typename T>
+  absl::StatusOr<proxystore::Proxy<T>> Proxy(T&& obj,
+                                             const ProxyOptions<T>& options = {})
+    requires(!std::is_lvalue_reference_v<T>);
+  // One PutBatch, one proxy per object, in order.
+  template <typename T>
+  absl::StatusOr<std::vector<proxystore::Proxy<T>>> ProxyBatch(
+      absl::Span<const T> objs, const ProxyOptions<T>& options = {});
+  // A proxy of an existing key (need not exist yet); never pre-resolved.
+  template <typename T>
+  proxystore::Proxy<T> ProxyFromKey(const Key& key,
+                                    const ProxyOptions<T>& options = {});
+  // Proxy() wrapped in a ProxyLocker.
+  template <typename T>
+  absl::StatusOr<ProxyLocker<T>> LockedProxy(const T& obj,
+                                             const ProxyOptions<T>& options = {});
+
+  // Closes the connector (with `options.clear` as given) and, if the store
+  // registered itself (auto_register), unregisters it. Only call at the end:
+  // closing may delete data that proxies still point to.
+  absl::Status Close(const CloseOptions& options = {});
+
+  // --- Building blocks (used by the templates and by StoreFactory) -------
+
+  // Stores already-serialized bytes: connector put, metrics, debug log.
+  absl::StatusOr<Key> PutSerialized(SharedBytes data, const PutOptions& options,
+                                    int64_t serialize_ns, int64_t start_ns,
+                                    absl::string_view type_name);
+  absl::StatusOr<std::vector<Key>> PutBatchSerialized(
+      std::vector<SharedBytes> data, const PutOptions& options,
+      int64_t serialize_ns, int64_t start_ns);
+
+  // Cache lookup; counts a hit (metrics) when found.
+  std::shared_ptr<const CachedObject> CacheLookup(const Key& key);
+  void CacheInsert(const Key& key, CachedObject object);
+
+  // Connector get with metrics; nullopt if missing.
+  absl::StatusOr<std::optional<SharedBytes>> GetSerialized(const Key& key);
+
+  // Metrics/logging hooks for the typed templates.
+  bool timing_enabled() const { return timing_; }
+  void RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
+                 size_t object_size, bool hit, bool found);
+  void RecordProxy(const Key& key, int64_t start_ns);
+  void RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns);
+
+  static int64_t NowNs();
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
+      const StoreConfig& config, bool register_store);
+  static absl::StatusOr<std::shared_ptr<Store>> CreateImpl(
+      std::string name, std::unique_ptr<Connector> connector,
+      StoreOptions options, bool register_now);
+  static absl::StatusOr<std::shared_ptr<Store>> FromConfigImpl(
+      const StoreConfig& config, bool register_now);
+
+  template <typename T>
+  absl::StatusOr<SharedBytes> SerializeObject(const T& obj,
+                                              const SerializerFn<T>& per_call);
+  template <typename T>
+  absl::StatusOr<T> DeserializeObject(const Key& key, const SharedBytes& data,
+                                      const DeserializerFn<T>& per_call) const;
+  template <typename T>
+  std::shared_ptr<StoreFactory<T>> MakeFactory(const Key& key,
+                                               const ProxyOptions<T>& options);
+
+  const std::string name_;
+  const std::unique_ptr<Connector> connector_;
+  const StoreOptions options_;
+  const std::unique_ptr<LruCache<Key, CachedObject>> cache_;
+  const std::unique_ptr<StoreMetrics> metrics_;
+  const bool timing_;  // metrics on, or debug logging on at creation
+  const SerializeOptions serialize_options_;
+  // Immutable; shared with every factory this store makes.
+  const std::shared_ptr<const StoreConfig> config_;
+};
+
+// --- Store registry (process-wide, thread-safe) ---------------------------
+
+// AlreadyExists if the name is taken and !exist_ok; exist_ok overwrites.
+absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok = false);
+// The registered store, or nullptr.
+std::shared_ptr<Store> GetStore(absl::string_view name);
+// No-op if absent.
+void UnregisterStore(absl::string_view name);
+// The registered store named config.name, or a new one from `config`
+// (registered when `register_store`). Race-free: concurrent callers with the
+// same name create it once.
+absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
+    const StoreConfig& config, bool register_store = true);
+
+// Registers stores for its lifetime (ProxyStore's store_registration()).
+class StoreRegistration {
+ public:
+  static absl::StatusOr<StoreRegistration> Create(
+      std::vector<std::shared_ptr<Store>> stores, bool exist_ok = false);
+  StoreRegistration(StoreRegistration&& other) noexcept
+      : names_(std::move(other.names_)) {
+    other.names_.clear();
+  }
+  StoreRegistration& operator=(StoreRegistration&&) = delete;
+  ~StoreRegistration();
+
+ private:
+  explicit StoreRegistration(std::vector<std::string> names)
+      : names_(std::move(names)) {}
+  std::vector<std::string> names_;
+};
+
+namespace store_internal {
+
+template <typename T>
+const void* TypeTag() {
+  static const char tag = 0;
+  return &tag;
+}
+
+// Type-erased named (de)serializer tables.
+absl::Status RegisterFn(bool serializer, absl::string_view name,
+                        const void* type_tag, std::shared_ptr<const void> fn);
+std::shared_ptr<const void> FindFn(bool serializer, absl::string_view name,
+                                   const void* type_tag);
+
+}  // namespace store_internal
+
+template <typename T>
+absl::Status RegisterSerializer(absl::string_view name, SerializerFn<T> fn) {
+  return store_internal::RegisterFn(
+      true, name, store_internal::TypeTag<T>(),
+      std::make_shared<const SerializerFn<T>>(std::move(fn)));
+}
+template <typename T>
+absl::Status RegisterDeserializer(absl::string_view name,
+                                  DeserializerFn<T> fn) {
+  return store_internal::RegisterFn(
+      false, name, store_internal::TypeTag<T>(),
+      std::make_shared<const DeserializerFn<T>>(std::move(fn)));
+}
+
+}  // namespace proxystore
+
+#include "store/store_inl.h"  // IWYU pragma: export
+
+#endif  // PROXYSTORE_STORE_STORE_H_

@@ -1,0 +1,228 @@
+// Template definitions for store.h and StoreFactory. Do not include directly.
+#ifndef PROXYSTORE_STORE_STORE_INL_H_
+#define PROXYSTORE_STORE_STORE_INL_H_
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "store/factory.h"
+#include "store/store.h"
+
+namespace proxystore {
+namespace store_internal {
+
+// Types that Python ProxyStore can also read when python_format is on.
+template <typename T>
+inline constexpr bool kPythonCompatible =
+    std::is_same_v<T, std::string> ||
+    std::is_same_v<T, std::vector<uint8_t>> ||
+    std::is_same_v<T, std::vector<char>> ||
+    std::is_same_v<T, std::vector<std::byte>> ||
+    std::is_same_v<T, SharedBytes>;
+
+std::string KeyContext(const Store& store, absl::string_view op,
+                       absl::string_view type_name, const Key& key);
+
+}  // namespace store_internal
+
+template <typename T>
+absl::StatusOr<SharedBytes> Store::SerializeObject(
+    const T& obj, const SerializerFn<T>& per_call) {
+  if (per_call) return per_call(obj);
+  if (!options_.serializer.empty()) {
+    std::shared_ptr<const void> fn = store_internal::FindFn(
+        true, options_.serializer, store_internal::TypeTag<T>());
+    if (fn == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no serializer named \"", options_.serializer,
+          "\" is registered for type ", TypeName<T>()));
+    }
+    return (*static_cast<const SerializerFn<T>*>(fn.get()))(obj);
+  }
+  static_assert(kHasCodec<T>,
+                "no Codec<T> for this type: specialize proxystore::Codec<T>, "
+                "or pass a serializer");
+  SerializeOptions so = serialize_options_;
+  if (!store_internal::kPythonCompatible<T>) {
+    so.format = SerializeOptions::Format::kNative;
+  }
+  return proxystore::Serialize<T>(obj, so);
+}
+
+template <typename T>
+absl::StatusOr<T> Store::DeserializeObject(
+    const Key& key, const SharedBytes& data,
+    const DeserializerFn<T>& per_call) const {
+  absl::StatusOr<T> out = [&]() -> absl::StatusOr<T> {
+    if (per_call) return per_call(data);
+    if (!options_.deserializer.empty()) {
+      std::shared_ptr<const void> fn = store_internal::FindFn(
+          false, options_.deserializer, store_internal::TypeTag<T>());
+      if (fn == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "no deserializer named \"", options_.deserializer,
+            "\" is registered for type ", TypeName<T>()));
+      }
+      return (*static_cast<const DeserializerFn<T>*>(fn.get()))(data);
+    }
+    static_assert(kHasCodec<T>,
+                  "no Codec<T> for this type: specialize proxystore::Codec<T>, "
+                  "or pass a deserializer");
+    return proxystore::Deserialize<T>(data);
+  }();
+  if (!out.ok()) {
+    return Annotate(out.status(),
+                    store_internal::KeyContext(*this, "Get", TypeName<T>(), key) +
+                        ": failed to deserialize");
+  }
+  return out;
+}
+
+template <typename T>
+absl::StatusOr<Key> Store::Put(const T& obj,
+                               const StorePutOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  absl::StatusOr<SharedBytes> data = SerializeObject(obj, options.serializer);
+  if (!data.ok()) {
+    return Annotate(data.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").Put<",
+                                 TypeName<T>(), ">: serializer failed"));
+  }
+  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
+  return PutSerialized(*std::move(data), options.connector, serialize_ns,
+                       start, TypeName<T>());
+}
+
+template <typename T>
+absl::StatusOr<std::vector<Key>> Store::PutBatch(
+    absl::Span<const T> objs, const StorePutOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  std::vector<SharedBytes> data;
+  data.reserve(objs.size());
+  for (size_t i = 0; i < objs.size(); ++i) {
+    absl::StatusOr<SharedBytes> one = SerializeObject(objs[i], options.serializer);
+    if (!one.ok()) {
+      return Annotate(one.status(),
+                      absl::StrCat("Store(name=\"", name_, "\").PutBatch<",
+                                   TypeName<T>(), ">: serializer failed on "
+                                   "object ", i, "; nothing was stored"));
+    }
+    data.push_back(*std::move(one));
+  }
+  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
+  return PutBatchSerialized(std::move(data), options.connector, serialize_ns,
+                            start);
+}
+
+template <typename T>
+absl::StatusOr<std::shared_ptr<const T>> Store::Get(
+    const Key& key, const StoreGetOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  if (std::shared_ptr<const CachedObject> cached = CacheLookup(key)) {
+    // A hit of another type falls through to a fresh decode as T.
+    if (cached->type_tag == store_internal::TypeTag<T>()) {
+      RecordGet(key, start, 0, 0, /*hit=*/true, /*found=*/true);
+      return std::shared_ptr<const T>(cached, static_cast<const T*>(
+                                                  cached->object.get()));
+    }
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> data,
+                              GetSerialized(key));
+  if (!data.has_value()) {
+    RecordGet(key, start, 0, 0, /*hit=*/false, /*found=*/false);
+    return options.default_value;
+  }
+  const int64_t d0 = timing_ ? NowNs() : 0;
+  PROXYSTORE_ASSIGN_OR_RETURN(T obj,
+                              DeserializeObject<T>(key, *data, options.deserializer));
+  auto shared = std::make_shared<const T>(std::move(obj));
+  const int64_t deserialize_ns = timing_ ? NowNs() - d0 : 0;
+  CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), TypeName<T>(),
+                                shared});
+  RecordGet(key, start, deserialize_ns, data->size(), /*hit=*/false,
+            /*found=*/true);
+  return shared;
+}
+
+template <typename T>
+std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
+    const Key& key, const ProxyOptions<T>& options) {
+  return MakeStoreFactory<T>(key, config_, options.evict,
+                             options.deserializer, weak_from_this());
+}
+
+template <typename T>
+absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
+    const T& obj, const ProxyOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      Key key, Put(obj, StorePutOptions<T>{options.serializer, options.connector}));
+  std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
+  RecordProxy(key, start);
+  if (options.populate_target.value_or(options_.populate_target)) {
+    return proxystore::Proxy<T>(std::move(factory),
+                                std::make_shared<const T>(obj));
+  }
+  return proxystore::Proxy<T>(std::move(factory));
+}
+
+template <typename T>
+absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
+    T&& obj, const ProxyOptions<T>& options)
+  requires(!std::is_lvalue_reference_v<T>)
+{
+  const int64_t start = timing_ ? NowNs() : 0;
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      Key key, Put(static_cast<const T&>(obj),
+                   StorePutOptions<T>{options.serializer, options.connector}));
+  std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
+  RecordProxy(key, start);
+  if (options.populate_target.value_or(options_.populate_target)) {
+    return proxystore::Proxy<T>(std::move(factory),
+                                std::make_shared<const T>(std::move(obj)));
+  }
+  return proxystore::Proxy<T>(std::move(factory));
+}
+
+template <typename T>
+absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
+    absl::Span<const T> objs, const ProxyOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::vector<Key> keys,
+      PutBatch(objs, StorePutOptions<T>{options.serializer, options.connector}));
+  const bool populate =
+      options.populate_target.value_or(options_.populate_target);
+  std::vector<proxystore::Proxy<T>> proxies;
+  proxies.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::shared_ptr<StoreFactory<T>> factory = MakeFactory(keys[i], options);
+    if (populate) {
+      proxies.emplace_back(std::move(factory), std::make_shared<const T>(objs[i]));
+    } else {
+      proxies.emplace_back(std::move(factory));
+    }
+  }
+  RecordProxyBatch(keys, start);
+  return proxies;
+}
+
+template <typename T>
+proxystore::Proxy<T> Store::ProxyFromKey(const Key& key,
+                                         const ProxyOptions<T>& options) {
+  return proxystore::Proxy<T>(MakeFactory(key, options));
+}
+
+template <typename T>
+absl::StatusOr<ProxyLocker<T>> Store::LockedProxy(
+    const T& obj, const ProxyOptions<T>& options) {
+  PROXYSTORE_ASSIGN_OR_RETURN(proxystore::Proxy<T> p, Proxy(obj, options));
+  return ProxyLocker<T>(std::move(p));
+}
+
+}  // namespace proxystore
+
+#endif  // PROXYSTORE_STORE_STORE_INL_H_

@@ -1,0 +1,582 @@
+#include "store/store.h"
+
+#include <atomic>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
+#include "store/factory.h"
+#include "testing/status_matchers.h"
+
+namespace proxystore {
+namespace {
+
+using ::proxystore::testing::IsOk;
+using ::proxystore::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// Counts connector calls on top of a real "local" connector.
+class CountingConnector : public Connector {
+ public:
+  explicit CountingConnector(std::unique_ptr<Connector> inner)
+      : inner_(std::move(inner)) {}
+  absl::string_view kind() const override { return inner_->kind(); }
+  ConnectorConfig Config() const override { return inner_->Config(); }
+  std::atomic<int> puts{0}, gets{0}, exists{0}, evicts{0};
+
+ protected:
+  absl::StatusOr<Key> DoPut(SharedBytes data,
+                            const PutOptions& options) override {
+    ++puts;
+    return inner_->Put(std::move(data), options);
+  }
+  absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override {
+    ++gets;
+    return inner_->Get(key);
+  }
+  absl::StatusOr<bool> DoExists(const Key& key) override {
+    ++exists;
+    return inner_->Exists(key);
+  }
+  absl::Status DoEvict(const Key& key) override {
+    ++evicts;
+    return inner_->Evict(key);
+  }
+  absl::Status DoClose(const CloseOptions& options) override {
+    return inner_->Close(options);
+  }
+
+ private:
+  std::unique_ptr<Connector> inner_;
+};
+
+std::unique_ptr<Connector> Local() {
+  absl::StatusOr<std::unique_ptr<Connector>> c =
+      MakeConnector(ConnectorConfig{"local", {}});
+  EXPECT_THAT(c.status(), IsOk());
+  return *std::move(c);
+}
+
+struct Counted {
+  std::shared_ptr<Store> store;
+  CountingConnector* connector;  // Owned by store.
+};
+
+Counted MakeCounted(StoreOptions options = {}, std::string name = "") {
+  static std::atomic<int> n{0};
+  if (name.empty()) name = absl::StrCat("store-test-", n++);
+  auto connector = std::make_unique<CountingConnector>(Local());
+  CountingConnector* raw = connector.get();
+  absl::StatusOr<std::shared_ptr<Store>> s =
+      Store::Create(name, std::move(connector), std::move(options));
+  EXPECT_THAT(s.status(), IsOk());
+  return {*std::move(s), raw};
+}
+
+// --- Creation and options --------------------------------------------------
+
+TEST(StoreCreate, RejectsBadOptionsWithAnError) {
+  StoreOptions negative;
+  negative.cache_size = -1;
+  EXPECT_THAT(Store::Create("s", Local(), negative),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "cache size cannot be negative, got -1"));
+  EXPECT_THAT(Store::Create("", Local()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "name"));
+  EXPECT_THAT(Store::Create("s", nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, "connector is null"));
+  StoreOptions unknown;
+  unknown.serializer = "no-such-serializer";
+  EXPECT_THAT(Store::Create("s", Local(), unknown),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "no-such-serializer"));
+}
+
+TEST(StoreCreate, AccessorsDescribeTheStore) {
+  StoreOptions o;
+  o.cache_size = 4;
+  o.metrics = true;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto store, Store::Create("acc", Local(), o));
+  EXPECT_EQ(store->name(), "acc");
+  EXPECT_NE(store->metrics(), nullptr);
+  EXPECT_EQ(store->connector().kind(), "local");
+  EXPECT_EQ(store->DebugString(),
+            "Store(\"acc\", connector=local, serializer=default, "
+            "deserializer=default, cache_size=4, metrics=true)");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto plain, Store::Create("p", Local()));
+  EXPECT_EQ(plain->metrics(), nullptr);
+}
+
+// --- Put / Get / cache rules ---------------------------------------------
+
+TEST(Store, PutThenGetRoundTripsTypedValues) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k1, store->Put(std::string("hello")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k2, store->Put(int64_t{-7}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k3,
+                                  store->Put(std::vector<double>{1.0, 2.5}));
+  EXPECT_NE(k1, k2);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto s, store->Get<std::string>(k1));
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(*s, "hello");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto i, store->Get<int64_t>(k2));
+  EXPECT_EQ(*i, -7);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, store->Get<std::vector<double>>(k3));
+  EXPECT_EQ(*v, (std::vector<double>{1.0, 2.5}));
+}
+
+TEST(Store, PutDoesNotCacheGetDoes) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  EXPECT_FALSE(store->IsCached(k));
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  EXPECT_TRUE(store->IsCached(k));
+  EXPECT_EQ(c->gets.load(), 1);
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  EXPECT_EQ(c->gets.load(), 1) << "second get must be a cache hit";
+}
+
+TEST(Store, CacheHitSharesTheObjectInsteadOfCopying) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string(1 << 20, 'x')));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto a, store->Get<std::string>(k));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto b, store->Get<std::string>(k));
+  EXPECT_EQ(a.get(), b.get());
+}
+
+TEST(Store, MissingKeyGivesTheDefaultAndCachesNothing) {
+  auto [store, c] = MakeCounted();
+  Key missing(NewObjectId());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, store->Get<std::string>(missing));
+  EXPECT_EQ(v, nullptr);
+  StoreGetOptions<std::string> with_default;
+  with_default.default_value = std::make_shared<const std::string>("dflt");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto d,
+                                  store->Get<std::string>(missing, with_default));
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(*d, "dflt");
+  EXPECT_FALSE(store->IsCached(missing));
+}
+
+TEST(Store, ExistsAnswersFromTheCacheFirst) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(bool e, store->Exists(k));
+  EXPECT_TRUE(e);
+  EXPECT_EQ(c->exists.load(), 1);
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  // Evicted behind the store's back (as by another process): the local cache
+  // still answers true, as in ProxyStore.
+  ASSERT_THAT(store->connector().Evict(k), IsOk());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(e, store->Exists(k));
+  EXPECT_TRUE(e);
+  EXPECT_EQ(c->exists.load(), 1);
+}
+
+TEST(Store, EvictClearsCacheAndConnectorAndMissingIsOk) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  ASSERT_THAT(store->Evict(k), IsOk());
+  EXPECT_FALSE(store->IsCached(k));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(bool e, store->Exists(k));
+  EXPECT_FALSE(e);
+  EXPECT_THAT(store->Evict(k), IsOk());
+  EXPECT_THAT(store->Evict(Key(NewObjectId())), IsOk());
+}
+
+TEST(Store, CacheSizeZeroDisablesCaching) {
+  StoreOptions o;
+  o.cache_size = 0;
+  auto [store, c] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  EXPECT_FALSE(store->IsCached(k));
+  EXPECT_EQ(c->gets.load(), 2);
+}
+
+TEST(Store, CacheKeepsOnlyTheMostRecentObjects) {
+  StoreOptions o;
+  o.cache_size = 2;
+  auto [store, c] = MakeCounted(o);
+  std::vector<Key> keys;
+  for (int i = 0; i < 3; ++i) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(int64_t{i}));
+    ASSERT_THAT(store->Get<int64_t>(k).status(), IsOk());
+    keys.push_back(k);
+  }
+  EXPECT_FALSE(store->IsCached(keys[0]));
+  EXPECT_TRUE(store->IsCached(keys[1]));
+  EXPECT_TRUE(store->IsCached(keys[2]));
+}
+
+TEST(Store, PerCallDeserializerIsNotAppliedOnACacheHit) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("stored")));
+  StoreGetOptions<std::string> custom;
+  int calls = 0;
+  custom.deserializer = [&calls](const SharedBytes&) -> absl::StatusOr<std::string> {
+    ++calls;
+    return std::string("custom");
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto first, store->Get<std::string>(k, custom));
+  EXPECT_EQ(*first, "custom");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again, store->Get<std::string>(k, custom));
+  EXPECT_EQ(*again, "custom");
+  EXPECT_EQ(calls, 1);
+  // And a plain get now hits the cached (custom-decoded) object.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto plain, store->Get<std::string>(k));
+  EXPECT_EQ(plain.get(), first.get());
+}
+
+TEST(Store, PerCallSerializerIsUsed) {
+  auto [store, c] = MakeCounted();
+  StorePutOptions<std::string> o;
+  o.serializer = [](const std::string& s) -> absl::StatusOr<SharedBytes> {
+    return SharedBytes::Copy("raw:" + s);
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("x"), o));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_EQ(raw->view(), "raw:x");
+}
+
+TEST(Store, FailingSerializerNamesTheTypeAndStoresNothing) {
+  auto [store, c] = MakeCounted();
+  StorePutOptions<std::string> o;
+  o.serializer = [](const std::string&) -> absl::StatusOr<SharedBytes> {
+    return absl::InvalidArgumentError("cannot encode");
+  };
+  absl::StatusOr<Key> k = store->Put(std::string("x"), o);
+  EXPECT_THAT(k, StatusIs(absl::StatusCode::kInvalidArgument,
+                          HasSubstr("serializer failed: cannot encode")));
+  EXPECT_THAT(k.status().message(), HasSubstr(TypeName<std::string>()));
+  EXPECT_EQ(c->puts.load(), 0);
+
+  std::vector<std::string> objs = {"a", "b", "c"};
+  int n = 0;
+  StorePutOptions<std::string> third_fails;
+  third_fails.serializer = [&n](const std::string& s) -> absl::StatusOr<SharedBytes> {
+    if (++n == 3) return absl::InternalError("boom");
+    return SharedBytes::Copy(s);
+  };
+  EXPECT_THAT(store->PutBatch<std::string>(objs, third_fails),
+              StatusIs(absl::StatusCode::kInternal, "nothing was stored"));
+  EXPECT_EQ(c->puts.load(), 0);
+}
+
+TEST(Store, FailingDeserializerNamesKeyAndStore) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("x")));
+  StoreGetOptions<std::string> o;
+  o.deserializer = [](const SharedBytes&) -> absl::StatusOr<std::string> {
+    return absl::DataLossError("bad bytes");
+  };
+  absl::StatusOr<std::shared_ptr<const std::string>> got =
+      store->Get<std::string>(k, o);
+  EXPECT_THAT(got, StatusIs(absl::StatusCode::kDataLoss, "bad bytes"));
+  EXPECT_THAT(got.status().message(), HasSubstr(k.id()));
+  EXPECT_THAT(got.status().message(), HasSubstr(store->name()));
+  EXPECT_FALSE(store->IsCached(k));
+}
+
+TEST(Store, GettingTheWrongTypeIsAnErrorNotGarbage) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(int32_t{5}));
+  EXPECT_THAT(store->Get<std::string>(k),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // Also when the object is already cached as its real type.
+  ASSERT_THAT(store->Get<int32_t>(k).status(), IsOk());
+  EXPECT_THAT(store->Get<double>(k),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again, store->Get<int32_t>(k));
+  EXPECT_EQ(*again, 5);
+}
+
+TEST(Store, PutBatchKeepsOrder) {
+  auto [store, c] = MakeCounted();
+  std::vector<std::string> objs = {"zero", "one", "two"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
+                                  store->PutBatch<std::string>(objs));
+  ASSERT_EQ(keys.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, store->Get<std::string>(keys[i]));
+    EXPECT_EQ(*v, objs[i]);
+  }
+}
+
+TEST(Store, CompressionIsTransparent) {
+  StoreOptions o;
+  o.compress = true;
+  o.compress_threshold = 64;
+  auto [store, c] = MakeCounted(o);
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += "compressible text ";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(text));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_LT(raw->size(), text.size() / 4);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto back, store->Get<std::string>(k));
+  EXPECT_EQ(*back, text);
+}
+
+TEST(Store, PythonFormatWritesProxyStoreBytes) {
+  StoreOptions o;
+  o.python_format = true;
+  auto [store, c] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("abc")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  EXPECT_EQ(raw->view(), "US\nabc");
+  // Non-string types keep the native format.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key ki, store->Put(int64_t{1}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto back, store->Get<int64_t>(ki));
+  EXPECT_EQ(*back, 1);
+}
+
+// --- Named serializers ----------------------------------------------------
+
+struct Point {
+  int x, y;
+};
+
+TEST(NamedSerializers, StoreWideSerializerAndDeserializerByName) {
+  ASSERT_THAT(RegisterSerializer<Point>(
+                  "point-text",
+                  [](const Point& p) -> absl::StatusOr<SharedBytes> {
+                    return SharedBytes::Copy(absl::StrCat(p.x, ",", p.y));
+                  }),
+              IsOk());
+  ASSERT_THAT(
+      RegisterDeserializer<Point>(
+          "point-text",
+          [](const SharedBytes& b) -> absl::StatusOr<Point> {
+            std::string s = b.ToString();
+            size_t comma = s.find(',');
+            if (comma == std::string::npos) {
+              return absl::DataLossError("no comma");
+            }
+            return Point{std::stoi(s.substr(0, comma)),
+                         std::stoi(s.substr(comma + 1))};
+          }),
+      IsOk());
+  EXPECT_THAT(RegisterSerializer<Point>(
+                  "point-text", [](const Point&) -> absl::StatusOr<SharedBytes> {
+                    return SharedBytes();
+                  }),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  StoreOptions o;
+  o.serializer = "point-text";
+  o.deserializer = "point-text";
+  auto [store, c] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(Point{3, 4}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  EXPECT_EQ(raw->view(), "3,4");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto p, store->Get<Point>(k));
+  EXPECT_EQ(p->x, 3);
+  EXPECT_EQ(p->y, 4);
+  // A type without a registration under that name is a clear error.
+  EXPECT_THAT(store->Put(std::string("s")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "point-text"));
+}
+
+// --- Metrics and logging --------------------------------------------------
+
+TEST(StoreMetrics, RecordsTheSeedsNames) {
+  StoreOptions o;
+  o.metrics = true;
+  auto [store, c] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("12345")));
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());
+  ASSERT_THAT(store->Exists(k).status(), IsOk());
+  ASSERT_THAT(store->Evict(k), IsOk());
+  std::optional<Metrics> m = store->metrics()->GetMetrics(k);
+  ASSERT_TRUE(m.has_value());
+  for (const char* t : {"store.put", "store.put.serialize", "store.put.connector",
+                        "store.get", "store.get.connector",
+                        "store.get.deserialize", "store.exists", "store.evict",
+                        "store.evict.connector"}) {
+    EXPECT_TRUE(m->times.count(t)) << t;
+  }
+  EXPECT_EQ(m->times.at("store.get").count, 2);
+  EXPECT_EQ(m->counters.at("store.get.cache_hits"), 1);
+  EXPECT_EQ(m->counters.at("store.get.cache_misses"), 1);
+  EXPECT_TRUE(m->attributes.count("store.put.object_size"));
+  EXPECT_TRUE(m->attributes.count("store.get.object_size"));
+  // Exists answered from the cache: no connector time.
+  EXPECT_FALSE(m->times.count("store.exists.connector"));
+
+  std::vector<std::string> objs = {"a", "b"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
+                                  store->PutBatch<std::string>(objs));
+  std::optional<Metrics> batch = store->metrics()->GetMetrics(
+      absl::Span<const Key>(keys));
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_TRUE(batch->times.count("store.put_batch"));
+  EXPECT_TRUE(batch->attributes.count("store.put_batch.object_sizes"));
+}
+
+TEST(StoreLogging, DebugLinesAreWrittenWhenEnabled) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  std::shared_ptr<spdlog::logger> logger = spdlog::get("proxystore");
+  if (logger == nullptr) {
+    // The store creates it on first use; make a store to get it.
+    auto [s, c] = MakeCounted();
+    logger = spdlog::get("proxystore");
+  }
+  ASSERT_NE(logger, nullptr);
+  logger->sinks().push_back(sink);
+  logger->set_level(spdlog::level::debug);
+  auto [store, c] = MakeCounted();  // Timing is decided at creation.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  logger->set_level(spdlog::level::warn);
+  logger->sinks().pop_back();
+  EXPECT_THAT(out.str(), HasSubstr(absl::StrCat("Store(name=\"", store->name(),
+                                                "\"): PUT ", k.id(), " in ")));
+  EXPECT_THAT(out.str(), HasSubstr(" ms"));
+}
+
+// --- Config ----------------------------------------------------------------
+
+TEST(StoreConfig, RoundTripsThroughBytesAndReachesTheSameData) {
+  StoreOptions o;
+  o.cache_size = 3;
+  o.metrics = true;
+  o.compress = true;
+  auto [store, c] = MakeCounted(o, "config-store");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("shared")));
+  StoreConfig config = store->Config();
+  EXPECT_EQ(config.name, "config-store");
+  EXPECT_EQ(config.cache_size, 3);
+  EXPECT_TRUE(config.metrics);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(StoreConfig parsed,
+                                  StoreConfig::Parse(config.Serialize()));
+  EXPECT_EQ(parsed, config);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again, Store::FromConfig(parsed));
+  EXPECT_EQ(again->Config(), config);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, again->Get<std::string>(k));
+  EXPECT_EQ(*v, "shared");
+}
+
+TEST(StoreConfig, BadBytesAreDataLossAndBadValuesInvalid) {
+  EXPECT_THAT(StoreConfig::Parse("not a flatbuffer"),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(StoreConfig::Parse(""), StatusIs(absl::StatusCode::kDataLoss));
+  StoreConfig bad;
+  bad.name = "x";
+  bad.connector.kind = "local";
+  bad.cache_size = -5;
+  EXPECT_THAT(StoreConfig::Parse(bad.Serialize()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "-5"));
+  StoreConfig unknown_kind;
+  unknown_kind.name = "y";
+  unknown_kind.connector.kind = "no-such-kind";
+  EXPECT_THAT(Store::FromConfig(unknown_kind),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no-such-kind"));
+}
+
+// --- Registry --------------------------------------------------------------
+
+TEST(StoreRegistry, RegisterGetUnregister) {
+  auto [store, c] = MakeCounted({}, "registry-a");
+  EXPECT_EQ(GetStore("registry-a"), nullptr);
+  ASSERT_THAT(RegisterStore(store), IsOk());
+  EXPECT_EQ(GetStore("registry-a"), store);
+  auto [other, c2] = MakeCounted({}, "registry-a");
+  EXPECT_THAT(RegisterStore(other),
+              StatusIs(absl::StatusCode::kAlreadyExists, "registry-a"));
+  EXPECT_THAT(RegisterStore(other, /*exist_ok=*/true), IsOk());
+  EXPECT_EQ(GetStore("registry-a"), other);
+  UnregisterStore("registry-a");
+  EXPECT_EQ(GetStore("registry-a"), nullptr);
+  UnregisterStore("registry-a");  // No-op.
+}
+
+TEST(StoreRegistry, ScopedRegistration) {
+  auto [a, ca] = MakeCounted({}, "scoped-a");
+  auto [b, cb] = MakeCounted({}, "scoped-b");
+  {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(StoreRegistration reg,
+                                    StoreRegistration::Create({a, b}));
+    EXPECT_EQ(GetStore("scoped-a"), a);
+    EXPECT_EQ(GetStore("scoped-b"), b);
+    // A clash registers nothing of the new batch.
+    auto [a2, ca2] = MakeCounted({}, "scoped-c");
+    EXPECT_THAT(StoreRegistration::Create({a2, a}).status(),
+                StatusIs(absl::StatusCode::kAlreadyExists));
+    EXPECT_EQ(GetStore("scoped-c"), nullptr);
+  }
+  EXPECT_EQ(GetStore("scoped-a"), nullptr);
+  EXPECT_EQ(GetStore("scoped-b"), nullptr);
+}
+
+TEST(StoreRegistry, AutoRegisterAndCloseUnregisters) {
+  StoreOptions o;
+  o.auto_register = true;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto store, Store::Create("auto", Local(), o));
+  EXPECT_EQ(GetStore("auto"), store);
+  EXPECT_THAT(Store::Create("auto", Local(), o),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_THAT(store->Close(), IsOk());
+  EXPECT_EQ(GetStore("auto"), nullptr);
+}
+
+TEST(StoreRegistry, GetOrCreateIsRaceFree) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto seed, Store::Create("race-seed", Local()));
+  StoreConfig config = seed->Config();
+  config.name = "race";
+  std::vector<std::shared_ptr<Store>> got(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<std::shared_ptr<Store>> s = GetOrCreateStore(config);
+      if (s.ok()) got[i] = *s;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_NE(got[0], nullptr);
+  for (const auto& s : got) EXPECT_EQ(s, got[0]);
+  EXPECT_EQ(GetStore("race"), got[0]);
+  UnregisterStore("race");
+}
+
+// --- Thread safety ----------------------------------------------------------
+
+TEST(Store, ManyThreadsPutGetEvictOnOneStore) {
+  StoreOptions o;
+  o.metrics = true;
+  o.cache_size = 8;
+  auto [store, c] = MakeCounted(o);
+  constexpr int kThreads = 8;
+  constexpr int kOps = 200;
+  std::atomic<int> verified{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kOps; ++i) {
+        std::string value = absl::StrCat("t", t, "-", i);
+        absl::StatusOr<Key> k = store->Put(value);
+        if (!k.ok()) continue;
+        auto v = store->Get<std::string>(*k);
+        if (v.ok() && *v != nullptr && **v == value) ++verified;
+        if (i % 3 == 0) (void)store->Evict(*k);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(verified.load(), kThreads * kOps);
+  EXPECT_EQ(c->puts.load(), kThreads * kOps);
+  EXPECT_EQ(store->metrics()->AggregateTimes().at("store.put").count,
+            kThreads * kOps);
+}
+
+}  // namespace
+}  // namespace proxystore

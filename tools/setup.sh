@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package proxystore-cpp needs to build, test and
+# benchmark. Idempotent: packages already present are skipped, and apt-get runs
+# only when something is missing. Needs root (or sudo) only in that case.
+set -euo pipefail
+
+PACKAGES=(
+  # Build
+  bazel-bootstrap g++ pkg-config
+  # Libraries (Debian -dev packages, wrapped in third_party/BUILD.bazel)
+  libabsl-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev libfmt-dev
+  liblz4-dev libhiredis-dev
+  # Tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev redis-server
+  # Benchmark report plot
+  gnuplot-nox
+  # Fuzzing and sanitizers with clang
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
