@@ -37,6 +37,7 @@ int main() {
     auto p = ParseProxy<std::string>(bytes);  // Unresolved: nothing fetched.
     if (!p.ok()) _exit(1);
     std::printf("child: resolved %zu bytes, first '%c'\n", (*p)->size(), (**p)[0]);
+    std::fflush(stdout);
     _exit(**p == std::string(10'000'000, 'x') ? 0 : 1);
   }
   close(fds[0]);

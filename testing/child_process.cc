@@ -81,6 +81,14 @@ std::string RunfilePath(absl::string_view workspace_relative) {
   return std::string(workspace_relative);
 }
 
+std::string PatternBytes(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>((i * 131) ^ (i >> 7));
+  }
+  return s;
+}
+
 std::string TestTempDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
   return dir != nullptr ? dir : "/tmp";

@@ -36,6 +36,10 @@ absl::StatusOr<ChildResult> RunChild(const std::string& binary,
 // (e.g. "store/proxy_child"), found through the test's runfiles.
 std::string RunfilePath(absl::string_view workspace_relative);
 
+// Deterministic, non-repeating bytes of length n, so that a parent and a
+// child process can both make (and compare) a large value.
+std::string PatternBytes(size_t n);
+
 // A directory private to this test ($TEST_TMPDIR, else /tmp).
 std::string TestTempDir();
 

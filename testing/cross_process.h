@@ -17,6 +17,7 @@
 #define PROXYSTORE_TESTING_CROSS_PROCESS_H_
 
 #include <memory>
+#include <string>
 
 #include "store/store.h"
 

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "store/factory.h"
 #include "store/store.h"
+#include "testing/child_process.h"
 
 namespace {
 
@@ -33,6 +35,14 @@ absl::Status Check(const std::string& type, const std::string& wire,
     auto v = Resolve<std::string>(wire);
     if (!v.ok()) return v.status();
     if (**v != expected) return absl::DataLossError("string value differs");
+  } else if (type == "pattern") {
+    auto v = Resolve<std::string>(wire);
+    if (!v.ok()) return v.status();
+    size_t n = 0;
+    if (!absl::SimpleAtoi(expected, &n) ||
+        **v != proxystore::testing::PatternBytes(n)) {
+      return absl::DataLossError("pattern value differs");
+    }
   } else if (type == "doubles") {
     auto v = Resolve<std::vector<double>>(wire);
     if (!v.ok()) return v.status();

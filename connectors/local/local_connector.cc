@@ -1,0 +1,215 @@
+#include "connectors/local/local_connector.h"
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "store/mutex.h"
+#include "store/status.h"
+
+namespace proxystore {
+namespace local_internal {
+
+// One namespace's objects, split into shards by key hash.
+struct Namespace {
+  static constexpr size_t kShards = 16;
+
+  struct Shard {
+    mutable Mutex mu;
+    absl::flat_hash_map<std::string, SharedBytes> objects ABSL_GUARDED_BY(mu);
+  };
+
+  Shard& ShardFor(const Key& key) {
+    return shards[absl::Hash<std::string>()(key.id()) % kShards];
+  }
+
+  bool Empty() {
+    for (Shard& s : shards) {
+      ReaderMutexLock lock(s.mu);
+      if (!s.objects.empty()) return false;
+    }
+    return true;
+  }
+
+  void Clear() {
+    for (Shard& s : shards) {
+      // Destroy the values outside the lock: a last reference may run an
+      // arbitrary owner's deleter.
+      absl::flat_hash_map<std::string, SharedBytes> dropped;
+      {
+        MutexLock lock(s.mu);
+        dropped.swap(s.objects);
+      }
+    }
+  }
+
+  std::array<Shard, kShards> shards;
+};
+
+namespace {
+
+// The process-wide namespace table. `connectors` counts live LocalConnector
+// objects on a namespace, so that an empty namespace nobody uses can go.
+struct Table {
+  struct Entry {
+    std::shared_ptr<Namespace> ns;
+    int connectors = 0;
+  };
+  Mutex mu;
+  absl::flat_hash_map<std::string, Entry> namespaces ABSL_GUARDED_BY(mu);
+};
+
+Table& GetTable() {
+  // Never destroyed: connectors in static objects may outlive main().
+  static Table* table = [] {
+    static Table t;
+    return &t;
+  }();
+  return *table;
+}
+
+std::shared_ptr<Namespace> Acquire(const std::string& id) {
+  Table& t = GetTable();
+  MutexLock lock(t.mu);
+  Table::Entry& e = t.namespaces[id];
+  if (e.ns == nullptr) e.ns = std::make_shared<Namespace>();
+  ++e.connectors;
+  return e.ns;
+}
+
+void Release(const std::string& id) {
+  Table& t = GetTable();
+  MutexLock lock(t.mu);
+  auto it = t.namespaces.find(id);
+  if (it == t.namespaces.end()) return;
+  // Only LocalConnector objects touch the namespace's shards; with none left
+  // (this one is being destroyed) the emptiness check cannot race.
+  if (--it->second.connectors == 0 && it->second.ns->Empty()) {
+    t.namespaces.erase(it);
+  }
+}
+
+}  // namespace
+}  // namespace local_internal
+
+using local_internal::Namespace;
+
+LocalConnector::LocalConnector(std::string namespace_id,
+                               std::shared_ptr<Namespace> ns)
+    : namespace_id_(std::move(namespace_id)), ns_(std::move(ns)) {}
+
+LocalConnector::~LocalConnector() { local_internal::Release(namespace_id_); }
+
+absl::StatusOr<std::unique_ptr<LocalConnector>> LocalConnector::Create(
+    const ConnectorConfig& options) {
+  PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions({"namespace"}));
+  std::string id;
+  if (options.options.contains("namespace")) {
+    PROXYSTORE_ASSIGN_OR_RETURN(id, options.GetString("namespace"));
+    if (id.empty()) {
+      return absl::InvalidArgumentError(
+          "connector \"local\": option \"namespace\" must not be empty");
+    }
+  } else {
+    id = NewObjectId();
+  }
+  std::shared_ptr<Namespace> ns = local_internal::Acquire(id);
+  // Not make_unique: the constructor is private.
+  return std::unique_ptr<LocalConnector>(
+      new LocalConnector(std::move(id), std::move(ns)));
+}
+
+absl::StatusOr<std::unique_ptr<Connector>> LocalConnector::FromConfig(
+    const ConnectorConfig& config) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<LocalConnector> c,
+                              Create(config));
+  return std::unique_ptr<Connector>(std::move(c));
+}
+
+ConnectorConfig LocalConnector::Config() const {
+  return ConnectorConfig{std::string(kKind), {{"namespace", namespace_id_}}};
+}
+
+absl::Status LocalConnector::CheckOpen(absl::string_view op) const {
+  if (closed_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("local connector (namespace ", namespace_id_, "): ", op,
+                     " after Close"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Key> LocalConnector::DoPut(SharedBytes data,
+                                          const PutOptions& /*options*/) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
+  Key key(NewObjectId());
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  MutexLock lock(shard.mu);
+  shard.objects.insert_or_assign(key.id(), std::move(data));
+  return key;
+}
+
+absl::StatusOr<std::optional<SharedBytes>> LocalConnector::DoGet(
+    const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Get"));
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  ReaderMutexLock lock(shard.mu);
+  auto it = shard.objects.find(key.id());
+  if (it == shard.objects.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<std::vector<std::optional<SharedBytes>>>
+LocalConnector::DoGetBatch(absl::Span<const Key> keys) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("GetBatch"));
+  std::vector<std::optional<SharedBytes>> out;
+  out.reserve(keys.size());
+  for (const Key& key : keys) {
+    Namespace::Shard& shard = ns_->ShardFor(key);
+    ReaderMutexLock lock(shard.mu);
+    auto it = shard.objects.find(key.id());
+    if (it == shard.objects.end()) {
+      out.emplace_back(std::nullopt);
+    } else {
+      out.emplace_back(it->second);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<bool> LocalConnector::DoExists(const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Exists"));
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  ReaderMutexLock lock(shard.mu);
+  return shard.objects.contains(key.id());
+}
+
+absl::Status LocalConnector::DoEvict(const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Evict"));
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  std::optional<SharedBytes> dropped;  // Released after the lock.
+  MutexLock lock(shard.mu);
+  auto it = shard.objects.find(key.id());
+  if (it != shard.objects.end()) {
+    dropped = std::move(it->second);
+    shard.objects.erase(it);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalConnector::DoClose(const CloseOptions& options) {
+  closed_.store(true, std::memory_order_release);
+  if (options.clear.value_or(false)) ns_->Clear();
+  return absl::OkStatus();
+}
+
+PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig);
+
+}  // namespace proxystore
