@@ -449,4 +449,44 @@ absl::StatusOr<EnvelopeInfo> InspectEnvelope(const SharedBytes& data) {
   return info;
 }
 
+absl::StatusOr<SharedBytes> SerializeInPlace(PayloadBuffer&& buffer,
+                                             const SerializeOptions& options) {
+  if (buffer.buffer_ == nullptr) {
+    return absl::InvalidArgumentError(
+        "SerializeInPlace: the PayloadBuffer was moved from");
+  }
+  const size_t size = buffer.size_;
+  std::shared_ptr<char[]> owner(std::move(buffer.buffer_));
+  buffer.size_ = 0;
+  char* payload = owner.get() + PayloadBuffer::kReserve;
+  if (options.format == SerializeOptions::Format::kProxyStorePython) {
+    char* start = payload - internal::kPythonIdSize;
+    std::memcpy(start, "BS\n", internal::kPythonIdSize);
+    return SharedBytes::FromOwner(
+        std::move(owner),
+        absl::string_view(start, internal::kPythonIdSize + size));
+  }
+  if (internal::ShouldCompress(options, size)) {
+    // Compression writes a new buffer anyway: take the ordinary path.
+    SharedBytes view = SharedBytes::FromOwner(
+        owner, absl::string_view(payload, size));
+    return Serialize(view, options);
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      size_t header_size,
+      internal::EnvelopeHeaderSize(Codec<SharedBytes>::kName,
+                                   TypeName<SharedBytes>()));
+  if (header_size > PayloadBuffer::kReserve) {
+    return absl::InternalError(absl::StrCat(
+        "SerializeInPlace: envelope header of ", header_size,
+        " bytes exceeds PayloadBuffer::kReserve"));
+  }
+  char* start = payload - header_size;
+  internal::WriteEnvelopeHeader(start, header_size, Codec<SharedBytes>::kName,
+                                TypeName<SharedBytes>(), /*compressed=*/false,
+                                size, size);
+  return SharedBytes::FromOwner(std::move(owner),
+                                absl::string_view(start, header_size + size));
+}
+
 }  // namespace proxystore

@@ -937,6 +937,53 @@ absl::StatusOr<T> Deserialize(const SharedBytes& data) {
   }
 }
 
+// A writable payload buffer with room reserved in front for the envelope
+// header: SerializeInPlace wraps it as serialized byte data WITHOUT copying
+// the payload, so a caller that builds a large object's bytes itself can put
+// it with no copy at all (Store::PutBuffer).
+//
+//   PayloadBuffer buf = PayloadBuffer::Allocate(n);   // uninitialized
+//   FillSomehow(buf.data(), buf.size());
+//   PROXYSTORE_ASSIGN_OR_RETURN(SharedBytes wire,
+//                               SerializeInPlace(std::move(buf)));
+//
+// The data reads back as any byte type (Deserialize<SharedBytes>,
+// std::string, std::vector<uint8_t>, ...). Move-only.
+class PayloadBuffer {
+ public:
+  // Room in front of the payload: a multiple of 16 (so the payload stays
+  // 16-byte aligned) that holds the "bytes" envelope header or the Python
+  // "BS\n" prefix.
+  static constexpr size_t kReserve = 64;
+
+  static PayloadBuffer Allocate(size_t size) {
+    return PayloadBuffer(std::make_unique_for_overwrite<char[]>(kReserve + size),
+                         size);
+  }
+  PayloadBuffer(PayloadBuffer&&) = default;
+  PayloadBuffer& operator=(PayloadBuffer&&) = default;
+
+  char* data() { return buffer_.get() + kReserve; }
+  const char* data() const { return buffer_.get() + kReserve; }
+  size_t size() const { return size_; }
+
+ private:
+  friend absl::StatusOr<SharedBytes> SerializeInPlace(
+      PayloadBuffer&& buffer, const SerializeOptions& options);
+  PayloadBuffer(std::unique_ptr<char[]> buffer, size_t size)
+      : buffer_(std::move(buffer)), size_(size) {}
+
+  std::unique_ptr<char[]> buffer_;
+  size_t size_ = 0;
+};
+
+// The same bytes as Serialize(SharedBytes over buffer's payload, options),
+// sharing `buffer` instead of copying it. With options.compress the payload
+// may be compressed, which needs a new buffer (and is what the caller asked
+// for); otherwise nothing is copied. A moved-from buffer is InvalidArgument.
+absl::StatusOr<SharedBytes> SerializeInPlace(
+    PayloadBuffer&& buffer, const SerializeOptions& options = {});
+
 }  // namespace proxystore
 
 #endif  // PROXYSTORE_STORE_SERIALIZER_H_

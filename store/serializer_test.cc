@@ -936,5 +936,46 @@ TEST(Serializer, ConcurrentUseOfSharedInput) {
   for (std::thread& t : threads) t.join();
 }
 
+TEST(SerializeInPlace, WrapsTheBufferWithoutCopying) {
+  PayloadBuffer buf = PayloadBuffer::Allocate(5);
+  std::memcpy(buf.data(), "hello", 5);
+  const char* payload = buf.data();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes wire,
+                                  SerializeInPlace(std::move(buf)));
+  EXPECT_EQ(wire.data() + wire.size() - 5, payload);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes back,
+                                  Deserialize<SharedBytes>(wire));
+  EXPECT_EQ(back.view(), "hello");
+  EXPECT_EQ(back.data(), payload);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s, Deserialize<std::string>(wire));
+  EXPECT_EQ(s, "hello");
+  // Byte-for-byte what Serialize writes for the same bytes.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes ref,
+                                  Serialize(SharedBytes::Copy("hello")));
+  EXPECT_EQ(wire.view(), ref.view());
+  EXPECT_THAT(SerializeInPlace(std::move(buf)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "moved from"));
+}
+
+TEST(SerializeInPlace, PythonFormatAndCompression) {
+  SerializeOptions py;
+  py.format = SerializeOptions::Format::kProxyStorePython;
+  PayloadBuffer buf = PayloadBuffer::Allocate(3);
+  std::memcpy(buf.data(), "abc", 3);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes wire,
+                                  SerializeInPlace(std::move(buf), py));
+  EXPECT_EQ(wire.view(), "BS\nabc");
+  SerializeOptions lz;
+  lz.compress = true;
+  lz.compress_threshold = 16;
+  PayloadBuffer big = PayloadBuffer::Allocate(100000);
+  std::memset(big.data(), 'q', big.size());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes packed,
+                                  SerializeInPlace(std::move(big), lz));
+  EXPECT_LT(packed.size(), 10000u);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s, Deserialize<std::string>(packed));
+  EXPECT_EQ(s, std::string(100000, 'q'));
+}
+
 }  // namespace
 }  // namespace proxystore

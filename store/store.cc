@@ -358,6 +358,57 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
   return got;
 }
 
+absl::StatusOr<std::vector<std::optional<SharedBytes>>>
+Store::GetBatchSerialized(absl::Span<const Key> keys) {
+  const int64_t c0 = timing_ ? NowNs() : 0;
+  absl::StatusOr<std::vector<std::optional<SharedBytes>>> got =
+      connector_->GetBatch(keys);
+  if (!got.ok()) {
+    return Annotate(got.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").GetBatch(",
+                                 keys.size(), " keys): connector \"",
+                                 connector_->kind(), "\" failed"));
+  }
+  if (got->size() != keys.size()) {
+    return absl::InternalError(absl::StrCat(
+        "Store(name=\"", name_, "\").GetBatch: connector returned ",
+        got->size(), " results for ", keys.size(), " keys"));
+  }
+  if (metrics_ != nullptr) {
+    metrics_->AddCounter("store.get_batch.cache_misses", keys,
+                         static_cast<int64_t>(keys.size()));
+    metrics_->AddTime("store.get_batch.connector", keys, NowNs() - c0);
+  }
+  return got;
+}
+
+void Store::RecordGetBatch(absl::Span<const Key> keys, int64_t start_ns,
+                           size_t hits) {
+  if (!timing_) return;
+  const int64_t end = NowNs();
+  if (metrics_ != nullptr) {
+    metrics_->AddCounter("store.get_batch.cache_hits", keys,
+                         static_cast<int64_t>(hits));
+    metrics_->AddTime("store.get_batch", keys, end - start_ns);
+  }
+  PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): GET_BATCH {} objects in {:.3f} ms",
+                       name_, keys.size(), Ms(end - start_ns));
+}
+
+absl::StatusOr<Key> Store::PutBuffer(PayloadBuffer&& buffer,
+                                     const PutOptions& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  absl::StatusOr<SharedBytes> data =
+      SerializeInPlace(std::move(buffer), serialize_options_);
+  if (!data.ok()) {
+    return Annotate(data.status(), absl::StrCat("Store(name=\"", name_,
+                                                "\").PutBuffer"));
+  }
+  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
+  return PutSerialized(*std::move(data), options, serialize_ns, start,
+                       "PayloadBuffer");
+}
+
 void Store::RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
                       size_t object_size, bool hit, bool found) {
   if (!timing_) return;

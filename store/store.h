@@ -171,6 +171,20 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<std::shared_ptr<const T>> Get(
       const Key& key, const StoreGetOptions<T>& options = {});
 
+  // The objects under `keys`, in order: cached ones from the cache, the rest
+  // through ONE connector GetBatch. A missing key yields
+  // options.default_value (nullptr unless given).
+  template <typename T>
+  absl::StatusOr<std::vector<std::shared_ptr<const T>>> GetBatch(
+      absl::Span<const Key> keys, const StoreGetOptions<T>& options = {});
+
+  // Stores a caller-filled PayloadBuffer (store/serializer.h) without copying
+  // its payload; it reads back as any byte type (std::string, SharedBytes,
+  // std::vector<uint8_t>, ...). With compression on, the payload is
+  // compressed into a new buffer instead.
+  absl::StatusOr<Key> PutBuffer(PayloadBuffer&& buffer,
+                                const PutOptions& options = {});
+
   // --- Untyped operations -----------------------------------------------
 
   // True if cached here or present in the connector.
@@ -225,6 +239,11 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // Connector get with metrics; nullopt if missing.
   absl::StatusOr<std::optional<SharedBytes>> GetSerialized(const Key& key);
+  // Connector batch get for `keys` (all cache misses), with metrics.
+  absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatchSerialized(
+      absl::Span<const Key> keys);
+  void RecordGetBatch(absl::Span<const Key> keys, int64_t start_ns,
+                      size_t hits);
 
   // Metrics/logging hooks for the typed templates.
   bool timing_enabled() const { return timing_; }

@@ -148,6 +148,43 @@ absl::StatusOr<std::shared_ptr<const T>> Store::Get(
 }
 
 template <typename T>
+absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
+    absl::Span<const Key> keys, const StoreGetOptions<T>& options) {
+  const int64_t start = timing_ ? NowNs() : 0;
+  std::vector<std::shared_ptr<const T>> out(keys.size());
+  std::vector<Key> misses;
+  std::vector<size_t> miss_index;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::shared_ptr<const CachedObject> cached = CacheLookup(keys[i]);
+    if (cached != nullptr && cached->type_tag == store_internal::TypeTag<T>()) {
+      out[i] = std::shared_ptr<const T>(
+          cached, static_cast<const T*>(cached->object.get()));
+    } else {
+      misses.push_back(keys[i]);
+      miss_index.push_back(i);
+    }
+  }
+  if (!misses.empty()) {
+    PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::optional<SharedBytes>> data,
+                                GetBatchSerialized(misses));
+    for (size_t j = 0; j < misses.size(); ++j) {
+      if (!data[j].has_value()) {
+        out[miss_index[j]] = options.default_value;
+        continue;
+      }
+      PROXYSTORE_ASSIGN_OR_RETURN(
+          T obj, DeserializeObject<T>(misses[j], *data[j], options.deserializer));
+      auto shared = std::make_shared<const T>(std::move(obj));
+      CacheInsert(misses[j], CachedObject{store_internal::TypeTag<T>(),
+                                          TypeName<T>(), shared});
+      out[miss_index[j]] = std::move(shared);
+    }
+  }
+  RecordGetBatch(keys, start, keys.size() - misses.size());
+  return out;
+}
+
+template <typename T>
 std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
     const Key& key, const ProxyOptions<T>& options) {
   return MakeStoreFactory<T>(key, config_, options.evict,

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -310,6 +311,43 @@ TEST(Store, PutBatchKeepsOrder) {
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, store->Get<std::string>(keys[i]));
     EXPECT_EQ(*v, objs[i]);
   }
+}
+
+TEST(Store, GetBatchUsesTheCacheThenOneConnectorBatch) {
+  auto [store, c] = MakeCounted();
+  std::vector<std::string> objs = {"a", "b", "c"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
+                                  store->PutBatch<std::string>(objs));
+  ASSERT_THAT(store->Get<std::string>(keys[0]).status(), IsOk());
+  const int gets_before = c->gets.load();
+  std::vector<Key> ask = {keys[0], Key(NewObjectId()), keys[1], keys[2]};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, store->GetBatch<std::string>(ask));
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(*got[0], "a");
+  EXPECT_EQ(got[1], nullptr);
+  EXPECT_EQ(*got[2], "b");
+  EXPECT_EQ(*got[3], "c");
+  // keys[0] came from the cache; the three misses went to the connector.
+  EXPECT_EQ(c->gets.load() - gets_before, 3);
+  EXPECT_TRUE(store->IsCached(keys[2]));
+}
+
+TEST(Store, PutBufferStoresTheCallersBufferWithoutACopy) {
+  auto [store, c] = MakeCounted();
+  PayloadBuffer buf = PayloadBuffer::Allocate(1 << 20);
+  std::memset(buf.data(), 'z', buf.size());
+  const char* payload = buf.data();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->PutBuffer(std::move(buf)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  ASSERT_TRUE(raw.has_value());
+  // The local connector keeps what it was given: the payload is still at its
+  // original address, right after the envelope header.
+  EXPECT_EQ(raw->data() + raw->size() - (1 << 20), payload);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto view, store->Get<SharedBytes>(k));
+  EXPECT_EQ(view->data(), payload);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k2, store->PutBuffer(PayloadBuffer::Allocate(0)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto empty, store->Get<std::string>(k2));
+  EXPECT_EQ(*empty, "");
 }
 
 TEST(Store, CompressionIsTransparent) {
