@@ -1,0 +1,414 @@
+#include "connectors/shm/shm_connector.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "store/status.h"
+
+namespace proxystore {
+namespace {
+
+constexpr size_t kMaxNameSize = 255;  // NAME_MAX of tmpfs.
+
+// Closes the descriptor on scope exit.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+
+  int get() const { return fd_; }
+  // Closes now and reports close(2)'s error.
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+// errno -> Status. A full tmpfs (or a size limit) is ResourceExhausted.
+absl::Status ErrnoStatus(int err, absl::string_view message) {
+  if (err == EFBIG || err == ENOSPC || err == EDQUOT || err == ENOMEM) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(message, ": ", std::generic_category().message(err)));
+  }
+  return absl::ErrnoToStatus(err, message);
+}
+
+std::string Quote(absl::string_view s) {
+  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+}
+
+// Letters, digits, '_' and '-': no '.', so "<prefix><ns>.<id>" parses one
+// way only and no key reaches a temporary name.
+bool IsNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+         c == '-';
+}
+
+// The first character of `s` that IsNameChar rejects, if any.
+std::optional<char> FirstBadChar(absl::string_view s) {
+  auto it = std::find_if_not(s.begin(), s.end(), IsNameChar);
+  if (it == s.end()) return std::nullopt;
+  return *it;
+}
+
+}  // namespace
+
+ShmConnector::ShmConnector(std::string ns, bool clear,
+                           int64_t populate_min_size, TestHooks hooks)
+    : namespace_(std::move(ns)),
+      file_prefix_(absl::StrCat(kNamePrefix, namespace_, ".")),
+      clear_(clear),
+      populate_min_size_(populate_min_size),
+      hooks_(std::move(hooks)) {}
+
+absl::Status ShmConnector::ValidateNamespace(absl::string_view ns) {
+  std::string problem;
+  if (ns.empty()) {
+    problem = "it is empty";
+  } else if (ns.size() > kMaxNamespaceSize) {
+    problem = absl::StrCat("it is longer than ", kMaxNamespaceSize, " bytes");
+  } else if (std::optional<char> bad = FirstBadChar(ns)) {
+    problem = absl::StrCat("it contains ", Quote(absl::string_view(&*bad, 1)),
+                           " (allowed: letters, digits, '_', '-')");
+  } else {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("connector \"shm\": option \"namespace\" ", Quote(ns),
+                   " is not valid: ", problem));
+}
+
+absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::Create(
+    const ConnectorConfig& options) {
+  return CreateForTesting(options, TestHooks{});
+}
+
+absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::CreateForTesting(
+    const ConnectorConfig& options, TestHooks hooks) {
+  PROXYSTORE_RETURN_IF_ERROR(
+      options.CheckKnownOptions({"namespace", "clear", "populate_min_size"}));
+  std::string ns;
+  if (auto it = options.options.find("namespace");
+      it != options.options.end()) {
+    ns = it->second;
+    PROXYSTORE_RETURN_IF_ERROR(ValidateNamespace(ns));
+  } else {
+    ns = NewObjectId();
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(bool clear, options.GetBool("clear", false));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      int64_t populate_min_size,
+      options.GetInt("populate_min_size", kDefaultPopulateMinSize));
+  if (populate_min_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connector \"shm\": option \"populate_min_size\" must be >= 0, got ",
+        populate_min_size));
+  }
+  const std::string dir(kShmDirectory);
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("connector \"shm\": ", dir,
+                     " is not a directory; POSIX shared memory on a tmpfs at "
+                     "/dev/shm (Linux) is required"));
+  }
+  // Not make_unique: the constructor is private.
+  return std::unique_ptr<ShmConnector>(new ShmConnector(
+      std::move(ns), clear, populate_min_size, std::move(hooks)));
+}
+
+absl::StatusOr<std::unique_ptr<Connector>> ShmConnector::FromConfig(
+    const ConnectorConfig& config) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ShmConnector> c, Create(config));
+  return std::unique_ptr<Connector>(std::move(c));
+}
+
+ConnectorConfig ShmConnector::Config() const {
+  return ConnectorConfig{
+      std::string(kKind),
+      {{"namespace", namespace_},
+       {"clear", clear_ ? "true" : "false"},
+       {"populate_min_size", absl::StrCat(populate_min_size_)}}};
+}
+
+absl::Status ShmConnector::CheckOpen(absl::string_view op) const {
+  ReaderMutexLock lock(mu_);
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shm connector (namespace ", namespace_, "): ", op, " after Close"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ShmConnector::FileName(const Key& key,
+                                                   absl::string_view op) const {
+  const std::string& id = key.id();
+  const size_t max_id = kMaxNameSize - file_prefix_.size();
+  std::string problem;
+  if (id.empty()) {
+    problem = "it is empty";
+  } else if (id.size() > max_id) {
+    problem = absl::StrCat("it is longer than ", max_id,
+                           " bytes (the segment name must fit in ",
+                           kMaxNameSize, ")");
+  } else if (std::optional<char> bad = FirstBadChar(id)) {
+    problem = absl::StrCat("it contains ", Quote(absl::string_view(&*bad, 1)),
+                           " (allowed: letters, digits, '_', '-')");
+  } else {
+    return absl::StrCat(file_prefix_, id);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("shm connector ", op, ": key ", Quote(id),
+                   " is not a valid shm object name: ", problem));
+}
+
+absl::StatusOr<std::string> ShmConnector::SegmentName(const Key& key) const {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "SegmentName"));
+  return absl::StrCat("/", name);
+}
+
+absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
+                                        const PutOptions& /*options*/) {
+  // Held for the whole Put: Close waits for it (see mu_).
+  ReaderMutexLock lock(mu_);
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shm connector (namespace ", namespace_, "): Put after Close"));
+  }
+  Key key(NewObjectId());
+  const std::string path =
+      absl::StrCat(kShmDirectory, "/", file_prefix_, key.id());
+  // "<prefix>.<id>.tmp": a key id cannot contain '.', so no key names it.
+  const std::string temp =
+      absl::StrCat(kShmDirectory, "/", file_prefix_, ".", key.id(), ".tmp");
+  auto fail = [&](int err, absl::string_view what) {
+    ::unlink(temp.c_str());
+    return ErrnoStatus(err, absl::StrCat("shm connector Put of key ",
+                                         Quote(key.id()), ": ", what));
+  };
+
+  // Flags as glibc's shm_open adds them (O_NOFOLLOW | O_CLOEXEC).
+  ScopedFd fd(::open(temp.c_str(),
+                     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    int err = errno;
+    return ErrnoStatus(
+        err, absl::StrCat("shm connector Put of key ", Quote(key.id()),
+                          ": cannot create ", temp));
+  }
+  const char* p = data.data();
+  const size_t n = data.size();
+  const size_t chunk =
+      hooks_.max_io_chunk == 0 ? kDefaultMaxIoChunk : hooks_.max_io_chunk;
+  size_t written = 0;
+  while (written < n) {
+    ssize_t w = ::write(fd.get(), p + written, std::min(n - written, chunk));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      return fail(err, absl::StrCat("writing ", temp, " failed after ", written,
+                                    " of ", n, " bytes"));
+    }
+    if (w == 0) {
+      return fail(EIO,
+                  absl::StrCat("writing ", temp, " made no progress after ",
+                               written, " of ", n, " bytes"));
+    }
+    written += static_cast<size_t>(w);
+    if (hooks_.after_write) hooks_.after_write(key, temp, written);
+  }
+  if (fd.Close() != 0) {
+    int err = errno;
+    return fail(err, absl::StrCat("closing ", temp));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      // Another connector's Close(clear) on this namespace removed it.
+      return absl::AbortedError(
+          absl::StrCat("shm connector Put of key ", Quote(key.id()), ": ", temp,
+                       " was removed before it was published (namespace ",
+                       namespace_, " cleared concurrently?)"));
+    }
+    return fail(err, absl::StrCat("renaming ", temp, " to ", path));
+  }
+  return key;
+}
+
+absl::StatusOr<std::optional<SharedBytes>> ShmConnector::DoGet(const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Get"));
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "Get"));
+  const std::string path = absl::StrCat(kShmDirectory, "/", name);
+  auto error = [&](absl::StatusCode code, absl::string_view what) {
+    return absl::Status(
+        code, absl::StrCat("shm connector Get of key ", Quote(key.id()),
+                           " from ", path, ": ", what));
+  };
+  auto errno_error = [&](int err, absl::string_view what) {
+    return ErrnoStatus(
+        err, absl::StrCat("shm connector Get of key ", Quote(key.id()),
+                          " from ", path, ": ", what));
+  };
+
+  // O_NONBLOCK: opening a FIFO planted under a key's name must not hang.
+  ScopedFd fd(
+      ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (err == ENOENT) return std::nullopt;  // Missing, or evicted just now.
+    return errno_error(err, "open failed");
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    int err = errno;
+    return errno_error(err, "fstat failed");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return error(absl::StatusCode::kFailedPrecondition,
+                 "not a shared memory segment (not a regular file)");
+  }
+  const size_t n = static_cast<size_t>(st.st_size);
+  if (n == 0) return SharedBytes();
+  if (hooks_.before_map) hooks_.before_map(path);
+
+  int flags = MAP_SHARED;
+  if (static_cast<uint64_t>(n) >= static_cast<uint64_t>(populate_min_size_)) {
+    flags |= MAP_POPULATE;
+  }
+  void* addr = ::mmap(nullptr, n, PROT_READ, flags, fd.get(), 0);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    return errno_error(err,
+                       absl::StrCat("mmap of ", n,
+                                    " bytes failed (too many live views? see "
+                                    "vm.max_map_count)"));
+  }
+  // Own the mapping before anything can return.
+  std::shared_ptr<const void> owner(
+      addr, [n](const void* a) { ::munmap(const_cast<void*>(a), n); });
+  // Pages past a shrunk end would SIGBUS when touched: check the size again
+  // now that the mapping exists, and never touch them.
+  struct stat after;
+  if (::fstat(fd.get(), &after) != 0) {
+    int err = errno;
+    return errno_error(err, "fstat failed");
+  }
+  if (static_cast<size_t>(after.st_size) != n) {
+    return error(absl::StatusCode::kDataLoss,
+                 absl::StrCat("segment changed size from ", n, " to ",
+                              after.st_size, " bytes while being mapped"));
+  }
+  return SharedBytes::FromOwner(
+      std::move(owner), absl::string_view(static_cast<const char*>(addr), n));
+}
+
+absl::StatusOr<bool> ShmConnector::DoExists(const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Exists"));
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "Exists"));
+  const std::string path = absl::StrCat(kShmDirectory, "/", name);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) return false;
+    return ErrnoStatus(err, absl::StrCat("shm connector Exists of key ",
+                                         Quote(key.id()), " at ", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shm connector Exists of key ", Quote(key.id()), ": ", path,
+        " is not a shared memory segment (not a regular file)"));
+  }
+  return true;
+}
+
+absl::Status ShmConnector::DoEvict(const Key& key) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Evict"));
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "Evict"));
+  const std::string path = absl::StrCat(kShmDirectory, "/", name);
+  if (::unlink(path.c_str()) != 0) {
+    int err = errno;
+    if (err == ENOENT) return absl::OkStatus();
+    return ErrnoStatus(err, absl::StrCat("shm connector Evict of key ",
+                                         Quote(key.id()), " at ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShmConnector::RemoveSegments() const {
+  const std::string dir(kShmDirectory);
+  // Collect first, then unlink: no reliance on readdir across removals.
+  std::vector<std::string> names;
+  {
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+    if (d == nullptr) {
+      int err = errno;
+      return ErrnoStatus(
+          err, absl::StrCat("shm connector Close: cannot list ", dir));
+    }
+    while (true) {
+      errno = 0;
+      const struct dirent* e = ::readdir(d.get());
+      if (e == nullptr) {
+        if (int err = errno; err != 0) {
+          return ErrnoStatus(
+              err, absl::StrCat("shm connector Close: cannot list ", dir));
+        }
+        break;
+      }
+      if (absl::StartsWith(e->d_name, file_prefix_)) {
+        names.emplace_back(e->d_name);
+      }
+    }
+  }
+  absl::Status result;
+  for (const std::string& name : names) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (::unlink(path.c_str()) != 0) {
+      int err = errno;
+      if (err == ENOENT) continue;  // Evicted or cleared concurrently.
+      // Keep going; report the first failure.
+      result.Update(ErrnoStatus(
+          err, absl::StrCat("shm connector Close: cannot remove ", path)));
+    }
+  }
+  return result;
+}
+
+absl::Status ShmConnector::DoClose(const CloseOptions& options) {
+  {
+    // Exclusive: waits for in-flight Puts, and no Put starts after this.
+    MutexLock lock(mu_);
+    closed_ = true;
+  }
+  if (!options.clear.value_or(clear_)) return absl::OkStatus();
+  return RemoveSegments();
+}
+
+PROXYSTORE_REGISTER_CONNECTOR("shm", &ShmConnector::FromConfig);
+
+}  // namespace proxystore
