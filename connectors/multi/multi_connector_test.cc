@@ -1,0 +1,1210 @@
+#include "connectors/multi/multi_connector.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "connectors/file/file_connector.h"
+#include "connectors/local/local_connector.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/bytes.h"
+#include "store/mutex.h"
+#include "store/store.h"
+#include "testing/connector_conformance.h"
+#include "testing/status_matchers.h"
+
+namespace proxystore {
+namespace {
+
+namespace fs = std::filesystem;
+using ::proxystore::testing::ConnectorTestParams;
+using ::proxystore::testing::IsOk;
+using ::proxystore::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+MATCHER_P(IsOkAndHolds, matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << "which is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
+}
+
+constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+
+std::string TestTmpDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
+}
+
+// A fresh, not yet existing directory under $TEST_TMPDIR.
+std::string FreshDir(absl::string_view tag = "multi") {
+  return absl::StrCat(TestTmpDir(), "/", tag, "-", NewObjectId());
+}
+
+// `s` with every ERE metacharacter backslash-escaped: a pattern matching
+// exactly `s`.
+std::string EscapeRegex(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (absl::string_view("\\^$.|?*+()[]{}").find(c) !=
+        absl::string_view::npos) {
+      out.push_back('\\');
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::unique_ptr<Connector> NewLocal() {
+  absl::StatusOr<std::unique_ptr<Connector>> c =
+      LocalConnector::FromConfig({"local", {}});
+  EXPECT_THAT(c, IsOk());
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+std::unique_ptr<Connector> NewFile(const std::string& dir) {
+  absl::StatusOr<std::unique_ptr<Connector>> c =
+      FileConnector::FromConfig({"file", {{"directory", dir}}});
+  EXPECT_THAT(c, IsOk());
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+Policy SizePolicy(uint64_t min, uint64_t max) {
+  Policy p;
+  p.min_size_bytes = min;
+  p.max_size_bytes = max;
+  return p;
+}
+
+Policy PriorityPolicy(int64_t priority) {
+  Policy p;
+  p.priority = priority;
+  return p;
+}
+
+// The child name a multi key routes to.
+std::string ChildOf(const Key& key) {
+  absl::StatusOr<MultiKey> mk = MultiKey::Decode(key);
+  EXPECT_THAT(mk, IsOk());
+  return mk.ok() ? mk->connector_name : "";
+}
+
+Key InnerOf(const Key& key) {
+  absl::StatusOr<MultiKey> mk = MultiKey::Decode(key);
+  EXPECT_THAT(mk, IsOk());
+  return mk.ok() ? mk->connector_key : Key();
+}
+
+// An in-memory test connector that counts calls and can be told to fail puts.
+class CountingConnector : public Connector {
+ public:
+  absl::string_view kind() const override { return "counting"; }
+  ConnectorConfig Config() const override { return {"counting", {}}; }
+
+  size_t size() {
+    MutexLock lock(mu_);
+    return objects_.size();
+  }
+  int get_batch_calls() {
+    MutexLock lock(mu_);
+    return get_batch_calls_;
+  }
+  int put_batch_calls() {
+    MutexLock lock(mu_);
+    return put_batch_calls_;
+  }
+  std::optional<CloseOptions> last_close() {
+    MutexLock lock(mu_);
+    return last_close_;
+  }
+  void FailPuts() {
+    MutexLock lock(mu_);
+    fail_puts_ = true;
+  }
+
+ protected:
+  absl::StatusOr<Key> DoPut(SharedBytes data, const PutOptions&) override {
+    MutexLock lock(mu_);
+    if (fail_puts_) return absl::UnavailableError("counting: put failed");
+    Key key(NewObjectId());
+    objects_[key.id()] = std::move(data);
+    return key;
+  }
+  absl::StatusOr<std::vector<Key>> DoPutBatch(
+      absl::Span<const SharedBytes> data, const PutOptions& options) override {
+    {
+      MutexLock lock(mu_);
+      ++put_batch_calls_;
+    }
+    return Connector::DoPutBatch(data, options);
+  }
+  absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override {
+    MutexLock lock(mu_);
+    auto it = objects_.find(key.id());
+    if (it == objects_.end()) return std::nullopt;
+    return it->second;
+  }
+  absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
+      absl::Span<const Key> keys) override {
+    {
+      MutexLock lock(mu_);
+      ++get_batch_calls_;
+    }
+    return Connector::DoGetBatch(keys);
+  }
+  absl::StatusOr<bool> DoExists(const Key& key) override {
+    MutexLock lock(mu_);
+    return objects_.contains(key.id());
+  }
+  absl::Status DoEvict(const Key& key) override {
+    MutexLock lock(mu_);
+    objects_.erase(key.id());
+    return absl::OkStatus();
+  }
+  absl::Status DoClose(const CloseOptions& options) override {
+    MutexLock lock(mu_);
+    last_close_ = options;
+    return absl::OkStatus();
+  }
+
+ private:
+  Mutex mu_;
+  absl::flat_hash_map<std::string, SharedBytes> objects_ ABSL_GUARDED_BY(mu_);
+  int get_batch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int put_batch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool fail_puts_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<CloseOptions> last_close_ ABSL_GUARDED_BY(mu_);
+};
+
+// --- Policy -----------------------------------------------------------------
+
+TEST(Policy, SizeBoundsAreInclusive) {
+  Policy p = SizePolicy(10, 20);
+  EXPECT_FALSE(p.IsValid(9));
+  EXPECT_TRUE(p.IsValid(10));
+  EXPECT_TRUE(p.IsValid(15));
+  EXPECT_TRUE(p.IsValid(20));
+  EXPECT_FALSE(p.IsValid(21));
+
+  Policy exact = SizePolicy(7, 7);
+  EXPECT_FALSE(exact.IsValid(6));
+  EXPECT_TRUE(exact.IsValid(7));
+  EXPECT_FALSE(exact.IsValid(8));
+
+  Policy any;
+  EXPECT_TRUE(any.IsValid(0));
+  EXPECT_TRUE(any.IsValid(kMax));
+}
+
+TEST(Policy, GivenSubsetTagsMustBeASubsetOfThePolicys) {
+  Policy none;  // Default: no subset tags.
+  EXPECT_TRUE(none.IsValid(1, {}));
+  // A default policy rejects any non-empty subset-tag request.
+  EXPECT_FALSE(none.IsValid(1, {"a"}));
+
+  Policy ab;
+  ab.subset_tags = {"a", "b"};
+  EXPECT_TRUE(ab.IsValid(1, {}));
+  EXPECT_TRUE(ab.IsValid(1, {"a"}));
+  EXPECT_TRUE(ab.IsValid(1, {"b", "a"}));
+  EXPECT_TRUE(ab.IsValid(1, {"a", "a"}));  // Sets: duplicates do not matter.
+  EXPECT_FALSE(ab.IsValid(1, {"c"}));
+  EXPECT_FALSE(ab.IsValid(1, {"a", "c"}));
+  EXPECT_FALSE(ab.IsValid(1, {"A"}));  // Case-sensitive.
+}
+
+TEST(Policy, GivenSupersetTagsMustBeASupersetOfThePolicys) {
+  Policy none;
+  EXPECT_TRUE(none.IsValid(1, {}, {}));
+  EXPECT_TRUE(none.IsValid(1, {}, {"anything"}));
+
+  Policy xy;
+  xy.superset_tags = {"x", "y"};
+  EXPECT_FALSE(xy.IsValid(1, {}, {}));
+  EXPECT_FALSE(xy.IsValid(1, {}, {"x"}));
+  EXPECT_TRUE(xy.IsValid(1, {}, {"y", "x"}));
+  EXPECT_TRUE(xy.IsValid(1, {}, {"x", "y", "z"}));
+}
+
+TEST(Policy, AllConstraintsMustHold) {
+  Policy p = SizePolicy(0, 100);
+  p.subset_tags = {"a"};
+  p.superset_tags = {"s"};
+  EXPECT_TRUE(p.IsValid(100, {"a"}, {"s"}));
+  EXPECT_FALSE(p.IsValid(101, {"a"}, {"s"}));
+  EXPECT_FALSE(p.IsValid(100, {"b"}, {"s"}));
+  EXPECT_FALSE(p.IsValid(100, {"a"}, {}));
+  EXPECT_TRUE(p.IsValidIgnoringHost(100, {"a"}, {"s"}));
+}
+
+TEST(Policy, HostPatternsFullyMatchThisHost) {
+  const std::string host = CurrentHostname();
+  ASSERT_FALSE(host.empty());
+
+  Policy any;
+  EXPECT_TRUE(any.IsValidOnHost());
+
+  Policy here;
+  here.host_patterns = {EscapeRegex(host)};
+  EXPECT_TRUE(here.IsValidOnHost());
+  EXPECT_TRUE(here.IsValid(1));
+
+  Policy elsewhere;
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  EXPECT_FALSE(elsewhere.IsValidOnHost());
+  // The host check is part of IsValid, as in ProxyStore.
+  EXPECT_FALSE(elsewhere.IsValid(1));
+  EXPECT_TRUE(elsewhere.IsValidIgnoringHost(1, {}, {}));
+
+  // Any one of the patterns suffices.
+  Policy either;
+  either.host_patterns = {"no-such-host-.*", ".*"};
+  EXPECT_TRUE(either.IsValidOnHost());
+
+  // Full match: a prefix or a suffix of the name is not enough.
+  Policy prefix;
+  prefix.host_patterns = {EscapeRegex(host.substr(0, host.size() - 1))};
+  EXPECT_FALSE(prefix.IsValidOnHost());
+  Policy longer;
+  longer.host_patterns = {absl::StrCat(EscapeRegex(host), "x")};
+  EXPECT_FALSE(longer.IsValidOnHost());
+}
+
+TEST(Policy, HostPatternsAreFullMatchesOfGivenNames) {
+  Policy p;
+  p.host_patterns = {"node-[0-9]+"};
+  EXPECT_TRUE(p.IsValidOnHost("node-12"));
+  EXPECT_FALSE(p.IsValidOnHost("my-node-12"));
+  EXPECT_FALSE(p.IsValidOnHost("node-12.cluster"));
+  EXPECT_FALSE(p.IsValidOnHost("node-"));
+
+  // Alternation is inside the anchors, as with re.fullmatch.
+  Policy alt;
+  alt.host_patterns = {"node-1|node-2"};
+  EXPECT_TRUE(alt.IsValidOnHost("node-1"));
+  EXPECT_TRUE(alt.IsValidOnHost("node-2"));
+  EXPECT_FALSE(alt.IsValidOnHost("node-12"));
+  EXPECT_FALSE(alt.IsValidOnHost("xnode-2"));
+
+  // A shorter alternative first must not hide a full match.
+  Policy shorter_first;
+  shorter_first.host_patterns = {"a|ab"};
+  EXPECT_TRUE(shorter_first.IsValidOnHost("ab"));
+  EXPECT_TRUE(shorter_first.IsValidOnHost("a"));
+  EXPECT_FALSE(shorter_first.IsValidOnHost("abc"));
+
+  Policy empty_pattern;
+  empty_pattern.host_patterns = {""};
+  EXPECT_TRUE(empty_pattern.IsValidOnHost(""));
+  EXPECT_FALSE(empty_pattern.IsValidOnHost("a"));
+}
+
+TEST(Policy, InvalidPatternsAreRejectedByNameAndMatchNothing) {
+  for (const std::string& bad :
+       {std::string("("), std::string("[a-"), std::string("(?:node)"),
+        std::string("x)|(y"), std::string("a{2,1}"),
+        std::string("node\0x", 6)}) {
+    Policy p;
+    p.host_patterns = {"ok-.*", bad};
+    EXPECT_THAT(p.Validate(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         absl::StrCat("\"", absl::CHexEscape(bad), "\"")))
+        << absl::CHexEscape(bad);
+    EXPECT_FALSE(p.IsValidOnHost("x"));
+    EXPECT_FALSE(p.IsValidOnHost("y"));
+    EXPECT_FALSE(p.IsValidOnHost("xy"));
+  }
+  // "x)|(y" as "^(x)|(y)$" would match any name starting with "x".
+  Policy injected;
+  injected.host_patterns = {"x)|(y"};
+  EXPECT_FALSE(injected.IsValidOnHost("xanything"));
+}
+
+TEST(Policy, ValidateRejectsAnEmptySizeRange) {
+  EXPECT_THAT(SizePolicy(2, 1).Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "min_size_bytes 2 exceeds max_size_bytes 1"));
+  EXPECT_THAT(SizePolicy(1, 1).Validate(), IsOk());
+  EXPECT_THAT(Policy().Validate(), IsOk());
+}
+
+TEST(Policy, SerializeParseRoundTrip) {
+  Policy tricky;
+  tricky.priority = std::numeric_limits<int64_t>::min();
+  tricky.host_patterns = {"node-[0-9]+", "a|b", ""};
+  tricky.min_size_bytes = 0;
+  tricky.max_size_bytes = kMax;
+  tricky.subset_tags = {"quote\"d",
+                        "back\\slash",
+                        "comma,",
+                        "]bracket[",
+                        std::string("nul\0byte", 8),
+                        "\x01"
+                        "abc",
+                        "caf\xc3\xa9",
+                        "colon: x",
+                        "{brace}",
+                        ""};
+  tricky.superset_tags = {"\n\t\r", "'single'", "\x7f\xff"};
+
+  Policy simple;
+  simple.priority = 3;
+  simple.max_size_bytes = 1024;
+  simple.superset_tags = {"gpu"};
+
+  for (const Policy& p : {Policy(), tricky, simple}) {
+    const std::string text = p.Serialize();
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Policy back, Policy::Parse(text));
+    EXPECT_EQ(back, p) << text;
+    EXPECT_EQ(back.Serialize(), text);
+  }
+  EXPECT_EQ(simple.Serialize(),
+            "{priority: 3, max_size_bytes: 1024, superset_tags: [\"gpu\"]}");
+  EXPECT_EQ(Policy().Serialize(), "{}");
+  EXPECT_THAT(tricky.Serialize(),
+              ::testing::StartsWith("{priority: -9223372036854775808, "
+                                    "host_patterns: [\"node-[0-9]+\", "
+                                    "\"a|b\", \"\"], subset_tags: ["));
+}
+
+TEST(Policy, ParseAcceptsAnyOrderSpacingAndMissingFields) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Policy p, Policy::Parse("  {superset_tags:[\"s\"],priority:-4 ,\n"
+                              " host_patterns : [ \"h\" , \"i\" ] }  "));
+  EXPECT_EQ(p.priority, -4);
+  EXPECT_THAT(p.host_patterns, ElementsAre("h", "i"));
+  EXPECT_THAT(p.superset_tags, ElementsAre("s"));
+  EXPECT_EQ(p.min_size_bytes, 0u);
+  EXPECT_EQ(p.max_size_bytes, kMax);
+  EXPECT_TRUE(p.subset_tags.empty());
+  EXPECT_THAT(Policy::Parse("{}"), IsOkAndHolds(Policy()));
+}
+
+TEST(Policy, ParseRejectsMalformedText) {
+  for (absl::string_view bad : {
+           "",
+           "{",
+           "}",
+           "priority: 1",
+           "{priority 1}",
+           "{priority: }",
+           "{priority: x}",
+           "{priority: 1.5}",
+           "{priority: -}",
+           "{priority: 99999999999999999999}",
+           "{min_size_bytes: -1}",
+           "{max_size_bytes: 18446744073709551616}",
+           "{priority: 1,}",
+           "{priority: 1 priority: 2}",
+           "{priority: 1, priority: 2}",
+           "{unknown: 1}",
+           "{host_patterns: \"a\"}",
+           "{host_patterns: [\"a\"}",
+           "{host_patterns: [\"a\",]}",
+           "{host_patterns: [a]}",
+           "{host_patterns: [\"unterminated]}",
+           "{host_patterns: [\"bad escape \\q\"]}",
+           "{host_patterns: [\"bad hex \\x\"]}",
+           "{host_patterns: [\"trailing backslash\\",
+           "{subset_tags: [] } extra",
+           "{subset_tags: []}}",
+       }) {
+    EXPECT_THAT(Policy::Parse(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, "Policy::Parse"))
+        << bad;
+  }
+}
+
+// --- MultiKey ---------------------------------------------------------------
+
+TEST(MultiKey, EncodeDecodeRoundTrip) {
+  for (const MultiKey& mk :
+       {MultiKey{"local", Key("abc")}, MultiKey{"a:b:c", Key("x:y")},
+        MultiKey{"12", Key("3:4")}, MultiKey{std::string(255, 'n'), Key("k")},
+        MultiKey{std::string("nul\0", 4), Key(std::string("\0", 1))}}) {
+    Key key = mk.Encode();
+    EXPECT_THAT(MultiKey::Decode(key), IsOkAndHolds(mk)) << key;
+  }
+  EXPECT_EQ(MultiKey({"local", Key("abc")}).Encode().id(), "5:local:abc");
+}
+
+TEST(MultiKey, MalformedKeysAreInvalidArgument) {
+  for (const std::string& bad : {
+           std::string(""),
+           std::string("abc"),
+           std::string(":local:abc"),
+           std::string("x:local:abc"),
+           std::string("-5:local:abc"),
+           std::string("+5:local:abc"),
+           std::string(" 5:local:abc"),
+           std::string("05:local:abc"),
+           std::string("0::abc"),
+           std::string("5:local"),
+           std::string("5:local:"),
+           std::string("5:locaX"),
+           std::string("5:loc"),
+           std::string("6:local:abc"),  // Name length off by one.
+           std::string("4:local:abc"),
+           std::string("256:") + std::string(256, 'n') + ":k",
+           std::string("99999999999999999999999:x:y"),
+           std::string("18446744073709551617:x:y"),
+           std::string("5;local:abc"),
+           std::string("5"),
+           std::string("5:"),
+           std::string(1, '\0'),
+           std::string("5\0local:abc", 11),
+       }) {
+    EXPECT_THAT(
+        MultiKey::Decode(Key(bad)),
+        StatusIs(absl::StatusCode::kInvalidArgument, "malformed multi key"))
+        << absl::CHexEscape(bad);
+  }
+}
+
+TEST(MultiKey, ArbitraryBytesNeverCrashAndDecodedKeysReencodeExactly) {
+  // A deterministic stream of keys built from key-like fragments.
+  const std::vector<std::string> fragments = {
+      "0",   "1",     "5",   "9", "12",   ":",
+      "::",  "local", "a",   "",  "\xff", std::string(1, '\0'),
+      "255", "-",     "1:a:"};
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < 20000; ++i) {
+    std::string id;
+    int parts = 1 + static_cast<int>(x % 6);
+    for (int j = 0; j < parts; ++j) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      id += fragments[x % fragments.size()];
+    }
+    absl::StatusOr<MultiKey> mk = MultiKey::Decode(Key(id));
+    if (mk.ok()) {
+      EXPECT_EQ(mk->Encode().id(), id);
+    } else {
+      EXPECT_EQ(mk.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+// --- Creation ---------------------------------------------------------------
+
+TEST(MultiConnector, CreateRejectsBadChildren) {
+  auto make = [](std::vector<std::pair<std::string, Policy>> specs,
+                 bool null_connector = false) {
+    std::vector<MultiConnector::Entry> entries;
+    for (auto& [name, policy] : specs) {
+      entries.push_back({name, null_connector ? nullptr : NewLocal(), policy});
+    }
+    return MultiConnector::Create(std::move(entries));
+  };
+  EXPECT_THAT(make({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                 "at least one child"));
+  EXPECT_THAT(make({{"", Policy()}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "empty name"));
+  EXPECT_THAT(make({{"a", Policy()}, {"b", Policy()}, {"a", Policy()}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "'a' is used more than once"));
+  EXPECT_THAT(make({{std::string(256, 'n'), Policy()}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "longer than 255"));
+  EXPECT_THAT(make({{"a", Policy()}}, /*null_connector=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument, "null connector"));
+  Policy bad_regex;
+  bad_regex.host_patterns = {"node-(1"};
+  EXPECT_THAT(make({{"a", Policy()}, {"b", bad_regex}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "'b': policy host pattern \"node-(1\""));
+  EXPECT_THAT(make({{"a", SizePolicy(5, 4)}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "min_size_bytes"));
+
+  // Names are unique across active and dormant children too.
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"a", NewLocal(), Policy()});
+  std::vector<MultiConnector::DormantEntry> dormant;
+  dormant.push_back({"a", {"local", {}}, Policy()});
+  EXPECT_THAT(
+      MultiConnector::Create(std::move(entries), std::move(dormant)),
+      StatusIs(absl::StatusCode::kInvalidArgument, "used more than once"));
+  std::vector<MultiConnector::DormantEntry> kindless;
+  kindless.push_back({"d", {}, Policy()});
+  EXPECT_THAT(MultiConnector::Create({}, std::move(kindless)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "without a kind"));
+
+  EXPECT_THAT(make({{"one", Policy()}, {"a:b", Policy()}}), IsOk());
+}
+
+TEST(MultiConnector, IsRegisteredAsMulti) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"local", NewLocal(), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  ConnectorConfig config = multi->Config();
+  EXPECT_EQ(config.kind, "multi");
+  config.kind = "MultiConnector";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
+                                  MakeConnector(config));
+  EXPECT_EQ(c->kind(), "multi");
+}
+
+// --- Routing ----------------------------------------------------------------
+
+TEST(MultiConnector, PutsGoToTheHighestPriorityTiesInGivenOrder) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"low", NewLocal(), PriorityPolicy(-1)});
+  entries.push_back({"zero", NewLocal(), PriorityPolicy(0)});
+  entries.push_back({"high1", NewLocal(), PriorityPolicy(5)});
+  entries.push_back({"high2", NewLocal(), PriorityPolicy(5)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, multi->Put(SharedBytes::Copy("v")));
+  EXPECT_EQ(ChildOf(key), "high1");
+  EXPECT_THAT(multi->connector("high1")->Exists(InnerOf(key)),
+              IsOkAndHolds(true));
+  EXPECT_THAT(multi->connector("high2")->Exists(InnerOf(key)),
+              IsOkAndHolds(false));
+
+  // When the top ones refuse (size), the next priority takes it.
+  std::vector<MultiConnector::Entry> sized;
+  Policy small_high = SizePolicy(0, 3);
+  small_high.priority = 10;
+  sized.push_back({"zero", NewLocal(), PriorityPolicy(0)});
+  sized.push_back({"small_high", NewLocal(), small_high});
+  sized.push_back({"one", NewLocal(), PriorityPolicy(1)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi2,
+                                  MultiConnector::Create(std::move(sized)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key a, multi2->Put(SharedBytes::Copy("abc")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key b,
+                                  multi2->Put(SharedBytes::Copy("abcd")));
+  EXPECT_EQ(ChildOf(a), "small_high");
+  EXPECT_EQ(ChildOf(b), "one");
+}
+
+TEST(MultiConnector, SmallObjectsToLocalLargeToFile) {
+  const std::string dir = FreshDir();
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"local", NewLocal(), SizePolicy(0, 1024)});
+  entries.push_back({"file", NewFile(dir), SizePolicy(1025, kMax)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key empty, multi->Put(SharedBytes()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key at_limit, multi->Put(SharedBytes::Copy(std::string(1024, 's'))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key over, multi->Put(SharedBytes::Copy(std::string(1025, 'l'))));
+  EXPECT_EQ(ChildOf(empty), "local");
+  EXPECT_EQ(ChildOf(at_limit), "local");
+  EXPECT_EQ(ChildOf(over), "file");
+  // The large object really is a file in the file child's directory.
+  EXPECT_TRUE(fs::is_regular_file(fs::path(dir) / InnerOf(over).id()));
+  EXPECT_EQ(fs::file_size(fs::path(dir) / InnerOf(over).id()), 1025u);
+  EXPECT_FALSE(fs::exists(fs::path(dir) / InnerOf(at_limit).id()));
+
+  // Reads reach the right child, directly and through the multi.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto direct, multi->connector("local")->Get(InnerOf(at_limit)));
+  ASSERT_TRUE(direct.has_value());
+  EXPECT_EQ(direct->view(), std::string(1024, 's'));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto via_multi, multi->Get(over));
+  ASSERT_TRUE(via_multi.has_value());
+  EXPECT_EQ(via_multi->view(), std::string(1025, 'l'));
+
+  // Evict through the multi removes it from the child.
+  PROXYSTORE_ASSERT_OK(multi->Evict(over));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / InnerOf(over).id()));
+  EXPECT_THAT(multi->Exists(over), IsOkAndHolds(false));
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+}
+
+TEST(MultiConnector, NoSuitablePolicyIsAnErrorNamingTheConstraints) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"small", NewLocal(), SizePolicy(0, 10)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  EXPECT_THAT(multi->Put(SharedBytes::Copy(std::string(11, 'x'))),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "No connector policy was suitable for the constraints: "
+                       "size=11, subset_tags=[], superset_tags=[]"));
+  EXPECT_THAT(multi->Put(SharedBytes::Copy("x"),
+                         PutOptions{.subset_tags = {"gpu", "a\"b"},
+                                    .superset_tags = {"s"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "size=1, subset_tags=[\"gpu\", \"a\\\"b\"], "
+                       "superset_tags=[\"s\"]"));
+}
+
+TEST(MultiConnector, TagsFromStorePutRouteObjects) {
+  // "plain" is tried first but (default policy) refuses any subset tag;
+  // "gpu" accepts subset tags gpu/fast; "archive" (highest priority) takes
+  // only puts whose superset tags include "archive".
+  Policy plain = PriorityPolicy(1);
+  Policy gpu = PriorityPolicy(0);
+  gpu.subset_tags = {"gpu", "fast"};
+  Policy archive = PriorityPolicy(10);
+  archive.superset_tags = {"archive"};
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"plain", NewLocal(), plain});
+  entries.push_back({"gpu", NewLocal(), gpu});
+  entries.push_back({"archive", NewLocal(), archive});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  MultiConnector* m = multi.get();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create("multi-tags", std::move(multi)));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key untagged,
+                                  store->Put(std::string("untagged")));
+  StorePutOptions<std::string> to_gpu;
+  to_gpu.connector.subset_tags = {"gpu"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key tagged,
+                                  store->Put(std::string("tagged"), to_gpu));
+  StorePutOptions<std::string> to_archive;
+  to_archive.connector.superset_tags = {"archive", "cold"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key archived, store->Put(std::string("archived"), to_archive));
+  StorePutOptions<std::string> unknown_tag;
+  unknown_tag.connector.subset_tags = {"tpu"};
+  EXPECT_THAT(
+      store->Put(std::string("nowhere"), unknown_tag),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "subset_tags=[\"tpu\"]"));
+
+  EXPECT_EQ(ChildOf(untagged), "plain");
+  EXPECT_EQ(ChildOf(tagged), "gpu");
+  EXPECT_EQ(ChildOf(archived), "archive");
+  EXPECT_THAT(m->connector("gpu")->Exists(InnerOf(tagged)), IsOkAndHolds(true));
+  EXPECT_THAT(m->connector("plain")->Exists(InnerOf(tagged)),
+              IsOkAndHolds(false));
+
+  // Batches carry the tags too.
+  std::vector<std::string> values = {"b1", "b2"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::vector<Key> batch,
+      store->PutBatch(absl::Span<const std::string>(values), to_gpu));
+  EXPECT_THAT(batch, SizeIs(2));
+  for (const Key& k : batch) EXPECT_EQ(ChildOf(k), "gpu");
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, store->Get<std::string>(tagged));
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(*got, "tagged");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(got, store->Get<std::string>(archived));
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(*got, "archived");
+  PROXYSTORE_ASSERT_OK(store->Close());
+}
+
+TEST(MultiConnector, ChildWhoseHostDoesNotMatchIsNeverChosenButServesKeys) {
+  Policy elsewhere = PriorityPolicy(100);
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"elsewhere", NewLocal(), elsewhere});
+  entries.push_back({"here", NewLocal(), Policy()});
+  Connector* elsewhere_child = entries[0].connector.get();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key inner,
+                                  elsewhere_child->Put(SharedBytes::Copy("e")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  EXPECT_FALSE(multi->IsDormant("elsewhere"));  // Create keeps it active.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, multi->Put(SharedBytes::Copy("v")));
+  EXPECT_EQ(ChildOf(key), "here");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto got, multi->Get(MultiKey{"elsewhere", inner}.Encode()));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "e");
+}
+
+TEST(MultiConnector, BatchesRouteEachItemAndKeepOrder) {
+  const std::string dir = FreshDir();
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"local", NewLocal(), SizePolicy(0, 4)});
+  entries.push_back({"file", NewFile(dir), SizePolicy(5, kMax)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  std::vector<std::string> values = {"big one", "s", "bigger one", "t", ""};
+  std::vector<SharedBytes> items;
+  for (const std::string& v : values) items.push_back(SharedBytes::Copy(v));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
+                                  multi->PutBatch(items));
+  ASSERT_THAT(keys, SizeIs(5));
+  EXPECT_EQ(ChildOf(keys[0]), "file");
+  EXPECT_EQ(ChildOf(keys[1]), "local");
+  EXPECT_EQ(ChildOf(keys[2]), "file");
+  EXPECT_EQ(ChildOf(keys[3]), "local");
+  EXPECT_EQ(ChildOf(keys[4]), "local");
+
+  PROXYSTORE_ASSERT_OK(multi->Evict(keys[2]));
+  std::vector<Key> query = {keys[3], keys[2], keys[0],
+                            keys[1], keys[4], keys[0]};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, multi->GetBatch(query));
+  ASSERT_THAT(got, SizeIs(6));
+  ASSERT_TRUE(got[0].has_value());
+  EXPECT_EQ(got[0]->view(), "t");
+  EXPECT_FALSE(got[1].has_value());
+  ASSERT_TRUE(got[2].has_value());
+  EXPECT_EQ(got[2]->view(), "big one");
+  ASSERT_TRUE(got[3].has_value());
+  EXPECT_EQ(got[3]->view(), "s");
+  ASSERT_TRUE(got[4].has_value());
+  EXPECT_EQ(got[4]->view(), "");
+  ASSERT_TRUE(got[5].has_value());
+  EXPECT_EQ(got[5]->view(), "big one");
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+}
+
+TEST(MultiConnector, BatchesMakeOneChildCallPerChild) {
+  auto small = std::make_unique<CountingConnector>();
+  auto large = std::make_unique<CountingConnector>();
+  CountingConnector* s = small.get();
+  CountingConnector* l = large.get();
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"s", std::move(small), SizePolicy(0, 1)});
+  entries.push_back({"l", std::move(large), SizePolicy(2, kMax)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  std::vector<SharedBytes> items = {
+      SharedBytes::Copy("a"), SharedBytes::Copy("bb"), SharedBytes::Copy("c"),
+      SharedBytes::Copy("dd"), SharedBytes::Copy("e")};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
+                                  multi->PutBatch(items));
+  EXPECT_EQ(s->put_batch_calls(), 1);
+  EXPECT_EQ(l->put_batch_calls(), 1);
+  EXPECT_EQ(s->size(), 3u);
+  EXPECT_EQ(l->size(), 2u);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, multi->GetBatch(keys));
+  EXPECT_EQ(s->get_batch_calls(), 1);
+  EXPECT_EQ(l->get_batch_calls(), 1);
+  for (size_t i = 0; i < items.size(); ++i) {
+    ASSERT_TRUE(got[i].has_value());
+    EXPECT_EQ(got[i]->view(), items[i].view());
+  }
+}
+
+TEST(MultiConnector, FailedBatchLeavesNothingBehind) {
+  auto small = std::make_unique<CountingConnector>();
+  auto large = std::make_unique<CountingConnector>();
+  CountingConnector* s = small.get();
+  CountingConnector* l = large.get();
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"s", std::move(small), SizePolicy(0, 1)});
+  entries.push_back({"l", std::move(large), SizePolicy(2, 100)});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+
+  // One item no child accepts: nothing is stored at all.
+  std::vector<SharedBytes> unroutable = {
+      SharedBytes::Copy("a"), SharedBytes::Copy("bb"),
+      SharedBytes::Copy(std::string(101, 'x'))};
+  EXPECT_THAT(multi->PutBatch(unroutable),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "No connector policy was suitable"));
+  EXPECT_EQ(s->size(), 0u);
+  EXPECT_EQ(l->size(), 0u);
+
+  // The second child fails: what the first stored is evicted.
+  l->FailPuts();
+  std::vector<SharedBytes> items = {
+      SharedBytes::Copy("a"), SharedBytes::Copy("c"), SharedBytes::Copy("bb")};
+  EXPECT_THAT(multi->PutBatch(items),
+              StatusIs(absl::StatusCode::kUnavailable, "'l'"));
+  EXPECT_EQ(s->size(), 0u);
+  EXPECT_EQ(l->size(), 0u);
+  // A single put to the failing child reports it too.
+  EXPECT_THAT(multi->Put(SharedBytes::Copy("bb")),
+              StatusIs(absl::StatusCode::kUnavailable, "counting: put failed"));
+}
+
+TEST(MultiConnector, KeysOfUnknownChildrenAndMalformedKeysAreErrors) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"local", NewLocal(), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key good, multi->Put(SharedBytes::Copy("g")));
+  const Key unknown = MultiKey{"nope", Key("abc")}.Encode();
+  EXPECT_THAT(multi->Get(unknown), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "'nope' does not exist"));
+  EXPECT_THAT(
+      multi->Exists(unknown),
+      StatusIs(absl::StatusCode::kInvalidArgument, "'nope' does not exist"));
+  EXPECT_THAT(
+      multi->Evict(unknown),
+      StatusIs(absl::StatusCode::kInvalidArgument, "'nope' does not exist"));
+  EXPECT_THAT(
+      multi->GetBatch({good, unknown}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "'nope' does not exist"));
+
+  for (const std::string& bad :
+       {std::string("abc"), std::string("5:local"), std::string("05:local:x"),
+        std::string("9:local:abc"), std::string("x:y:z"), good.id().substr(2),
+        std::string("5:local:")}) {
+    const Key key(bad);
+    EXPECT_THAT(multi->Get(key), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "malformed multi key"))
+        << bad;
+    EXPECT_THAT(multi->Exists(key), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "malformed multi key"));
+    EXPECT_THAT(multi->Evict(key), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "malformed multi key"));
+    EXPECT_THAT(
+        multi->GetBatch({good, key}),
+        StatusIs(absl::StatusCode::kInvalidArgument, "malformed multi key"));
+  }
+  // The good key still works.
+  EXPECT_THAT(multi->Exists(good), IsOkAndHolds(true));
+}
+
+TEST(MultiConnector, ClosePassesOptionsToEveryActiveChild) {
+  auto a = std::make_unique<CountingConnector>();
+  auto b = std::make_unique<CountingConnector>();
+  CountingConnector* pa = a.get();
+  CountingConnector* pb = b.get();
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"a", std::move(a), Policy()});
+  entries.push_back({"b", std::move(b), Policy()});
+  std::vector<MultiConnector::DormantEntry> dormant;
+  dormant.push_back({"d", {"local", {}}, Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto multi,
+      MultiConnector::Create(std::move(entries), std::move(dormant)));
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+  ASSERT_TRUE(pa->last_close().has_value());
+  ASSERT_TRUE(pb->last_close().has_value());
+  EXPECT_EQ(pa->last_close()->clear, std::optional<bool>(true));
+  EXPECT_EQ(pb->last_close()->clear, std::optional<bool>(true));
+  PROXYSTORE_ASSERT_OK(multi->Close());
+  EXPECT_EQ(pa->last_close()->clear, std::nullopt);
+  EXPECT_EQ(pb->last_close()->clear, std::nullopt);
+}
+
+TEST(MultiConnector, CloseKeepsOrClearsFileChildAsAsked) {
+  const std::string dir = FreshDir();
+  auto make = [&] {
+    std::vector<MultiConnector::Entry> entries;
+    entries.push_back({"file", NewFile(dir), Policy()});
+    return MultiConnector::Create(std::move(entries));
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto keep, make());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, keep->Put(SharedBytes::Copy("x")));
+  PROXYSTORE_ASSERT_OK(keep->Close(CloseOptions{.clear = false}));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / InnerOf(key).id()));
+  // After Close the child refuses work, and the multi says which child.
+  EXPECT_THAT(keep->Get(key),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::AllOf(HasSubstr("child 'file'"),
+                                        HasSubstr("after Close"))));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto clear, make());
+  PROXYSTORE_ASSERT_OK(clear->Close());  // The file child clears by default.
+  EXPECT_FALSE(fs::exists(dir));
+  PROXYSTORE_ASSERT_OK(clear->Close());  // Idempotent.
+}
+
+// --- Configuration and dormant children -------------------------------------
+
+TEST(MultiConnector, ConfigListsChildrenInOrder) {
+  Policy p = SizePolicy(1, 2);
+  p.subset_tags = {"t"};
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"zeta", NewLocal(), p});
+  entries.push_back({"alpha", NewLocal(), Policy()});
+  const ConnectorConfig alpha_config = entries[1].connector->Config();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  ConnectorConfig config = multi->Config();
+  EXPECT_EQ(config.kind, "multi");
+  EXPECT_EQ(config.options.size(), 6u);
+  EXPECT_EQ(config.options.at("child.0.name"), "zeta");
+  EXPECT_EQ(config.options.at("child.0.policy"), p.Serialize());
+  EXPECT_EQ(config.options.at("child.1.name"), "alpha");
+  EXPECT_EQ(config.options.at("child.1.config"),
+            MultiConnector::SerializeChildConfig(alpha_config));
+  EXPECT_THAT(multi->names(), ElementsAre("zeta", "alpha"));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(config));
+  EXPECT_EQ(clone->Config(), config);
+  auto* multi_clone = dynamic_cast<MultiConnector*>(clone.get());
+  ASSERT_NE(multi_clone, nullptr);
+  EXPECT_THAT(multi_clone->names(), ElementsAre("zeta", "alpha"));
+  ASSERT_NE(multi_clone->policy("zeta"), nullptr);
+  EXPECT_EQ(*multi_clone->policy("zeta"), p);
+  EXPECT_EQ(multi_clone->policy("nope"), nullptr);
+}
+
+TEST(MultiConnector, ManyChildrenKeepTheirOrderThroughConfig) {
+  // More than ten, so that "child.10" sorts before "child.2" in the options.
+  std::vector<MultiConnector::Entry> entries;
+  std::vector<std::string> names;
+  for (int i = 0; i < 12; ++i) {
+    names.push_back(absl::StrCat("c", 11 - i));
+    entries.push_back({names.back(), NewLocal(), Policy()});
+  }
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(multi->Config()));
+  EXPECT_EQ(dynamic_cast<MultiConnector&>(*clone).names(), names);
+  // Equal priorities: the first given child takes puts, in the clone too.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, clone->Put(SharedBytes::Copy("x")));
+  EXPECT_EQ(ChildOf(key), "c11");
+}
+
+ConnectorConfig DormantTestConfig(const std::string& here_ns,
+                                  const std::string& elsewhere_dir) {
+  Policy elsewhere = PriorityPolicy(100);  // Would win every put if active.
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  Policy here;
+  here.host_patterns = {EscapeRegex(CurrentHostname()), "no-such-host-.*"};
+  return ConnectorConfig{
+      "multi",
+      {{"child.0.name", "elsewhere"},
+       {"child.0.config", absl::StrCat("\"file\" {\"directory\": \"",
+                                       absl::CHexEscape(elsewhere_dir), "\"}")},
+       {"child.0.policy", elsewhere.Serialize()},
+       {"child.1.name", "here"},
+       {"child.1.config", MultiConnector::SerializeChildConfig(
+                              {"local", {{"namespace", here_ns}}})},
+       {"child.1.policy", here.Serialize()}}};
+}
+
+TEST(MultiConnector, ChildrenForOtherHostsAreDormant) {
+  const std::string dir = FreshDir("dormant");
+  const std::string ns = NewObjectId();
+  const ConnectorConfig config = DormantTestConfig(ns, dir);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
+                                  MakeConnector(config));
+  auto& multi = dynamic_cast<MultiConnector&>(*c);
+  EXPECT_TRUE(multi.IsDormant("elsewhere"));
+  EXPECT_FALSE(multi.IsDormant("here"));
+  EXPECT_FALSE(multi.IsDormant("nope"));
+  EXPECT_EQ(multi.connector("elsewhere"), nullptr);
+  ASSERT_NE(multi.connector("here"), nullptr);
+  // Never instantiated: the file connector would have made its directory.
+  EXPECT_FALSE(fs::exists(dir));
+
+  // Puts avoid it, whatever the size.
+  for (size_t n : {size_t{0}, size_t{10}, size_t{100000}}) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        Key key, c->Put(SharedBytes::Copy(std::string(n, 'x'))));
+    EXPECT_EQ(ChildOf(key), "here");
+  }
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::vector<Key> keys,
+      c->PutBatch({SharedBytes::Copy("a"), SharedBytes::Copy("b")}));
+  for (const Key& k : keys) EXPECT_EQ(ChildOf(k), "here");
+
+  // Its keys are errors.
+  const Key dormant_key = MultiKey{"elsewhere", Key(NewObjectId())}.Encode();
+  EXPECT_THAT(c->Get(dormant_key),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "'elsewhere' is dormant"));
+  EXPECT_THAT(c->Exists(dormant_key),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "'elsewhere' is dormant"));
+  EXPECT_THAT(c->Evict(dormant_key),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "'elsewhere' is dormant"));
+  EXPECT_THAT(c->GetBatch({keys[0], dormant_key}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "'elsewhere' is dormant"));
+
+  // The round trip keeps the dormant child's config, in its place.
+  EXPECT_EQ(c->Config(), config);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      ConnectorConfig parsed, ConnectorConfig::Parse(c->Config().Serialize()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(parsed));
+  EXPECT_EQ(clone->Config(), config);
+  EXPECT_TRUE(dynamic_cast<MultiConnector&>(*clone).IsDormant("elsewhere"));
+  // The clone reaches the active child's data.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, clone->Get(keys[1]));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "b");
+
+  // Closing skips the dormant child (nothing to close, nothing created).
+  PROXYSTORE_ASSERT_OK(clone->Close(CloseOptions{.clear = false}));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(MultiConnector, DormantEntriesFromCreateRoundTrip) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"active", NewLocal(), Policy()});
+  std::vector<MultiConnector::DormantEntry> dormant;
+  Policy p;
+  p.host_patterns = {"no-such-host-.*"};
+  const ConnectorConfig dormant_config{"file", {{"directory", FreshDir()}}};
+  dormant.push_back({"sleepy", dormant_config, p});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto multi,
+      MultiConnector::Create(std::move(entries), std::move(dormant)));
+  EXPECT_TRUE(multi->IsDormant("sleepy"));
+  const ConnectorConfig config = multi->Config();
+  EXPECT_EQ(config.options.at("child.1.name"), "sleepy");
+  EXPECT_EQ(config.options.at("child.1.config"),
+            MultiConnector::SerializeChildConfig(dormant_config));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(config));
+  EXPECT_EQ(clone->Config(), config);
+}
+
+TEST(MultiConnector, MalformedConfigsAreInvalidArgumentNamingTheProblem) {
+  const ConnectorConfig good =
+      DormantTestConfig(NewObjectId(), FreshDir("unused"));
+  ASSERT_THAT(MakeConnector(good), IsOk());
+  auto with = [&](const std::string& option, std::optional<std::string> value) {
+    ConnectorConfig c = good;
+    if (value.has_value()) {
+      c.options[option] = *value;
+    } else {
+      c.options.erase(option);
+    }
+    return MakeConnector(c);
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+
+  EXPECT_THAT(MakeConnector({"multi", {}}),
+              StatusIs(kInvalid, "at least one child"));
+  EXPECT_THAT(with("color", "blue"),
+              StatusIs(kInvalid, "unknown option \"color\""));
+  for (const char* bad_option :
+       {"child.x.name", "child.01.name", "child..name", "child.1.nam",
+        "child.1", "child.1.name.x", "child.-1.name", "child.1234567.name",
+        "children.0.name"}) {
+    EXPECT_THAT(with(bad_option, "v"), StatusIs(kInvalid, "unknown option"))
+        << bad_option;
+  }
+  EXPECT_THAT(with("child.1.policy", std::nullopt),
+              StatusIs(kInvalid, "\"child.1.policy\" is missing"));
+  EXPECT_THAT(with("child.0.name", std::nullopt),
+              StatusIs(kInvalid, "\"child.0.name\" is missing"));
+  EXPECT_THAT(with("child.3.name", "gap"),
+              StatusIs(kInvalid, "options for child 2 are missing"));
+  EXPECT_THAT(with("child.1.config", "local {}"),
+              StatusIs(kInvalid,
+                       "child 1 ('here'): option \"child.1.config\": "
+                       "MultiConnector::ParseChildConfig: expected '\"'"));
+  EXPECT_THAT(with("child.1.policy", "{priority: one}"),
+              StatusIs(kInvalid, "\"child.1.policy\": Policy::Parse"));
+  EXPECT_THAT(with("child.1.policy", "{host_patterns: [\"(\"]}"),
+              StatusIs(kInvalid, "policy host pattern \"(\""));
+  // A dormant child's bad policy is still an error.
+  EXPECT_THAT(with("child.0.policy", "{host_patterns: [\"(\"]}"),
+              StatusIs(kInvalid, "child 0 ('elsewhere')"));
+  EXPECT_THAT(with("child.1.name", ""), StatusIs(kInvalid, "empty name"));
+  EXPECT_THAT(with("child.1.name", "elsewhere"),
+              StatusIs(kInvalid, "used more than once"));
+  EXPECT_THAT(with("child.1.config", "\"nosuchkind\" {}"),
+              StatusIs(kInvalid, "child 1 ('here'): unknown connector kind"));
+  // A child's own option error names the child.
+  EXPECT_THAT(with("child.1.config", "\"local\" {\"bogus\": \"1\"}"),
+              StatusIs(kInvalid, "child 1 ('here')"));
+}
+
+TEST(MultiConnector, ChildConfigTextRoundTrips) {
+  for (const ConnectorConfig& config :
+       {ConnectorConfig{"local", {}},
+        ConnectorConfig{
+            "file",
+            {{"directory", "/tmp/a \"quoted\" dir"}, {"clear", "true"}}},
+        ConnectorConfig{"odd\\kind",
+                        {{"", ""},
+                         {std::string("nul\0", 4),
+                          "\x01"
+                          "f"},
+                         {"{}:,[]", "\xff\n"}}}}) {
+    const std::string text = MultiConnector::SerializeChildConfig(config);
+    EXPECT_THAT(MultiConnector::ParseChildConfig(text), IsOkAndHolds(config))
+        << text;
+  }
+  EXPECT_EQ(MultiConnector::SerializeChildConfig(
+                {"file", {{"directory", "/d"}, {"clear", "true"}}}),
+            "\"file\" {\"clear\": \"true\", \"directory\": \"/d\"}");
+  EXPECT_THAT(
+      MultiConnector::ParseChildConfig(" \"file\"{ \"directory\" :\"/d\" }\n"),
+      IsOkAndHolds(ConnectorConfig{"file", {{"directory", "/d"}}}));
+}
+
+TEST(MultiConnector, ParseChildConfigRejectsMalformedText) {
+  for (absl::string_view bad : {
+           "",
+           "file {}",
+           "\"\" {}",
+           "\"file\"",
+           "\"file\" {",
+           "\"file\" }",
+           "\"file\" {\"a\"}",
+           "\"file\" {\"a\": }",
+           "\"file\" {\"a\": b}",
+           "\"file\" {\"a\": \"b\",}",
+           "\"file\" {\"a\": \"b\" \"c\": \"d\"}",
+           "\"file\" {\"a\": \"b\", \"a\": \"c\"}",
+           "\"file\" {} extra",
+           "\"file\" {\"a\": \"unterminated}",
+           "\"file\" {\"a\": \"bad \\q escape\"}",
+       }) {
+    EXPECT_THAT(MultiConnector::ParseChildConfig(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "MultiConnector::ParseChildConfig"))
+        << bad;
+  }
+}
+
+TEST(MultiConnector, NestedMultiRoutesAndRoundTrips) {
+  std::vector<MultiConnector::Entry> inner_entries;
+  inner_entries.push_back({"a", NewLocal(), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto inner, MultiConnector::Create(std::move(inner_entries)));
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"inner", std::move(inner), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto outer,
+                                  MultiConnector::Create(std::move(entries)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, outer->Put(SharedBytes::Copy("n")));
+  EXPECT_EQ(ChildOf(key), "inner");
+  EXPECT_EQ(ChildOf(InnerOf(key)), "a");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(outer->Config()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, clone->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "n");
+}
+
+// --- Conformance ------------------------------------------------------------
+
+// Objects up to 1 KB go to "local", larger ones to "file", so that the suite
+// exercises both paths (its values range from 0 bytes to 10 MB).
+ConnectorTestParams LocalAndFileParams() {
+  return {
+      .name = "LocalSmallFileLarge",
+      .make = []() -> absl::StatusOr<std::unique_ptr<Connector>> {
+        PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Connector> local,
+                                    LocalConnector::FromConfig({"local", {}}));
+        PROXYSTORE_ASSIGN_OR_RETURN(
+            std::unique_ptr<Connector> file,
+            FileConnector::FromConfig(
+                {"file", {{"directory", FreshDir("conformance")}}}));
+        std::vector<MultiConnector::Entry> entries;
+        entries.push_back({"local", std::move(local), SizePolicy(0, 1024)});
+        entries.push_back({"file", std::move(file), SizePolicy(1025, kMax)});
+        PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<MultiConnector> multi,
+                                    MultiConnector::Create(std::move(entries)));
+        return std::unique_ptr<Connector>(std::move(multi));
+      }};
+}
+
+PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(Multi, LocalAndFileParams());
+
+}  // namespace
+}  // namespace proxystore
