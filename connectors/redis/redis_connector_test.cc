@@ -1,0 +1,682 @@
+#include "connectors/redis/redis_connector.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/bytes.h"
+#include "testing/connector_conformance.h"
+#include "testing/redis_server.h"
+#include "testing/status_matchers.h"
+
+namespace proxystore {
+namespace {
+
+using ::proxystore::testing::ConnectorTestParams;
+using ::proxystore::testing::IsOk;
+using ::proxystore::testing::RedisServer;
+using ::proxystore::testing::RedisServerOptions;
+using ::proxystore::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::SizeIs;
+
+MATCHER_P(IsOkAndHolds, matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << "which is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
+}
+
+constexpr char kPassword[] = "pr0xy-s3cret";
+
+// One plain server (TCP + Unix socket) and one that requires a password, for
+// the whole test binary: started on first use, stopped at exit.
+absl::StatusOr<RedisServer*> SharedServer() {
+  static absl::StatusOr<std::unique_ptr<RedisServer>> server =
+      RedisServer::Start({.unix_socket = true});
+  if (!server.ok()) return server.status();
+  return server->get();
+}
+absl::StatusOr<RedisServer*> SharedAuthServer() {
+  static absl::StatusOr<std::unique_ptr<RedisServer>> server =
+      RedisServer::Start({.password = kPassword});
+  if (!server.ok()) return server.status();
+  return server->get();
+}
+
+ConnectorConfig TcpConfig(const RedisServer& server,
+                          std::map<std::string, std::string> more = {}) {
+  more["host"] = server.host();
+  more["port"] = absl::StrCat(server.port());
+  return ConnectorConfig{"redis", std::move(more)};
+}
+ConnectorConfig UnixConfig(const RedisServer& server,
+                           std::map<std::string, std::string> more = {}) {
+  more["unix_socket"] = server.unix_socket();
+  return ConnectorConfig{"redis", std::move(more)};
+}
+
+// The conformance suite over TCP, over the Unix socket, and over TCP with
+// AUTH and a non-default database.
+ConnectorTestParams Params(std::string name, int transport) {
+  return {
+      .name = std::move(name),
+      .make = [transport]() -> absl::StatusOr<std::unique_ptr<Connector>> {
+        if (transport == 2) {
+          PROXYSTORE_ASSIGN_OR_RETURN(RedisServer * server, SharedAuthServer());
+          return RedisConnector::FromConfig(
+              TcpConfig(*server, {{"password", kPassword}, {"db", "2"}}));
+        }
+        PROXYSTORE_ASSIGN_OR_RETURN(RedisServer * server, SharedServer());
+        return RedisConnector::FromConfig(transport == 0 ? TcpConfig(*server)
+                                                         : UnixConfig(*server));
+      }};
+}
+
+PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(Redis, Params("Tcp", 0),
+                                             Params("UnixSocket", 1),
+                                             Params("TcpPasswordDb2", 2));
+
+// A plain hiredis client, to look at the server behind the connector's back.
+class RawClient {
+ public:
+  explicit RawClient(const RedisServer& server,
+                     const std::string& password = "")
+      : context_(redisConnectWithTimeout(server.host().c_str(), server.port(),
+                                         timeval{10, 0})) {
+    if (!password.empty()) Command({"AUTH", password});
+  }
+
+  // The reply rendered as text: "+status", "-error", ":integer",
+  // "$string", "nil", "*n"; "!..." for a connection error.
+  std::string Command(const std::vector<std::string>& words) {
+    if (context_ == nullptr) return "!no context";
+    if (context_->err != 0) return absl::StrCat("!", context_->errstr);
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const std::string& w : words) {
+      argv.push_back(w.data());
+      lens.push_back(w.size());
+    }
+    std::unique_ptr<redisReply, decltype(&freeReplyObject)> r(
+        static_cast<redisReply*>(redisCommandArgv(context_.get(),
+                                                  static_cast<int>(argv.size()),
+                                                  argv.data(), lens.data())),
+        &freeReplyObject);
+    if (r == nullptr) return absl::StrCat("!", context_->errstr);
+    switch (r->type) {
+      case REDIS_REPLY_STATUS:
+        return absl::StrCat("+", absl::string_view(r->str, r->len));
+      case REDIS_REPLY_ERROR:
+        return absl::StrCat("-", absl::string_view(r->str, r->len));
+      case REDIS_REPLY_INTEGER:
+        return absl::StrCat(":", r->integer);
+      case REDIS_REPLY_STRING:
+        return absl::StrCat("$", absl::string_view(r->str, r->len));
+      case REDIS_REPLY_NIL:
+        return "nil";
+      case REDIS_REPLY_ARRAY:
+        return absl::StrCat("*", r->elements);
+    }
+    return "?";
+  }
+
+  // A field of INFO <section> ("connected_clients"), or -1.
+  int64_t Info(const std::string& section, absl::string_view field) {
+    std::string text = Command({"INFO", section});
+    for (absl::string_view line : absl::StrSplit(text, "\r\n")) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(line, absl::MaxSplits(':', 1));
+      int64_t value;
+      if (kv.first == field && absl::SimpleAtoi(kv.second, &value)) {
+        return value;
+      }
+    }
+    return -1;
+  }
+
+  // How many times the server ran `command` ("mset"), from INFO
+  // commandstats ("cmdstat_mset:calls=3,usec=...").
+  int64_t Calls(absl::string_view command) {
+    std::string text = Command({"INFO", "commandstats"});
+    const std::string head = absl::StrCat("cmdstat_", command, ":calls=");
+    for (absl::string_view line : absl::StrSplit(text, "\r\n")) {
+      if (!absl::ConsumePrefix(&line, head)) continue;
+      int64_t calls;
+      if (absl::SimpleAtoi(line.substr(0, line.find(',')), &calls)) {
+        return calls;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  struct Deleter {
+    void operator()(redisContext* c) const { redisFree(c); }
+  };
+  std::unique_ptr<redisContext, Deleter> context_;
+};
+
+// Deterministic bytes with plenty of NULs.
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s[i] = (x >> 24) < 64 ? '\0' : static_cast<char>(x >> 16);
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<RedisConnector>> Connect(
+    const ConnectorConfig& config) {
+  return RedisConnector::Create(config);
+}
+
+class RedisConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(server_, SharedServer());
+  }
+  RedisServer& server() { return *server_; }
+  // Raw view of the shared server.
+  RawClient Raw() { return RawClient(*server_); }
+  // True if the raw Redis key exists.
+  bool RawExists(const std::string& redis_key) {
+    return Raw().Command({"EXISTS", redis_key}) == ":1";
+  }
+
+ private:
+  RedisServer* server_ = nullptr;
+};
+
+TEST_F(RedisConnectorTest, IsRegisteredAsRedis) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Connector> c,
+      MakeConnector({"RedisConnector", TcpConfig(server()).options}));
+  EXPECT_EQ(c->kind(), "redis");
+  PROXYSTORE_EXPECT_OK(c->Close());
+}
+
+TEST_F(RedisConnectorTest, ObjectsAreStringsUnderThePrefix) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  EXPECT_THAT(c->prefix(), MatchesRegex("proxystore:[0-9a-f]{32}:"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
+                                  c->Put(SharedBytes::Copy("plain value")));
+  EXPECT_EQ(c->RedisKey(key), c->prefix() + key.id());
+  EXPECT_EQ(Raw().Command({"GET", c->RedisKey(key)}), "$plain value");
+  EXPECT_EQ(Raw().Command({"TYPE", c->RedisKey(key)}), "+string");
+  // A value set behind the connector's back is read through it.
+  EXPECT_EQ(Raw().Command({"SET", c->RedisKey(key), "changed"}), "+OK");
+  EXPECT_THAT(c->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("changed"))));
+  // Each connector without a "prefix" option gets its own.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto other, Connect(TcpConfig(server())));
+  EXPECT_NE(other->prefix(), c->prefix());
+  EXPECT_THAT(other->Get(key), IsOkAndHolds(std::nullopt));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+  PROXYSTORE_EXPECT_OK(other->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, ConfigRoundTripsEveryOption) {
+  const std::vector<ConnectorConfig> configs = {
+      TcpConfig(server()),
+      UnixConfig(server(), {{"prefix", "app:"}, {"clear", "true"}}),
+      TcpConfig(server(), {{"db", "5"},
+                           {"password", "pw"},
+                           {"prefix", "x"},
+                           {"connect_timeout_ms", "123"},
+                           {"command_timeout_ms", "4567"}}),
+  };
+  for (const ConnectorConfig& config : configs) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(config));
+    const ConnectorConfig out = c->Config();
+    EXPECT_EQ(out.kind, "redis");
+    for (const auto& [name, value] : config.options) {
+      EXPECT_EQ(out.options.at(name), value) << name;
+    }
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again, Connect(out));
+    EXPECT_EQ(again->Config(), out) << out.DebugString();
+  }
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  const ConnectorConfig out = c->Config();
+  EXPECT_EQ(out.options.at("db"), "0");
+  EXPECT_EQ(out.options.at("clear"), "false");
+  EXPECT_EQ(out.options.at("connect_timeout_ms"),
+            absl::StrCat(RedisConnector::kDefaultConnectTimeoutMs));
+  EXPECT_EQ(out.options.at("command_timeout_ms"),
+            absl::StrCat(RedisConnector::kDefaultCommandTimeoutMs));
+  EXPECT_EQ(out.options.count("password"), 0u);
+  EXPECT_EQ(out.options.count("unix_socket"), 0u);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto u, Connect(UnixConfig(server())));
+  EXPECT_EQ(u->Config().options.count("host"), 0u);
+  EXPECT_EQ(u->Config().options.count("port"), 0u);
+  // Defaults: a local server on 6379.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto d, Connect({"redis", {}}));
+  EXPECT_EQ(d->endpoint(), "127.0.0.1:6379");
+}
+
+TEST_F(RedisConnectorTest, BadOptionsAreInvalidArgument) {
+  const auto bad = [](std::map<std::string, std::string> options) {
+    return RedisConnector::Create({"redis", std::move(options)}).status();
+  };
+  EXPECT_THAT(bad({{"hostname", "x"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "hostname"));
+  EXPECT_THAT(bad({{"unix_socket", "/tmp/s"}, {"port", "1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not both"));
+  EXPECT_THAT(bad({{"unix_socket", ""}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unix_socket"));
+  EXPECT_THAT(bad({{"unix_socket", "/" + std::string(200, 'x')}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "longer than 107"));
+  EXPECT_THAT(bad({{"host", ""}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "host"));
+  EXPECT_THAT(bad({{"port", "0"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "port"));
+  EXPECT_THAT(bad({{"port", "65536"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "port"));
+  EXPECT_THAT(bad({{"port", "http"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "port"));
+  EXPECT_THAT(bad({{"db", "-1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "db"));
+  EXPECT_THAT(bad({{"prefix", ""}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "every key"));
+  EXPECT_THAT(bad({{"prefix", std::string(2000, 'p')}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "prefix"));
+  EXPECT_THAT(bad({{"connect_timeout_ms", "0"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "connect_timeout"));
+  EXPECT_THAT(bad({{"command_timeout_ms", "-5"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "command_timeout"));
+  EXPECT_THAT(bad({{"clear", "maybe"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "clear"));
+}
+
+TEST_F(RedisConnectorTest, BinaryValuesWithNulsAndTwentyMegabytesRoundTrip) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  const std::string big = Pattern(20'000'000, 1);
+  const std::string small = Pattern(1000, 2);
+  ASSERT_NE(big.find('\0'), std::string::npos);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key big_key, c->Put(SharedBytes::Copy(big)));
+  EXPECT_EQ(Raw().Command({"STRLEN", c->RedisKey(big_key)}), ":20000000");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,
+                                  c->Get(big_key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(got->view() == big) << "20 MB value differs";
+
+  // In a batch too, and the values outlive the connector.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::vector<Key> keys,
+      c->PutBatch({SharedBytes::Copy(small), SharedBytes::Copy(big)}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::vector<std::optional<SharedBytes>> batch,
+      c->GetBatch({keys[1], Key("missing"), keys[0]}));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+  c.reset();
+  ASSERT_THAT(batch, SizeIs(3));
+  ASSERT_TRUE(batch[0].has_value() && batch[2].has_value());
+  EXPECT_FALSE(batch[1].has_value());
+  EXPECT_TRUE(batch[0]->view() == big);
+  EXPECT_EQ(batch[2]->view(), small);
+  batch[0].reset();  // Values own their replies separately.
+  EXPECT_EQ(batch[2]->view(), small);
+}
+
+TEST_F(RedisConnectorTest, ValuesOverTheBulkLimitAreRefusedBeforeSending) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  // 512 MiB + 1 of address space, never backed: the connector must refuse
+  // it by size without touching it.
+  const size_t n = RedisConnector::kMaxValueSize + 1;
+  void* addr = ::mmap(nullptr, n, PROT_READ,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(addr, MAP_FAILED);
+  SharedBytes huge = SharedBytes::FromOwner(
+      std::shared_ptr<void>(addr, [n](void* p) { ::munmap(p, n); }),
+      absl::string_view(static_cast<const char*>(addr), n));
+
+  RawClient raw = Raw();
+  const int64_t sets = raw.Calls("set");
+  const int64_t msets = raw.Calls("mset");
+  EXPECT_THAT(c->Put(huge), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     AllOf(HasSubstr("536870913 bytes"),
+                                           HasSubstr("proto-max-bulk-len"))));
+  EXPECT_THAT(c->PutBatch({SharedBytes::Copy("ok"), huge}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "PutBatch item 1"));
+  EXPECT_EQ(raw.Calls("set"), sets);
+  EXPECT_EQ(raw.Calls("mset"), msets);
+  // The connector is fine afterwards.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("after")));
+  EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, BatchesAreOneCommandEach) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  std::vector<SharedBytes> values;
+  for (int i = 0; i < 100; ++i) {
+    values.push_back(SharedBytes::Copy(Pattern(10'000, i)));
+  }
+  RawClient raw = Raw();
+  int64_t set = raw.Calls("set"), mset = raw.Calls("mset");
+  int64_t get = raw.Calls("get"), mget = raw.Calls("mget");
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys, c->PutBatch(values));
+  EXPECT_EQ(raw.Calls("mset") - mset, 1);
+  EXPECT_EQ(raw.Calls("set") - set, 0);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, c->GetBatch(keys));
+  EXPECT_EQ(raw.Calls("mget") - mget, 1);
+  EXPECT_EQ(raw.Calls("get") - get, 0);
+  ASSERT_THAT(got, SizeIs(100));
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(got[i].has_value()) << i;
+    EXPECT_EQ(*got[i], values[i]) << i;
+  }
+
+  // A batch past kMaxBatchItems is split into pipelined chunks.
+  const size_t n = 2 * RedisConnector::kMaxBatchItems + 500;
+  std::vector<SharedBytes> many;
+  for (size_t i = 0; i < n; ++i) {
+    many.push_back(SharedBytes::Copy(absl::StrCat("item ", i)));
+  }
+  mset = raw.Calls("mset");
+  mget = raw.Calls("mget");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> many_keys,
+                                  c->PutBatch(many));
+  EXPECT_EQ(raw.Calls("mset") - mset, 3);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto many_got, c->GetBatch(many_keys));
+  EXPECT_EQ(raw.Calls("mget") - mget, 3);
+  ASSERT_THAT(many_got, SizeIs(n));
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(many_got[i].has_value()) << i;
+    ASSERT_EQ(many_got[i]->view(), absl::StrCat("item ", i));
+  }
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, ClearingCloseDeletesOnlyKeysUnderItsPrefix) {
+  ConnectorConfig a_config = TcpConfig(server(), {{"prefix", "iso:a:"}});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto a, Connect(a_config));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto b, Connect(TcpConfig(server(), {{"prefix", "iso:b:"}})));
+  // Glob characters in a prefix match literally: unescaped, "iso:*:*"
+  // would match every key above.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto glob, Connect(TcpConfig(server(), {{"prefix", "iso:*:"}})));
+  ASSERT_EQ(Raw().Command({"SET", "iso:foreign", "not ours"}), "+OK");
+  ASSERT_EQ(Raw().Command({"SET", "iso:a", "not ours either"}), "+OK");
+
+  std::vector<Key> a_keys, b_keys, glob_keys;
+  for (int i = 0; i < 5; ++i) {
+    std::string v = absl::StrCat("v", i);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, a->Put(SharedBytes::Copy(v)));
+    a_keys.push_back(k);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(k, b->Put(SharedBytes::Copy(v)));
+    b_keys.push_back(k);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(k, glob->Put(SharedBytes::Copy(v)));
+    glob_keys.push_back(k);
+  }
+
+  PROXYSTORE_ASSERT_OK(glob->Close({.clear = true}));
+  for (const Key& k : glob_keys) EXPECT_FALSE(RawExists(glob->RedisKey(k)));
+  for (const Key& k : a_keys) EXPECT_TRUE(RawExists(a->RedisKey(k)));
+
+  PROXYSTORE_ASSERT_OK(a->Close({.clear = true}));
+  for (const Key& k : a_keys) EXPECT_FALSE(RawExists(a->RedisKey(k)));
+  for (const Key& k : b_keys) {
+    EXPECT_TRUE(RawExists(b->RedisKey(k)));
+    EXPECT_THAT(b->Exists(k), IsOkAndHolds(true));
+  }
+  EXPECT_EQ(Raw().Command({"GET", "iso:foreign"}), "$not ours");
+  EXPECT_EQ(Raw().Command({"GET", "iso:a"}), "$not ours either");
+
+  // Clearing again (another connector over the same prefix) is fine.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto a2, Connect(a_config));
+  PROXYSTORE_EXPECT_OK(a2->Close({.clear = true}));
+  PROXYSTORE_EXPECT_OK(a->Close({.clear = true}));
+
+  PROXYSTORE_ASSERT_OK(b->Close({.clear = true}));
+  EXPECT_EQ(Raw().Command({"DEL", "iso:foreign", "iso:a"}), ":2");
+}
+
+TEST_F(RedisConnectorTest, ClearingDeletesManyKeysInBatches) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  std::vector<SharedBytes> values(5000, SharedBytes::Copy("x"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys, c->PutBatch(values));
+  RawClient raw = Raw();
+  const int64_t unlinks = raw.Calls("unlink");
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = true}));
+  EXPECT_GT(raw.Calls("unlink") - unlinks, 1);
+  std::vector<std::string> exists = {"EXISTS"};
+  for (const Key& k : keys) exists.push_back(c->RedisKey(k));
+  EXPECT_EQ(raw.Command(exists), ":0");
+}
+
+TEST_F(RedisConnectorTest, CloseKeepsKeysUnlessClearAndThenRefusesWork) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("kept")));
+  PROXYSTORE_ASSERT_OK(c->Close());  // Default: clear = false.
+  EXPECT_TRUE(RawExists(c->RedisKey(key)));
+  PROXYSTORE_EXPECT_OK(c->Close());
+
+  const auto closed =
+      StatusIs(absl::StatusCode::kFailedPrecondition, "after Close");
+  EXPECT_THAT(c->Put(SharedBytes::Copy("x")), closed);
+  EXPECT_THAT(c->PutBatch({SharedBytes::Copy("x")}), closed);
+  EXPECT_THAT(c->Get(key), closed);
+  EXPECT_THAT(c->GetBatch({key}), closed);
+  EXPECT_THAT(c->Exists(key), closed);
+  EXPECT_THAT(c->Evict(key), closed);
+
+  // A clone from the config still reads it; "clear" = true makes a plain
+  // Close() clear.
+  ConnectorConfig config = c->Config();
+  config.options["clear"] = "true";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto clone, Connect(config));
+  EXPECT_THAT(clone->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("kept"))));
+  PROXYSTORE_ASSERT_OK(clone->Close());
+  EXPECT_FALSE(RawExists(c->RedisKey(key)));
+}
+
+TEST_F(RedisConnectorTest, EmptyKeyIsInvalidArgument) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  const auto empty = StatusIs(absl::StatusCode::kInvalidArgument, "empty");
+  EXPECT_THAT(c->Get(Key()), empty);
+  EXPECT_THAT(c->Exists(Key()), empty);
+  EXPECT_THAT(c->Evict(Key()), empty);
+  EXPECT_THAT(c->GetBatch({Key("a"), Key()}), empty);
+}
+
+TEST_F(RedisConnectorTest, WrongTypeUnderOurKeyIsAClearError) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  const Key key("a-list");
+  ASSERT_EQ(Raw().Command({"RPUSH", c->RedisKey(key), "x"}), ":1");
+  EXPECT_THAT(c->Get(key), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    AllOf(HasSubstr("GET failed: WRONGTYPE"),
+                                          HasSubstr("a-list"))));
+  // MGET, by Redis's definition, answers nil for a key of another type.
+  EXPECT_THAT(c->GetBatch({key}),
+              IsOkAndHolds(::testing::ElementsAre(std::nullopt)));
+  // The connection stayed usable.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key ok, c->Put(SharedBytes::Copy("fine")));
+  EXPECT_THAT(c->Exists(ok), IsOkAndHolds(true));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, ConnectionsArePooledNotOnePerCall) {
+  // A server of its own, so that no other test's connections are counted.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  RawClient raw(*own);
+  const int64_t before = raw.Info("clients", "connected_clients");
+  ASSERT_EQ(before, 1);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  for (int i = 0; i < 50; ++i) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, c->Put(SharedBytes::Copy("v")));
+    PROXYSTORE_ASSERT_OK(c->Get(k).status());
+  }
+  EXPECT_EQ(raw.Info("clients", "connected_clients"), 2);
+  EXPECT_EQ(raw.Info("stats", "total_connections_received"), 2);
+}
+
+TEST_F(RedisConnectorTest, DatabaseIndexIsSelected) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c,
+                                  Connect(TcpConfig(server(), {{"db", "3"}})));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("in 3")));
+  RawClient raw = Raw();
+  EXPECT_EQ(raw.Command({"EXISTS", c->RedisKey(key)}), ":0");  // db 0
+  EXPECT_EQ(raw.Command({"SELECT", "3"}), "+OK");
+  EXPECT_EQ(raw.Command({"GET", c->RedisKey(key)}), "$in 3");
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+  EXPECT_EQ(raw.Command({"EXISTS", c->RedisKey(key)}), ":0");
+
+  // The server has 16 databases.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto bad,
+                                  Connect(TcpConfig(server(), {{"db", "99"}})));
+  EXPECT_THAT(bad->Put(SharedBytes::Copy("x")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("SELECT 99 failed"),
+                             HasSubstr("out of range"))));
+}
+
+TEST_F(RedisConnectorTest, PasswordIsSentAndWrongOnesAreClearErrors) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisServer * auth, SharedAuthServer());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto good, Connect(TcpConfig(*auth, {{"password", kPassword}})));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, good->Put(SharedBytes::Copy("x")));
+  EXPECT_THAT(good->Exists(key), IsOkAndHolds(true));
+  // It travels in the config, in clear text (documented).
+  EXPECT_EQ(good->Config().options.at("password"), kPassword);
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto wrong, Connect(TcpConfig(*auth, {{"password", "nope"}})));
+  EXPECT_THAT(wrong->Get(key), StatusIs(absl::StatusCode::kUnauthenticated,
+                                        AllOf(HasSubstr("AUTH failed"),
+                                              HasSubstr("WRONGPASS"))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto none, Connect(TcpConfig(*auth)));
+  EXPECT_THAT(none->Put(SharedBytes::Copy("x")),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       AllOf(HasSubstr("SET failed"), HasSubstr("NOAUTH"))));
+  // A password for a server without one.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto extra, Connect(TcpConfig(server(), {{"password", "unneeded"}})));
+  EXPECT_THAT(extra->Put(SharedBytes::Copy("x")),
+              StatusIs(absl::StatusCode::kUnauthenticated, "AUTH failed"));
+  PROXYSTORE_EXPECT_OK(good->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, NoServerIsUnavailable) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  const ConnectorConfig config = TcpConfig(*own);
+  PROXYSTORE_ASSERT_OK(own->Stop());
+  // Creation does no I/O; the first operation finds nobody listening.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(config));
+  EXPECT_THAT(
+      c->Put(SharedBytes::Copy("x")),
+      StatusIs(absl::StatusCode::kUnavailable,
+               AllOf(HasSubstr("cannot connect"), HasSubstr(c->endpoint()))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto u, Connect({"redis", {{"unix_socket", "/nonexistent/redis.sock"}}}));
+  EXPECT_THAT(u->Get(Key("k")), StatusIs(absl::StatusCode::kUnavailable,
+                                         "/nonexistent/redis.sock"));
+  // Closing without clear needs no server; clearing does.
+  PROXYSTORE_EXPECT_OK(u->Close());
+  EXPECT_THAT(c->Close({.clear = true}),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(RedisConnectorTest, KilledServerIsUnavailableThenRestartedOneWorks) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start({.unix_socket = true}));
+  for (bool unix : {false, true}) {
+    SCOPED_TRACE(unix ? "unix socket" : "tcp");
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        auto c, Connect(unix ? UnixConfig(*own) : TcpConfig(*own)));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("v")));
+
+    PROXYSTORE_ASSERT_OK(own->Kill());
+    const auto down = StatusIs(absl::StatusCode::kUnavailable);
+    EXPECT_THAT(c->Get(key), down);
+    EXPECT_THAT(c->Put(SharedBytes::Copy("x")), down);
+    EXPECT_THAT(c->PutBatch({SharedBytes::Copy("x")}), down);
+    EXPECT_THAT(c->GetBatch({key}), down);
+    EXPECT_THAT(c->Exists(key), down);
+    EXPECT_THAT(c->Evict(key), down);
+
+    PROXYSTORE_ASSERT_OK(own->Restart());
+    // The same connector object reconnects (the data was not persisted).
+    EXPECT_THAT(c->Get(key), IsOkAndHolds(std::nullopt));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key again, c->Put(SharedBytes::Copy("w")));
+    EXPECT_THAT(c->Get(again),
+                IsOkAndHolds(::testing::Optional(SharedBytes::Copy("w"))));
+    PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+  }
+}
+
+TEST_F(RedisConnectorTest, StalePooledConnectionsAreReplacedTransparently) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start({.persistence = true}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
+                                  c->Put(SharedBytes::Copy("durable")));
+  // Crash and restart between two calls: the pooled connection is dead, and
+  // the next call retries on a new one instead of failing.
+  PROXYSTORE_ASSERT_OK(own->Kill());
+  PROXYSTORE_ASSERT_OK(own->Restart());
+  EXPECT_THAT(c->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("durable"))));
+  PROXYSTORE_ASSERT_OK(own->Restart());  // Graceful this time.
+  EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, DeadServerUnderALargePutIsAnErrorNotSigpipe) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  PROXYSTORE_ASSERT_OK(c->Put(SharedBytes::Copy("warm up the pool")).status());
+  PROXYSTORE_ASSERT_OK(own->Kill());
+  // Writing 30 MB into a connection whose peer is gone gets EPIPE/ECONNRESET;
+  // a plain write(2) would raise SIGPIPE and kill this test.
+  const SharedBytes big = SharedBytes::Copy(Pattern(30'000'000, 7));
+  EXPECT_THAT(c->Put(big), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(c->PutBatch({big, big}),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(RedisConnectorTest, SilentServerTimesOutAsUnavailable) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto c, Connect(TcpConfig(*own, {{"connect_timeout_ms", "300"},
+                                       {"command_timeout_ms", "300"}})));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("v")));
+  PROXYSTORE_ASSERT_OK(own->Pause());
+  // The kernel still accepts connections; nobody answers.
+  EXPECT_THAT(c->Get(key), StatusIs(absl::StatusCode::kUnavailable,
+                                    "did not respond within "
+                                    "command_timeout_ms=300 ms"));
+  EXPECT_THAT(c->Exists(key), StatusIs(absl::StatusCode::kUnavailable));
+  PROXYSTORE_ASSERT_OK(own->Resume());
+  EXPECT_THAT(c->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("v"))));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+}  // namespace
+}  // namespace proxystore

@@ -1,0 +1,144 @@
+// RedisServer: a private redis-server process for tests and benchmarks.
+//
+// Start() launches /usr/bin/redis-server (fork + exec) on a free loopback TCP
+// port, and optionally on a Unix socket too, in a private temporary directory.
+// It returns once the server has logged "Ready to accept connections": its
+// stdout/stderr go through a pipe that Start() reads with poll(2) against a
+// deadline, so there are no sleeps and no connect-retry loops. The port is
+// picked by binding port 0 and handing the number to redis-server; if another
+// process takes it in between ("Address already in use"), Start() tries a new
+// port. By default nothing is persisted (`--save "" --appendonly no`);
+// `persistence` turns on the append-only file (appendfsync always) in `dir`
+// so that data survives Kill() + Restart(), for fault tests.
+//
+// The destructor (or Stop()) stops the server by its pid: SIGTERM, then a
+// poll(2) wait on a pidfd bounded by `shutdown_timeout`, then SIGKILL; the
+// process is always reaped. If the test process dies first, the kernel kills
+// the server (PR_SET_PDEATHSIG), so no redis-server outlives its test. Caveat
+// of PDEATHSIG: it fires when the *thread* that started the server exits, so
+// call Start()/Restart() from a thread that outlives the server (the main
+// thread, typically).
+//
+// Not gtest-specific: errors are absl::Status values. If redis-server is not
+// installed, Start() is FailedPrecondition telling you to run tools/setup.sh.
+//
+// Thread-safety: a RedisServer is not thread-safe; call its methods from one
+// thread at a time. The server itself serves any number of clients and
+// threads; the accessors may be read concurrently while no method runs.
+//
+//   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<RedisServer> server,
+//                               RedisServer::Start({.unix_socket = true}));
+//   redisContext* c = redisConnect(server->host().c_str(), server->port());
+//   ...
+//   PROXYSTORE_RETURN_IF_ERROR(server->Kill());     // crash it
+//   PROXYSTORE_RETURN_IF_ERROR(server->Restart());  // same port, same dir
+#ifndef PROXYSTORE_TESTING_REDIS_SERVER_H_
+#define PROXYSTORE_TESTING_REDIS_SERVER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace proxystore::testing {
+
+struct RedisServerOptions {
+  // The server binary (Debian's redis-server package).
+  std::string binary = "/usr/bin/redis-server";
+  // Also listen on a Unix socket (in the private temporary directory, whose
+  // path is short enough for sun_path).
+  bool unix_socket = false;
+  // Append-only file on (appendonly yes, appendfsync always) in `dir`;
+  // otherwise nothing is written to disk.
+  bool persistence = false;
+  // Working directory for persistence files. Empty: the private temporary
+  // directory (removed by the destructor). A given directory is created if
+  // missing and never removed.
+  std::string dir;
+  // Non-empty: --requirepass, so clients must AUTH.
+  std::string password;
+  // More redis-server arguments, appended verbatim ("--maxmemory", "10mb").
+  std::vector<std::string> extra_args;
+  // How long Start()/Restart() wait for "Ready to accept connections".
+  absl::Duration startup_timeout = absl::Seconds(30);
+  // How long Stop() waits after SIGTERM before it sends SIGKILL.
+  absl::Duration shutdown_timeout = absl::Seconds(10);
+};
+
+class RedisServer {
+ public:
+  // Starts a server; see the file comment. Errors: FailedPrecondition if the
+  // binary is missing, Unavailable/DeadlineExceeded if it does not come up
+  // (the message carries the server's output).
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(
+      const RedisServerOptions& options = {});
+
+  // Stops the server (Stop()) and removes the private temporary directory.
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  // Where to connect: always "127.0.0.1" and the TCP port.
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  // The Unix socket path; empty unless options.unix_socket.
+  const std::string& unix_socket() const { return unix_socket_; }
+  // The persistence directory (options.dir or the private one).
+  const std::string& dir() const { return dir_; }
+  // The server's pid, or -1 when it is not running.
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+  const RedisServerOptions& options() const { return options_; }
+
+  // Graceful stop: SIGTERM, bounded wait, SIGKILL fallback; reaps. OK if
+  // already stopped.
+  absl::Status Stop();
+  // Abrupt stop (SIGKILL, then reap), to simulate a crash. OK if stopped.
+  absl::Status Kill();
+  // Stops the server if it runs, then starts it again with the same port,
+  // socket, directory and options (persisted data is reloaded).
+  absl::Status Restart();
+  // SIGSTOP / SIGCONT: a server that accepts connections but never answers,
+  // for timeout tests. Stop()/Kill() work on a paused server.
+  absl::Status Pause();
+  absl::Status Resume();
+
+  // The server's output (log) read so far, plus whatever is ready now.
+  std::string Output();
+
+ private:
+  RedisServer(RedisServerOptions options, std::string temp_dir,
+              std::string dir);
+
+  enum class LaunchResult { kReady, kPortInUse };
+  // Launches redis-server on port_ and waits until it is ready. kPortInUse:
+  // it exited because another process holds the port.
+  absl::StatusOr<LaunchResult> Launch();
+  // Reads what the pipe has without blocking.
+  void DrainOutput();
+  // Waits for the process to exit until `deadline`; reaps it on exit.
+  // Returns whether it exited.
+  bool WaitForExit(absl::Time deadline);
+  // Closes the pipe and pidfd and forgets the process.
+  void Forget();
+
+  const RedisServerOptions options_;
+  const std::string host_ = "127.0.0.1";
+  const std::string temp_dir_;  // Private; removed by the destructor.
+  const std::string dir_;
+  std::string unix_socket_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int output_fd_ = -1;
+  std::string output_;
+};
+
+}  // namespace proxystore::testing
+
+#endif  // PROXYSTORE_TESTING_REDIS_SERVER_H_
