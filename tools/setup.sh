@@ -13,7 +13,7 @@ PACKAGES=(
   # Tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev redis-server
   # Benchmark report plot
-  gnuplot-nox
+  gnuplot-nox python3
   # Fuzzing and sanitizers with clang
   clang libclang-rt-14-dev
 )
