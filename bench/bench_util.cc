@@ -23,10 +23,10 @@ std::string RandomBytes(size_t n, uint64_t seed) {
 
 std::string TextBytes(size_t n, uint64_t seed) {
   static const char* const kWords[] = {
-      "proxy",  "store", "object", "connector", "resolve", "factory",
-      "cache",  "key",   "bytes",  "process",   "the",     "a",
-      "of",     "to",    "and",    "in",        "data",    "moves",
-      "once",   "from",  "producer", "consumer", "while",  "only"};
+      "proxy", "store", "object",   "connector", "resolve", "factory",
+      "cache", "key",   "bytes",    "process",   "the",     "a",
+      "of",    "to",    "and",      "in",        "data",    "moves",
+      "once",  "from",  "producer", "consumer",  "while",   "only"};
   constexpr size_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
   std::string s;
   s.reserve(n + 16);
@@ -45,7 +45,8 @@ std::string TextBytes(size_t n, uint64_t seed) {
 double Percentile(std::vector<double>& samples, double p) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());
-  const double rank = std::ceil(p / 100.0 * static_cast<double>(samples.size()));
+  const double rank =
+      std::ceil(p / 100.0 * static_cast<double>(samples.size()));
   size_t idx = rank <= 1 ? 0 : static_cast<size_t>(rank) - 1;
   return samples[std::min(idx, samples.size() - 1)];
 }

@@ -111,14 +111,16 @@ void RunTimed(benchmark::State& state, int64_t batch, Setup setup, Op op,
 template <typename Op>
 void RunTimed(benchmark::State& state, int64_t batch, Op op,
               int64_t bytes_per_op = 0) {
-  RunTimed(state, batch, [](int64_t) {}, op, bytes_per_op);
+  RunTimed(
+      state, batch, [](int64_t) {}, op, bytes_per_op);
 }
 
 // Batch size for an operation on `size` bytes that costs about `floor_ns`:
 // enough calls per sample to make the two clock reads (~50 ns) negligible.
 inline int64_t BatchFor(int64_t expected_ns) {
   if (expected_ns >= 20'000) return 1;
-  return std::clamp<int64_t>(20'000 / std::max<int64_t>(expected_ns, 1), 1, 256);
+  return std::clamp<int64_t>(20'000 / std::max<int64_t>(expected_ns, 1), 1,
+                             256);
 }
 
 }  // namespace proxystore::bench

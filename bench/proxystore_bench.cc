@@ -12,8 +12,9 @@
 // target verdicts; tools/bench.sh runs everything.
 //
 // Selection (flags before Google Benchmark's own, or environment):
-//   --connectors=local,file,shm,redis,redis_unix,multi  ($PROXYSTORE_BENCH_CONNECTORS)
-//   --sizes=100,10000,1000000,100000000                  ($PROXYSTORE_BENCH_SIZES)
+//   --connectors=local,file,shm,redis,redis_unix,multi
+//   ($PROXYSTORE_BENCH_CONNECTORS)
+//   --sizes=100,10000,1000000,100000000 ($PROXYSTORE_BENCH_SIZES)
 //   --quick   fewer iterations for the large sizes (CI smoke)
 // The suite starts its own private redis-server on a free loopback port (and
 // a Unix socket) when a redis connector is selected, and removes every
@@ -44,12 +45,12 @@
 #include "benchmark/benchmark.h"
 #include "connectors/connector.h"
 #include "connectors/multi/multi_connector.h"
+#include "hiredis/hiredis.h"
 #include "store/factory.h"
 #include "store/serializer.h"
 #include "store/store.h"
 #include "testing/child_process.h"
 #include "testing/redis_server.h"
-#include "hiredis/hiredis.h"
 
 namespace proxystore::bench {
 namespace {
@@ -86,7 +87,8 @@ void Check(const absl::Status& s, const char* what) {
 }
 
 std::string SizeName(int64_t n) {
-  if (n >= 1'000'000 && n % 1'000'000 == 0) return absl::StrCat(n / 1'000'000, "MB");
+  if (n >= 1'000'000 && n % 1'000'000 == 0)
+    return absl::StrCat(n / 1'000'000, "MB");
   if (n >= 1'000 && n % 1'000 == 0) return absl::StrCat(n / 1'000, "KB");
   return absl::StrCat(n, "B");
 }
@@ -120,10 +122,10 @@ ConnectorConfig ConnectorFor(const std::string& name) {
     small.max_size_bytes = 1'000'000;
     Policy large;
     large.min_size_bytes = 1'000'001;
-    entries.push_back({"small",
-                       Check(MakeConnector(ConnectorFor("shm")), "shm"), small});
-    entries.push_back({"large",
-                       Check(MakeConnector(ConnectorFor("file")), "file"), large});
+    entries.push_back(
+        {"small", Check(MakeConnector(ConnectorFor("shm")), "shm"), small});
+    entries.push_back(
+        {"large", Check(MakeConnector(ConnectorFor("file")), "file"), large});
     auto multi = Check(MultiConnector::Create(std::move(entries)), "multi");
     return multi->Config();
   }
@@ -134,9 +136,10 @@ ConnectorConfig ConnectorFor(const std::string& name) {
 std::shared_ptr<Store> MakeStore(const std::string& connector,
                                  StoreOptions options = {}) {
   auto c = Check(MakeConnector(ConnectorFor(connector)), "MakeConnector");
-  return Check(Store::Create(absl::StrCat("bench-", connector, "-", NewObjectId()),
-                             std::move(c), std::move(options)),
-               "Store::Create");
+  return Check(
+      Store::Create(absl::StrCat("bench-", connector, "-", NewObjectId()),
+                    std::move(c), std::move(options)),
+      "Store::Create");
 }
 
 StoreOptions NoCache() {
@@ -155,28 +158,37 @@ struct StoreCloser {
 
 // Expected cost, for batching (bench_util.h BatchFor).
 int64_t ExpectedNs(const std::string& connector, int64_t size) {
-  int64_t base = connector == "local" ? 100 : connector == "shm" ? 15'000
-               : connector == "file" ? 10'000 : 30'000;
+  int64_t base = connector == "local"  ? 100
+                 : connector == "shm"  ? 15'000
+                 : connector == "file" ? 10'000
+                                       : 30'000;
   return base + size / 10;  // ~10 GB/s copies.
 }
 
-// --- Floors -------------------------------------------------------------------
+// --- Floors
+// -------------------------------------------------------------------
 
 void FloorMemcpy(benchmark::State& state, int64_t size) {
   std::string src = RandomBytes(size);
   std::string dst(size, '\0');
-  RunTimed(state, BatchFor(20 + size / 10), [&](int64_t) {
-    std::memcpy(dst.data(), src.data(), src.size());
-    benchmark::ClobberMemory();
-  }, size);
+  RunTimed(
+      state, BatchFor(20 + size / 10),
+      [&](int64_t) {
+        std::memcpy(dst.data(), src.data(), src.size());
+        benchmark::ClobberMemory();
+      },
+      size);
 }
 
 void FloorAllocCopy(benchmark::State& state, int64_t size) {
   std::string src = RandomBytes(size);
-  RunTimed(state, BatchFor(20 + size / 10), [&](int64_t) {
-    std::string copy(src.data(), src.size());
-    benchmark::DoNotOptimize(copy.data());
-  }, size);
+  RunTimed(
+      state, BatchFor(20 + size / 10),
+      [&](int64_t) {
+        std::string copy(src.data(), src.size());
+        benchmark::DoNotOptimize(copy.data());
+      },
+      size);
 }
 
 void FloorMapPut(benchmark::State& state, int64_t size) {
@@ -184,25 +196,29 @@ void FloorMapPut(benchmark::State& state, int64_t size) {
   absl::flat_hash_map<std::string, std::string> map;
   std::vector<std::string> keys;
   const int64_t batch = BatchFor(60 + size / 10);
-  RunTimed(state, batch,
-           [&](int64_t i) {
-             if (i % batch == 0) {
-               for (const auto& k : keys) map.erase(k);
-               keys.clear();
-             }
-             keys.push_back(NewObjectId());
-           },
-           [&](int64_t i) { map.emplace(keys[i % batch], src); }, size);
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) {
+          for (const auto& k : keys) map.erase(k);
+          keys.clear();
+        }
+        keys.push_back(NewObjectId());
+      },
+      [&](int64_t i) { map.emplace(keys[i % batch], src); }, size);
 }
 
 void FloorMapGet(benchmark::State& state, int64_t size) {
   absl::flat_hash_map<std::string, std::string> map;
   std::string key = NewObjectId();
   map.emplace(key, RandomBytes(size));
-  RunTimed(state, BatchFor(50 + size / 10), [&](int64_t) {
-    std::string out = map.find(key)->second;
-    benchmark::DoNotOptimize(out.data());
-  }, size);
+  RunTimed(
+      state, BatchFor(50 + size / 10),
+      [&](int64_t) {
+        std::string out = map.find(key)->second;
+        benchmark::DoNotOptimize(out.data());
+      },
+      size);
 }
 
 void FloorMapLookup(benchmark::State& state, int64_t size) {
@@ -218,48 +234,54 @@ void FloorMapLookup(benchmark::State& state, int64_t size) {
 // open(O_CREAT|O_EXCL) + write + close of a new file: what publishing an
 // object costs at least (files from the previous op are unlinked untimed).
 void FloorFileWrite(benchmark::State& state, int64_t size) {
-  std::string dir = absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
+  std::string dir =
+      absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
   std::filesystem::create_directories(dir);
   std::string src = RandomBytes(size);
   std::string path;
-  RunTimed(state, 1,
-           [&](int64_t i) {
-             if (!path.empty()) unlink(path.c_str());
-             path = absl::StrCat(dir, "/", i);
-           },
-           [&](int64_t) {
-             int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-             size_t off = 0;
-             while (off < src.size()) {
-               ssize_t n = write(fd, src.data() + off, src.size() - off);
-               if (n <= 0) Die("floor write");
-               off += static_cast<size_t>(n);
-             }
-             close(fd);
-           },
-           size);
+  RunTimed(
+      state, 1,
+      [&](int64_t i) {
+        if (!path.empty()) unlink(path.c_str());
+        path = absl::StrCat(dir, "/", i);
+      },
+      [&](int64_t) {
+        int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        size_t off = 0;
+        while (off < src.size()) {
+          ssize_t n = write(fd, src.data() + off, src.size() - off);
+          if (n <= 0) Die("floor write");
+          off += static_cast<size_t>(n);
+        }
+        close(fd);
+      },
+      size);
   std::filesystem::remove_all(dir);
 }
 
 void FloorFileRead(benchmark::State& state, int64_t size) {
-  std::string dir = absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
+  std::string dir =
+      absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
   std::filesystem::create_directories(dir);
   std::string path = dir + "/obj";
   { std::ofstream(path, std::ios::binary) << RandomBytes(size); }
-  RunTimed(state, 1, [&](int64_t) {
-    int fd = open(path.c_str(), O_RDONLY);
-    struct stat st;
-    fstat(fd, &st);
-    std::string buf(static_cast<size_t>(st.st_size), '\0');
-    size_t off = 0;
-    while (off < buf.size()) {
-      ssize_t n = read(fd, buf.data() + off, buf.size() - off);
-      if (n <= 0) Die("floor read");
-      off += static_cast<size_t>(n);
-    }
-    close(fd);
-    benchmark::DoNotOptimize(buf.data());
-  }, size);
+  RunTimed(
+      state, 1,
+      [&](int64_t) {
+        int fd = open(path.c_str(), O_RDONLY);
+        struct stat st;
+        fstat(fd, &st);
+        std::string buf(static_cast<size_t>(st.st_size), '\0');
+        size_t off = 0;
+        while (off < buf.size()) {
+          ssize_t n = read(fd, buf.data() + off, buf.size() - off);
+          if (n <= 0) Die("floor read");
+          off += static_cast<size_t>(n);
+        }
+        close(fd);
+        benchmark::DoNotOptimize(buf.data());
+      },
+      size);
   std::filesystem::remove_all(dir);
 }
 
@@ -273,15 +295,18 @@ void FloorShmMmap(benchmark::State& state, int64_t size) {
     Die("floor shm write");
   }
   close(fd);
-  RunTimed(state, 1, [&](int64_t) {
-    int f = shm_open(name.c_str(), O_RDONLY, 0);
-    struct stat st;
-    fstat(f, &st);
-    void* p = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, f, 0);
-    close(f);
-    benchmark::DoNotOptimize(p);
-    munmap(p, st.st_size);
-  }, size);
+  RunTimed(
+      state, 1,
+      [&](int64_t) {
+        int f = shm_open(name.c_str(), O_RDONLY, 0);
+        struct stat st;
+        fstat(f, &st);
+        void* p = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, f, 0);
+        close(f);
+        benchmark::DoNotOptimize(p);
+        munmap(p, st.st_size);
+      },
+      size);
   shm_unlink(name.c_str());
 }
 
@@ -306,9 +331,12 @@ void FloorRedisSet(benchmark::State& state, int64_t size) {
   Hiredis h;
   std::string v = RandomBytes(size);
   std::string key = "floor:" + NewObjectId();
-  RunTimed(state, 1, [&](int64_t) {
-    h.Cmd("SET %b %b", key.data(), key.size(), v.data(), v.size());
-  }, size);
+  RunTimed(
+      state, 1,
+      [&](int64_t) {
+        h.Cmd("SET %b %b", key.data(), key.size(), v.data(), v.size());
+      },
+      size);
   h.Cmd("DEL %b", key.data(), key.size());
 }
 
@@ -317,8 +345,9 @@ void FloorRedisGet(benchmark::State& state, int64_t size) {
   std::string v = RandomBytes(size);
   std::string key = "floor:" + NewObjectId();
   h.Cmd("SET %b %b", key.data(), key.size(), v.data(), v.size());
-  RunTimed(state, 1, [&](int64_t) { h.Cmd("GET %b", key.data(), key.size()); },
-           size);
+  RunTimed(
+      state, 1, [&](int64_t) { h.Cmd("GET %b", key.data(), key.size()); },
+      size);
   h.Cmd("DEL %b", key.data(), key.size());
 }
 
@@ -333,7 +362,8 @@ void FloorRedisPipeline(benchmark::State& state, bool set) {
   auto pipeline = [&](bool do_set) {
     for (const auto& k : keys) {
       if (do_set) {
-        redisAppendCommand(h.c, "SET %b %b", k.data(), k.size(), v.data(), v.size());
+        redisAppendCommand(h.c, "SET %b %b", k.data(), k.size(), v.data(),
+                           v.size());
       } else {
         redisAppendCommand(h.c, "GET %b", k.data(), k.size());
       }
@@ -345,7 +375,8 @@ void FloorRedisPipeline(benchmark::State& state, bool set) {
     }
   };
   pipeline(true);
-  RunTimed(state, 1, [&](int64_t) { pipeline(set); }, kBatch * kBatchItem);
+  RunTimed(
+      state, 1, [&](int64_t) { pipeline(set); }, kBatch * kBatchItem);
   for (const auto& k : keys) h.Cmd("DEL %b", k.data(), k.size());
 }
 
@@ -371,22 +402,23 @@ void FloorFactoryVerify(benchmark::State& state) {
   });
 }
 
-// --- Store rows ---------------------------------------------------------------
+// --- Store rows
+// ---------------------------------------------------------------
 
 void StorePut(benchmark::State& state, std::string connector, int64_t size) {
   StoreCloser s{MakeStore(connector)};
   std::string obj = RandomBytes(size);
   const int64_t batch = BatchFor(ExpectedNs(connector, size));
   std::vector<Key> keys;
-  RunTimed(state, batch,
-           [&](int64_t i) {
-             if (i % batch == 0) {
-               for (const Key& k : keys) (void)s.store->Evict(k);
-               keys.clear();
-             }
-           },
-           [&](int64_t) { keys.push_back(Check(s.store->Put(obj), "put")); },
-           size);
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) {
+          for (const Key& k : keys) (void)s.store->Evict(k);
+          keys.clear();
+        }
+      },
+      [&](int64_t) { keys.push_back(Check(s.store->Put(obj), "put")); }, size);
 }
 
 // Put of a caller-built byte buffer moved into the store (no copy of the
@@ -398,22 +430,23 @@ void StorePutMoved(benchmark::State& state, std::string connector,
   const int64_t batch = BatchFor(ExpectedNs(connector, 0));
   std::vector<Key> keys;
   std::vector<PayloadBuffer> buffers;
-  RunTimed(state, batch,
-           [&](int64_t i) {
-             if (i % batch == 0) {
-               for (const Key& k : keys) (void)s.store->Evict(k);
-               keys.clear();
-               buffers.clear();
-             }
-             PayloadBuffer b = PayloadBuffer::Allocate(size);
-             std::memcpy(b.data(), content.data(), size);
-             buffers.push_back(std::move(b));
-           },
-           [&](int64_t i) {
-             keys.push_back(Check(
-                 s.store->PutBuffer(std::move(buffers[i % batch])), "put"));
-           },
-           size);
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) {
+          for (const Key& k : keys) (void)s.store->Evict(k);
+          keys.clear();
+          buffers.clear();
+        }
+        PayloadBuffer b = PayloadBuffer::Allocate(size);
+        std::memcpy(b.data(), content.data(), size);
+        buffers.push_back(std::move(b));
+      },
+      [&](int64_t i) {
+        keys.push_back(
+            Check(s.store->PutBuffer(std::move(buffers[i % batch])), "put"));
+      },
+      size);
 }
 
 template <typename T>
@@ -422,19 +455,22 @@ void StoreGet(benchmark::State& state, std::string connector, int64_t size,
   StoreCloser s{MakeStore(connector, cached ? StoreOptions{} : NoCache())};
   Key key = Check(s.store->Put(RandomBytes(size)), "put");
   if (cached) (void)Check(s.store->Get<T>(key), "warm");
-  const int64_t batch = cached ? BatchFor(40) : BatchFor(ExpectedNs(connector, size));
-  RunTimed(state, batch, [&](int64_t) {
-    auto v = s.store->Get<T>(key);
-    benchmark::DoNotOptimize(v->get());
-  }, size);
+  const int64_t batch =
+      cached ? BatchFor(40) : BatchFor(ExpectedNs(connector, size));
+  RunTimed(
+      state, batch,
+      [&](int64_t) {
+        auto v = s.store->Get<T>(key);
+        benchmark::DoNotOptimize(v->get());
+      },
+      size);
 }
 
 void StoreExists(benchmark::State& state, std::string connector) {
   StoreCloser s{MakeStore(connector, NoCache())};
   Key key = Check(s.store->Put(RandomBytes(100)), "put");
-  RunTimed(state, BatchFor(ExpectedNs(connector, 0)), [&](int64_t) {
-    benchmark::DoNotOptimize(s.store->Exists(key));
-  });
+  RunTimed(state, BatchFor(ExpectedNs(connector, 0)),
+           [&](int64_t) { benchmark::DoNotOptimize(s.store->Exists(key)); });
 }
 
 void StoreEvict(benchmark::State& state, std::string connector) {
@@ -442,9 +478,10 @@ void StoreEvict(benchmark::State& state, std::string connector) {
   const int64_t batch = BatchFor(ExpectedNs(connector, 0));
   std::vector<Key> keys(batch);
   std::string obj = RandomBytes(100);
-  RunTimed(state, batch,
-           [&](int64_t i) { keys[i % batch] = Check(s.store->Put(obj), "put"); },
-           [&](int64_t i) { Check(s.store->Evict(keys[i % batch]), "evict"); });
+  RunTimed(
+      state, batch,
+      [&](int64_t i) { keys[i % batch] = Check(s.store->Put(obj), "put"); },
+      [&](int64_t i) { Check(s.store->Evict(keys[i % batch]), "evict"); });
 }
 
 void StoreProxyCreate(benchmark::State& state, std::string connector,
@@ -453,17 +490,18 @@ void StoreProxyCreate(benchmark::State& state, std::string connector,
   std::string obj = RandomBytes(size);
   const int64_t batch = BatchFor(ExpectedNs(connector, size) + 200);
   std::vector<Key> keys;
-  RunTimed(state, batch,
-           [&](int64_t i) {
-             if (i % batch == 0) {
-               for (const Key& k : keys) (void)s.store->Evict(k);
-               keys.clear();
-             }
-           },
-           [&](int64_t) {
-             auto p = Check(s.store->Proxy(obj), "proxy");
-             keys.push_back(*GetKey(p));
-           });
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) {
+          for (const Key& k : keys) (void)s.store->Evict(k);
+          keys.clear();
+        }
+      },
+      [&](int64_t) {
+        auto p = Check(s.store->Proxy(obj), "proxy");
+        keys.push_back(*GetKey(p));
+      });
 }
 
 void StoreProxySerde(benchmark::State& state, std::string connector) {
@@ -485,20 +523,22 @@ void StoreProxyResolve(benchmark::State& state, std::string connector,
   const std::string wire = *p.Serialize();
   const int64_t batch = BatchFor(ExpectedNs(connector, size));
   std::vector<Proxy<T>> fresh;
-  RunTimed(state, batch,
-           [&](int64_t i) {
-             if (i % batch == 0) fresh.clear();
-             fresh.push_back(Check(ParseProxy<T>(wire), "parse"));
-           },
-           [&](int64_t i) { benchmark::DoNotOptimize((*fresh[i % batch]).size()); },
-           size);
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) fresh.clear();
+        fresh.push_back(Check(ParseProxy<T>(wire), "parse"));
+      },
+      [&](int64_t i) { benchmark::DoNotOptimize((*fresh[i % batch]).size()); },
+      size);
 }
 
 // bench/resolve_child sits next to this binary (bazel-bin/bench/ and the
 // runfiles tree both resolve /proc/self/exe to the same output directory).
 std::string ResolveChildPath() {
   std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return testing::RunfilePath("bench/resolve_child");
   return (self.parent_path() / "resolve_child").string();
 }
@@ -516,9 +556,11 @@ void StoreProxyResolveRemote(benchmark::State& state, std::string connector,
     absl::StatusOr<std::string> wire =
         type == "view" ? Check(s.store->Proxy(view), "proxy").Serialize()
                        : Check(s.store->Proxy(obj), "proxy").Serialize();
-    manifest += absl::BytesToHexString(Check(std::move(wire), "serialize")) + "\n";
+    manifest +=
+        absl::BytesToHexString(Check(std::move(wire), "serialize")) + "\n";
   }
-  const std::string path = absl::StrCat(TheSuite().tmp_root, "/manifest-", NewObjectId());
+  const std::string path =
+      absl::StrCat(TheSuite().tmp_root, "/manifest-", NewObjectId());
   { std::ofstream(path) << manifest; }
   auto r = Check(testing::RunChild(ResolveChildPath(), {path, type}),
                  "resolve_child");
@@ -535,8 +577,10 @@ void StoreProxyResolveRemote(benchmark::State& state, std::string connector,
     }
   }
   if (r.exit_code != 0 || static_cast<int64_t>(samples.size()) != n) {
-    state.SkipWithError(absl::StrCat("resolve_child failed: ", r.output).c_str());
-    for (auto _ : state) {}
+    state.SkipWithError(
+        absl::StrCat("resolve_child failed: ", r.output).c_str());
+    for (auto _ : state) {
+    }
     return;
   }
   size_t i = 0;
@@ -557,25 +601,30 @@ void StorePutBatch(benchmark::State& state, std::string connector) {
   std::vector<std::string> objs;
   for (int i = 0; i < kBatch; ++i) objs.push_back(RandomBytes(kBatchItem, i));
   std::vector<Key> last;
-  RunTimed(state, 1,
-           [&](int64_t) {
-             for (const Key& k : last) (void)s.store->Evict(k);
-           },
-           [&](int64_t) {
-             last = Check(s.store->PutBatch<std::string>(objs), "put_batch");
-           },
-           kBatch * kBatchItem);
+  RunTimed(
+      state, 1,
+      [&](int64_t) {
+        for (const Key& k : last) (void)s.store->Evict(k);
+      },
+      [&](int64_t) {
+        last = Check(s.store->PutBatch<std::string>(objs), "put_batch");
+      },
+      kBatch * kBatchItem);
 }
 
 void StoreGetBatch(benchmark::State& state, std::string connector) {
   StoreCloser s{MakeStore(connector, NoCache())};
   std::vector<std::string> objs;
   for (int i = 0; i < kBatch; ++i) objs.push_back(RandomBytes(kBatchItem, i));
-  std::vector<Key> keys = Check(s.store->PutBatch<std::string>(objs), "put_batch");
-  RunTimed(state, 1, [&](int64_t) {
-    auto v = s.store->GetBatch<std::string>(keys);
-    benchmark::DoNotOptimize(&v);
-  }, kBatch * kBatchItem);
+  std::vector<Key> keys =
+      Check(s.store->PutBatch<std::string>(objs), "put_batch");
+  RunTimed(
+      state, 1,
+      [&](int64_t) {
+        auto v = s.store->GetBatch<std::string>(keys);
+        benchmark::DoNotOptimize(&v);
+      },
+      kBatch * kBatchItem);
 }
 
 // Zero-copy read of a FlatBuffers payload: Get<FlatBuffer<Blob>> (uncached)
@@ -590,10 +639,13 @@ void StoreFlatBufferRead(benchmark::State& state, std::string connector,
   fbb.Finish(fb::CreateBlob(fbb, 7, vec));
   auto blob = FlatBuffer<Blob>::FromBuilder(std::move(fbb));
   Key key = Check(s.store->Put(blob), "put");
-  RunTimed(state, BatchFor(ExpectedNs(connector, 0)), [&](int64_t) {
-    auto v = Check(s.store->Get<FlatBuffer<Blob>>(key), "get");
-    benchmark::DoNotOptimize((*v)->data()->size());
-  }, size);
+  RunTimed(
+      state, BatchFor(ExpectedNs(connector, 0)),
+      [&](int64_t) {
+        auto v = Check(s.store->Get<FlatBuffer<Blob>>(key), "get");
+        benchmark::DoNotOptimize((*v)->data()->size());
+      },
+      size);
 }
 
 void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
@@ -607,23 +659,28 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
     auto stored = Check(s.store->connector().Get(key), "raw get");
     state.counters["stored_ratio"] =
         static_cast<double>(stored->size()) / static_cast<double>(size);
-    RunTimed(state, BatchFor(ExpectedNs(connector, size)), [&](int64_t) {
-      auto v = s.store->Get<std::string>(key);
-      benchmark::DoNotOptimize(v->get());
-    }, size);
+    RunTimed(
+        state, BatchFor(ExpectedNs(connector, size)),
+        [&](int64_t) {
+          auto v = s.store->Get<std::string>(key);
+          benchmark::DoNotOptimize(v->get());
+        },
+        size);
   } else {
     std::vector<Key> keys;
-    RunTimed(state, 1,
-             [&](int64_t) {
-               for (const Key& k : keys) (void)s.store->Evict(k);
-               keys.clear();
-             },
-             [&](int64_t) { keys.push_back(Check(s.store->Put(obj), "put")); },
-             size);
+    RunTimed(
+        state, 1,
+        [&](int64_t) {
+          for (const Key& k : keys) (void)s.store->Evict(k);
+          keys.clear();
+        },
+        [&](int64_t) { keys.push_back(Check(s.store->Put(obj), "put")); },
+        size);
   }
 }
 
-// --- Registration --------------------------------------------------------------
+// --- Registration
+// --------------------------------------------------------------
 
 using Fn = std::function<void(benchmark::State&)>;
 
@@ -646,50 +703,73 @@ void RegisterAll() {
   const bool any_redis = has("redis") || has("redis_unix");
   for (int64_t n : s.sizes) {
     const std::string z = SizeName(n);
-    Add("floor/memcpy/-/" + z, [n](auto& st) { FloorMemcpy(st, n); }, n);
-    Add("floor/alloc_copy/-/" + z, [n](auto& st) { FloorAllocCopy(st, n); }, n);
-    Add("floor/map_put/-/" + z, [n](auto& st) { FloorMapPut(st, n); }, n);
-    Add("floor/map_get/-/" + z, [n](auto& st) { FloorMapGet(st, n); }, n);
-    Add("floor/map_lookup/-/" + z, [n](auto& st) { FloorMapLookup(st, n); }, n);
+    Add(
+        "floor/memcpy/-/" + z, [n](auto& st) { FloorMemcpy(st, n); }, n);
+    Add(
+        "floor/alloc_copy/-/" + z, [n](auto& st) { FloorAllocCopy(st, n); }, n);
+    Add(
+        "floor/map_put/-/" + z, [n](auto& st) { FloorMapPut(st, n); }, n);
+    Add(
+        "floor/map_get/-/" + z, [n](auto& st) { FloorMapGet(st, n); }, n);
+    Add(
+        "floor/map_lookup/-/" + z, [n](auto& st) { FloorMapLookup(st, n); }, n);
     if (has("file") || has("multi")) {
-      Add("floor/file_write/-/" + z, [n](auto& st) { FloorFileWrite(st, n); }, n);
-      Add("floor/file_read/-/" + z, [n](auto& st) { FloorFileRead(st, n); }, n);
+      Add(
+          "floor/file_write/-/" + z, [n](auto& st) { FloorFileWrite(st, n); },
+          n);
+      Add(
+          "floor/file_read/-/" + z, [n](auto& st) { FloorFileRead(st, n); }, n);
     }
     if (has("shm") || has("multi")) {
-      Add("floor/shm_mmap/-/" + z, [n](auto& st) { FloorShmMmap(st, n); }, n);
+      Add(
+          "floor/shm_mmap/-/" + z, [n](auto& st) { FloorShmMmap(st, n); }, n);
     }
     if (any_redis) {
-      Add("floor/redis_set/-/" + z, [n](auto& st) { FloorRedisSet(st, n); }, n);
-      Add("floor/redis_get/-/" + z, [n](auto& st) { FloorRedisGet(st, n); }, n);
+      Add(
+          "floor/redis_set/-/" + z, [n](auto& st) { FloorRedisSet(st, n); }, n);
+      Add(
+          "floor/redis_get/-/" + z, [n](auto& st) { FloorRedisGet(st, n); }, n);
     }
   }
-  Add("floor/factory_build/-/-", [](auto& st) { FloorFactoryBuild(st); }, 0);
-  Add("floor/factory_verify/-/-", [](auto& st) { FloorFactoryVerify(st); }, 0);
+  Add(
+      "floor/factory_build/-/-", [](auto& st) { FloorFactoryBuild(st); }, 0);
+  Add(
+      "floor/factory_verify/-/-", [](auto& st) { FloorFactoryVerify(st); }, 0);
   if (any_redis) {
-    Add("floor/redis_pipeline_set/-/100x10KB",
+    Add(
+        "floor/redis_pipeline_set/-/100x10KB",
         [](auto& st) { FloorRedisPipeline(st, true); }, 0);
-    Add("floor/redis_pipeline_get/-/100x10KB",
+    Add(
+        "floor/redis_pipeline_get/-/100x10KB",
         [](auto& st) { FloorRedisPipeline(st, false); }, 0);
   }
 
   for (const std::string& c : s.connectors) {
     for (int64_t n : s.sizes) {
       const std::string z = "/" + c + "/" + SizeName(n);
-      Add("store/put" + z, [c, n](auto& st) { StorePut(st, c, n); }, n);
-      Add("store/put_moved" + z, [c, n](auto& st) { StorePutMoved(st, c, n); }, n);
-      Add("store/get" + z,
+      Add(
+          "store/put" + z, [c, n](auto& st) { StorePut(st, c, n); }, n);
+      Add(
+          "store/put_moved" + z, [c, n](auto& st) { StorePutMoved(st, c, n); },
+          n);
+      Add(
+          "store/get" + z,
           [c, n](auto& st) { StoreGet<std::string>(st, c, n, false); }, n);
-      Add("store/get_view" + z,
+      Add(
+          "store/get_view" + z,
           [c, n](auto& st) { StoreGet<SharedBytes>(st, c, n, false); }, n);
-      Add("store/get_hit" + z,
+      Add(
+          "store/get_hit" + z,
           [c, n](auto& st) { StoreGet<std::string>(st, c, n, true); }, n);
-      Add("store/proxy_resolve" + z,
+      Add(
+          "store/proxy_resolve" + z,
           [c, n](auto& st) { StoreProxyResolve<std::string>(st, c, n); }, n);
-      Add("store/flatbuffer_read" + z,
+      Add(
+          "store/flatbuffer_read" + z,
           [c, n](auto& st) { StoreFlatBufferRead(st, c, n); }, n);
       if (c != "local") {
-        const int64_t resolves = n >= 100'000'000 ? (s.quick ? 2 : 8)
-                                                  : (s.quick ? 20 : 200);
+        const int64_t resolves =
+            n >= 100'000'000 ? (s.quick ? 2 : 8) : (s.quick ? 20 : 200);
         auto* b = benchmark::RegisterBenchmark(
             ("store/proxy_resolve_remote" + z).c_str(),
             [c, n](auto& st) { StoreProxyResolveRemote(st, c, n, "string"); });
@@ -700,23 +780,36 @@ void RegisterAll() {
         v->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(resolves);
       }
       if (c == "local" || c == "file" || c == "redis") {
-        Add("store/lz4_put_text" + z,
+        Add(
+            "store/lz4_put_text" + z,
             [c, n](auto& st) { StoreLz4(st, c, n, true, false); }, n);
-        Add("store/lz4_get_text" + z,
+        Add(
+            "store/lz4_get_text" + z,
             [c, n](auto& st) { StoreLz4(st, c, n, true, true); }, n);
-        Add("store/lz4_put_random" + z,
+        Add(
+            "store/lz4_put_random" + z,
             [c, n](auto& st) { StoreLz4(st, c, n, false, false); }, n);
-        Add("store/lz4_get_random" + z,
+        Add(
+            "store/lz4_get_random" + z,
             [c, n](auto& st) { StoreLz4(st, c, n, false, true); }, n);
       }
     }
     const std::string z = "/" + c + "/100B";
-    Add("store/exists" + z, [c](auto& st) { StoreExists(st, c); }, 0);
-    Add("store/evict" + z, [c](auto& st) { StoreEvict(st, c); }, 0);
-    Add("store/proxy_create" + z, [c](auto& st) { StoreProxyCreate(st, c, 100); }, 0);
-    Add("store/proxy_serde" + z, [c](auto& st) { StoreProxySerde(st, c); }, 0);
-    Add("store/put_batch/" + c + "/100x10KB", [c](auto& st) { StorePutBatch(st, c); }, 0);
-    Add("store/get_batch/" + c + "/100x10KB", [c](auto& st) { StoreGetBatch(st, c); }, 0);
+    Add(
+        "store/exists" + z, [c](auto& st) { StoreExists(st, c); }, 0);
+    Add(
+        "store/evict" + z, [c](auto& st) { StoreEvict(st, c); }, 0);
+    Add(
+        "store/proxy_create" + z,
+        [c](auto& st) { StoreProxyCreate(st, c, 100); }, 0);
+    Add(
+        "store/proxy_serde" + z, [c](auto& st) { StoreProxySerde(st, c); }, 0);
+    Add(
+        "store/put_batch/" + c + "/100x10KB",
+        [c](auto& st) { StorePutBatch(st, c); }, 0);
+    Add(
+        "store/get_batch/" + c + "/100x10KB",
+        [c](auto& st) { StoreGetBatch(st, c); }, 0);
   }
 }
 
@@ -732,7 +825,8 @@ int main(int argc, char** argv) {
   Suite& s = TheSuite();
   std::string connectors = "local,file,shm,redis,redis_unix,multi";
   std::string sizes = "100,10000,1000000,100000000";
-  if (const char* e = std::getenv("PROXYSTORE_BENCH_CONNECTORS")) connectors = e;
+  if (const char* e = std::getenv("PROXYSTORE_BENCH_CONNECTORS"))
+    connectors = e;
   if (const char* e = std::getenv("PROXYSTORE_BENCH_SIZES")) sizes = e;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
@@ -760,7 +854,8 @@ int main(int argc, char** argv) {
     if ((c == "redis" || c == "redis_unix") && s.redis == nullptr) {
       proxystore::testing::RedisServerOptions o;
       o.unix_socket = true;
-      s.redis = Check(proxystore::testing::RedisServer::Start(o), "redis-server");
+      s.redis =
+          Check(proxystore::testing::RedisServer::Start(o), "redis-server");
     }
   }
   RegisterAll();

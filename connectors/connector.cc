@@ -1,9 +1,11 @@
 #include "connectors/connector.h"
 
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
-#include <unistd.h>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -16,6 +18,7 @@
 #include "connectors/connector_config_generated.h"
 #include "flatbuffers/flatbuffers.h"
 #include "store/mutex.h"
+#include "store/no_destructor.h"
 
 namespace proxystore {
 
@@ -31,14 +34,34 @@ absl::StatusOr<Key> Key::Parse(absl::string_view serialized) {
   return Key(std::string(serialized));
 }
 
+namespace {
+
+// Bumped in every forked child, so that a thread_local generator copied from
+// the parent re-seeds instead of repeating the parent's ids.
+std::atomic<uint64_t> fork_generation{0};
+
+void OnForkChild() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
 std::string NewObjectId() {
   // absl::BitGen is seeded from OS entropy per instance; thread_local avoids
-  // a lock and keeps ids unique across threads and forked processes alike
-  // (a forked child re-seeds lazily only if it creates a new thread, so we
-  // also mix in the pid).
+  // a lock. A forked child inherits the generator's state, so it re-seeds
+  // when the fork generation changed (one relaxed atomic load per id).
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, &OnForkChild);
+    return true;
+  }();
+  (void)registered;
   thread_local absl::BitGen gen;
+  thread_local uint64_t seeded_generation = 0;
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (generation != seeded_generation) {
+    gen = absl::BitGen();
+    seeded_generation = generation;
+  }
   static constexpr char kHex[] = "0123456789abcdef";
-  uint64_t hi = absl::Uniform<uint64_t>(gen) ^ static_cast<uint64_t>(getpid());
+  uint64_t hi = absl::Uniform<uint64_t>(gen);
   uint64_t lo = absl::Uniform<uint64_t>(gen);
   std::string id(32, '0');
   for (int i = 0; i < 16; ++i) {
@@ -113,9 +136,9 @@ absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
   AlignedView bytes(unaligned);
   flatbuffers::Verifier verifier(bytes.data(), bytes.size());
   if (!fb::VerifyConnectorConfigBuffer(verifier)) {
-    return absl::DataLossError(absl::StrCat(
-        "ConnectorConfig::Parse: ", bytes.size(),
-        " bytes are not a valid serialized connector config"));
+    return absl::DataLossError(
+        absl::StrCat("ConnectorConfig::Parse: ", bytes.size(),
+                     " bytes are not a valid serialized connector config"));
   }
   const fb::ConnectorConfig* root = fb::GetConnectorConfig(bytes.data());
   ConnectorConfig out;
@@ -132,9 +155,9 @@ absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
       }
       std::string value = opt->value() ? opt->value()->str() : "";
       if (!out.options.emplace(opt->name()->str(), std::move(value)).second) {
-        return absl::DataLossError(absl::StrCat(
-            "ConnectorConfig::Parse: duplicate option \"", opt->name()->str(),
-            "\""));
+        return absl::DataLossError(
+            absl::StrCat("ConnectorConfig::Parse: duplicate option \"",
+                         opt->name()->str(), "\""));
       }
     }
   }
@@ -142,13 +165,13 @@ absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
 }
 
 std::string ConnectorConfig::DebugString() const {
-  return absl::StrCat(
-      kind, "{",
-      absl::StrJoin(options, ", ",
-                    [](std::string* out, const auto& kv) {
-                      absl::StrAppend(out, kv.first, "=", kv.second);
-                    }),
-      "}");
+  return absl::StrCat(kind, "{",
+                      absl::StrJoin(options, ", ",
+                                    [](std::string* out, const auto& kv) {
+                                      absl::StrAppend(out, kv.first, "=",
+                                                      kv.second);
+                                    }),
+                      "}");
 }
 
 absl::StatusOr<std::vector<Key>> Connector::DoPutBatch(
@@ -197,10 +220,8 @@ struct Registry {
 };
 
 Registry& GetRegistry() {
-  static Registry* registry = [] {
-    static Registry r;  // Constructed on first use; never destroyed early.
-    return &r;
-  }();
+  // Never destroyed: connectors may be made from other statics' destructors.
+  static NoDestructor<Registry> registry;
   return *registry;
 }
 
@@ -219,8 +240,8 @@ absl::Status RegisterConnectorKind(absl::string_view kind,
   Registry& r = GetRegistry();
   MutexLock lock(r.mu);
   if (!r.factories.emplace(k, std::move(factory)).second) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "connector kind \"", k, "\" is already registered"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("connector kind \"", k, "\" is already registered"));
   }
   return absl::OkStatus();
 }
@@ -247,10 +268,10 @@ absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
     if (it != r.factories.end()) factory = it->second;
   }
   if (!factory) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown connector kind \"", config.kind,
-        "\"; kinds linked into this process: ",
-        absl::StrJoin(RegisteredConnectorKinds(), ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown connector kind \"", config.kind,
+                     "\"; kinds linked into this process: ",
+                     absl::StrJoin(RegisteredConnectorKinds(), ", ")));
   }
   // The factory runs without the registry lock: it may do I/O.
   return factory(config);

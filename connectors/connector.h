@@ -204,9 +204,9 @@ struct Registrar {
 
 // In a connector's .cc (its cc_library must be alwayslink = True):
 //   PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig);
-#define PROXYSTORE_REGISTER_CONNECTOR(kind, factory)          \
-  static const ::proxystore::connector_internal::Registrar    \
-      PROXYSTORE_STATUS_CONCAT_(proxystore_connector_registrar_, \
-                                __LINE__)(kind, factory)
+#define PROXYSTORE_REGISTER_CONNECTOR(kind, factory)                    \
+  static const ::proxystore::connector_internal::Registrar              \
+  PROXYSTORE_STATUS_CONCAT_(proxystore_connector_registrar_, __LINE__)( \
+      kind, factory)
 
 #endif  // PROXYSTORE_CONNECTORS_CONNECTOR_H_

@@ -1,5 +1,8 @@
 #include "connectors/connector.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -579,6 +582,27 @@ PROXYSTORE_REGISTER_CONNECTOR(
 TEST(Registry, StaticRegistrarRegistersBeforeMain) {
   EXPECT_THAT(RegisteredConnectorKinds(), ::testing::Contains("regteststatic"));
   EXPECT_THAT(MakeConnector({"RegTestStaticConnector", {}}), IsOk());
+}
+
+TEST(NewObjectIdFork, AForkedChildDoesNotRepeatTheParentsIds) {
+  (void)NewObjectId();  // Seed this thread's generator before the fork.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string id = NewObjectId();
+    ssize_t n = write(fds[1], id.data(), id.size());
+    _exit(n == static_cast<ssize_t>(id.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string parent_id = NewObjectId();
+  std::string child_id(32, '\0');
+  ASSERT_EQ(read(fds[0], child_id.data(), child_id.size()), 32);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_NE(parent_id, child_id);
 }
 
 }  // namespace

@@ -33,15 +33,18 @@ int main() {
   if (pid == 0) {  // The consumer: another process.
     close(fds[1]);
     std::string bytes(wire->size(), '\0');
-    if (read(fds[0], bytes.data(), bytes.size()) != ssize_t(bytes.size())) _exit(1);
+    if (read(fds[0], bytes.data(), bytes.size()) != ssize_t(bytes.size()))
+      _exit(1);
     auto p = ParseProxy<std::string>(bytes);  // Unresolved: nothing fetched.
     if (!p.ok()) _exit(1);
-    std::printf("child: resolved %zu bytes, first '%c'\n", (*p)->size(), (**p)[0]);
+    std::printf("child: resolved %zu bytes, first '%c'\n", (*p)->size(),
+                (**p)[0]);
     std::fflush(stdout);
     _exit(**p == std::string(10'000'000, 'x') ? 0 : 1);
   }
   close(fds[0]);
-  if (write(fds[1], wire->data(), wire->size()) != ssize_t(wire->size())) return 1;
+  if (write(fds[1], wire->data(), wire->size()) != ssize_t(wire->size()))
+    return 1;
   close(fds[1]);
   int status = 0;
   waitpid(pid, &status, 0);

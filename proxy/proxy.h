@@ -37,8 +37,9 @@
 // ProxyLocker<T> wraps a proxy so that it cannot be resolved by accident;
 // Unlock() gives it back.
 //
-// Thread-safety: all methods of Proxy, ProxyLocker and the factories here may
-// be called concurrently on the same or different copies.
+// Thread-safety: const methods of Proxy and ProxyLocker (all but
+// assignment) and the factories here may be called concurrently on the same
+// or different copies; assigning to a Proxy needs the usual exclusion.
 #ifndef PROXYSTORE_PROXY_PROXY_H_
 #define PROXYSTORE_PROXY_PROXY_H_
 
@@ -106,7 +107,8 @@ class LambdaFactory final : public Factory<T> {
   using Fn = std::function<absl::StatusOr<std::shared_ptr<const T>>()>;
   explicit LambdaFactory(Fn fn) : fn_(std::move(fn)) {}
   absl::StatusOr<std::shared_ptr<const T>> Resolve() override {
-    if (!fn_) return absl::FailedPreconditionError("LambdaFactory has no function");
+    if (!fn_)
+      return absl::FailedPreconditionError("LambdaFactory has no function");
     return fn_();
   }
 
@@ -131,6 +133,16 @@ class Proxy {
   Proxy(std::shared_ptr<Factory<T>> factory, std::shared_ptr<const T> target)
       : state_(std::make_shared<State>(std::move(factory))) {
     if (target != nullptr) state_->Set(std::move(target));
+  }
+
+  // Copying or moving a Proxy copies the handle (a moved-from proxy stays a
+  // valid copy, never a null state).
+  Proxy(const Proxy&) = default;
+  Proxy& operator=(const Proxy&) = default;
+  Proxy(Proxy&& other) noexcept : state_(other.state_) {}
+  Proxy& operator=(Proxy&& other) noexcept {
+    state_ = other.state_;
+    return *this;
   }
 
   // Resolves if needed and returns the target, or the resolution error.

@@ -79,7 +79,8 @@ TEST(Proxy, FailedResolutionIsReportedAndRetried) {
   auto f = std::make_shared<CountingFactory>("later");
   f->set_fail(true);
   Proxy<std::string> p(f);
-  EXPECT_THAT(p.Get(), StatusIs(absl::StatusCode::kUnavailable, "backend down"));
+  EXPECT_THAT(p.Get(),
+              StatusIs(absl::StatusCode::kUnavailable, "backend down"));
   EXPECT_FALSE(p.IsResolved());
   f->set_fail(false);
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, p.Get());

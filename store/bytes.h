@@ -15,17 +15,17 @@
 #ifndef PROXYSTORE_STORE_BYTES_H_
 #define PROXYSTORE_STORE_BYTES_H_
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace proxystore {
@@ -45,7 +45,7 @@ class SharedBytes {
   static SharedBytes FromVector(std::vector<uint8_t>&& v) {
     auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(v));
     absl::string_view view(reinterpret_cast<const char*>(owner->data()),
-                          owner->size());
+                           owner->size());
     return SharedBytes(std::move(owner), view);
   }
   // Copies `data` into a new buffer.
@@ -81,9 +81,9 @@ class SharedBytes {
   // The tail starting at `offset`; OutOfRange if offset > size().
   absl::StatusOr<SharedBytes> Suffix(size_t offset) const {
     if (offset > view_.size()) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "SharedBytes::Suffix(", offset, ") is outside a buffer of ",
-          view_.size(), " bytes"));
+      return absl::OutOfRangeError(absl::StrCat("SharedBytes::Suffix(", offset,
+                                                ") is outside a buffer of ",
+                                                view_.size(), " bytes"));
     }
     return SharedBytes(owner_, view_.substr(offset));
   }

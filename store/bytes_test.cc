@@ -60,8 +60,8 @@ TEST(SharedBytes, FromOwnerRunsTheDeleterWhenTheLastCopyDies) {
   static char storage[] = "mapped";
   bool released = false;
   {
-    std::shared_ptr<const void> owner(storage,
-                                      [&released](const void*) { released = true; });
+    std::shared_ptr<const void> owner(
+        storage, [&released](const void*) { released = true; });
     SharedBytes b = SharedBytes::FromOwner(std::move(owner), "mapped");
     SharedBytes c = b;
     EXPECT_FALSE(released);

@@ -1,5 +1,7 @@
 // Proxies made here resolve in a separate child process through the
 // FileConnector (testing/cross_process.h has the scenario).
+#include "testing/cross_process.h"
+
 #include <memory>
 #include <string>
 
@@ -7,16 +9,14 @@
 #include "gtest/gtest.h"
 #include "store/store.h"
 #include "testing/child_process.h"
-#include "testing/cross_process.h"
 #include "testing/status_matchers.h"
 
 namespace proxystore {
 namespace {
 
 TEST(CrossProcess, FileConnectorProxiesResolveInAChildProcess) {
-  ConnectorConfig config{"file",
-                         {{"directory",
-                           absl::StrCat(testing::TestTempDir(), "/xproc")}}};
+  ConnectorConfig config{
+      "file", {{"directory", absl::StrCat(testing::TestTempDir(), "/xproc")}}};
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
                                   MakeConnector(config));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Store> store,

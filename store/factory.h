@@ -20,6 +20,8 @@
 #ifndef PROXYSTORE_STORE_FACTORY_H_
 #define PROXYSTORE_STORE_FACTORY_H_
 
+#include <unistd.h>
+
 #include <functional>
 #include <future>
 #include <memory>
@@ -65,7 +67,9 @@ absl::Status MissingKeyError(const Key& key, const Store& store);
 }  // namespace store_internal
 
 template <typename T>
-class StoreFactory final : public Factory<T> {
+class StoreFactory final
+    : public Factory<T>,
+      public std::enable_shared_from_this<StoreFactory<T>> {
  public:
   StoreFactory(Key key, std::shared_ptr<const StoreConfig> store_config,
                bool evict, std::string deserializer,
@@ -85,26 +89,40 @@ class StoreFactory final : public Factory<T> {
     return store_internal::FindStore(origin_, *store_config_);
   }
 
+  // ProxyStore's StoreFactory.__call__: takes the result of a background
+  // resolve if one was started (in this process), else resolves now.
   absl::StatusOr<std::shared_ptr<const T>> Resolve() override {
-    std::shared_future<Result> pending;
+    const int64_t start = Store::NowNs();
+    std::future<Result> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (pending_.valid()) {
+      // A background resolve started before a fork never finishes in the
+      // child (the thread running it stayed in the parent).
+      if (pending_.valid() && pending_pid_ == getpid()) {
         pending = std::move(pending_);
-        pending_ = {};
       }
+      pending_ = {};
     }
-    if (pending.valid()) return pending.get();
-    return ResolveNow();
+    Result result = pending.valid() ? pending.get() : ResolveNow();
+    if (result.ok()) RecordCall(start);
+    return result;
   }
 
+  // Starts resolving on the background pool. Only for factories owned by a
+  // std::shared_ptr (as every proxy's is); otherwise a no-op and Resolve()
+  // does the work.
   void ResolveAsync() override {
+    std::shared_ptr<StoreFactory> self = this->weak_from_this().lock();
+    if (self == nullptr) return;
     std::lock_guard<std::mutex> lock(mu_);
-    if (pending_.valid()) return;  // Already under way.
-    auto task = std::make_shared<std::packaged_task<Result()>>(
-        [this, keep = self_.lock()] { return ResolveNow(); });
-    pending_ = task->get_future().share();
-    store_internal::RunInBackground([task] { (*task)(); });
+    if (pending_.valid() && pending_pid_ == getpid()) return;  // Under way.
+    // The promise, not the future's shared state, holds the task: once the
+    // task ran, nothing refers back to the factory (no ownership cycle).
+    auto promise = std::make_shared<std::promise<Result>>();
+    pending_ = promise->get_future();
+    pending_pid_ = getpid();
+    store_internal::RunInBackground(
+        [self, promise] { promise->set_value(self->ResolveNow()); });
   }
 
   absl::StatusOr<std::string> Serialize() const override {
@@ -113,20 +131,25 @@ class StoreFactory final : public Factory<T> {
         .Serialize();
   }
 
-  // Set by MakeStoreFactory so a background resolve keeps the factory alive.
-  void SetSelf(std::weak_ptr<StoreFactory> self) { self_ = std::move(self); }
-
  private:
   using Result = absl::StatusOr<std::shared_ptr<const T>>;
+
+  void RecordCall(int64_t start) const {
+    absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
+    if (!store.ok()) return;
+    if (StoreMetrics* m = (*store)->metrics()) {
+      m->AddTime("factory.call", key_, Store::NowNs() - start);
+    }
+  }
 
   Result ResolveNow() const {
     const int64_t start = Store::NowNs();
     absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
     if (!store.ok()) {
-      return Annotate(store.status(),
-                      absl::StrCat("resolving key \"", key_.id(),
-                                   "\": cannot get store \"",
-                                   store_config_->name, "\""));
+      return Annotate(
+          store.status(),
+          absl::StrCat("resolving key \"", key_.id(), "\": cannot get store \"",
+                       store_config_->name, "\""));
     }
     StoreGetOptions<T> options;
     if (!deserializer_.empty()) {
@@ -144,8 +167,8 @@ class StoreFactory final : public Factory<T> {
     if (obj == nullptr) return store_internal::MissingKeyError(key_, **store);
     if (evict_) {
       PROXYSTORE_RETURN_IF_ERROR(Annotate(
-          (*store)->Evict(key_),
-          absl::StrCat("resolved key \"", key_.id(), "\" but evicting it failed")));
+          (*store)->Evict(key_), absl::StrCat("resolved key \"", key_.id(),
+                                              "\" but evicting it failed")));
     }
     if (StoreMetrics* m = (*store)->metrics()) {
       m->AddTime("factory.resolve", key_, Store::NowNs() - start);
@@ -158,24 +181,18 @@ class StoreFactory final : public Factory<T> {
   const bool evict_;
   const std::string deserializer_;
   const std::weak_ptr<Store> origin_;
-  std::weak_ptr<StoreFactory> self_;
   std::mutex mu_;
-  std::shared_future<Result> pending_;  // Guarded by mu_.
+  std::future<Result> pending_;  // Guarded by mu_.
+  pid_t pending_pid_ = 0;        // Guarded by mu_.
 };
 
-// A store factory owned by a shared_ptr that knows itself (so background
-// resolves keep it alive).
 template <typename T>
 std::shared_ptr<StoreFactory<T>> MakeStoreFactory(
-    Key key, std::shared_ptr<const StoreConfig> config,
-                                                  bool evict,
-                                                  std::string deserializer,
-                                                  std::weak_ptr<Store> origin) {
-  auto f = std::make_shared<StoreFactory<T>>(std::move(key), std::move(config),
-                                             evict, std::move(deserializer),
-                                             std::move(origin));
-  f->SetSelf(f);
-  return f;
+    Key key, std::shared_ptr<const StoreConfig> config, bool evict,
+    std::string deserializer, std::weak_ptr<Store> origin) {
+  return std::make_shared<StoreFactory<T>>(std::move(key), std::move(config),
+                                           evict, std::move(deserializer),
+                                           std::move(origin));
 }
 
 // Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes.
@@ -192,8 +209,7 @@ absl::StatusOr<Proxy<T>> ParseProxy(absl::string_view bytes) {
   return Proxy<T>(MakeStoreFactory<T>(
       std::move(data.key),
       std::make_shared<const StoreConfig>(std::move(data.store_config)),
-      data.evict,
-                                      std::move(data.deserializer), {}));
+      data.evict, std::move(data.deserializer), {}));
 }
 
 // ProxyLocker form of ParseProxy.

@@ -167,7 +167,8 @@ TEST(StoreProxy, UtilitiesRejectProxiesOfOtherFactories) {
   EXPECT_THAT(GetKey(simple), StatusIs(absl::StatusCode::kFailedPrecondition,
                                        "must contain a factory with type "
                                        "StoreFactory"));
-  EXPECT_THAT(GetStore(simple), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(GetStore(simple),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(ResolveAsync(simple),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
@@ -193,6 +194,65 @@ TEST(StoreProxy, ResolveAsyncThenResolveFetchesOnce) {
   EXPECT_EQ(m->counters.at("store.get.cache_misses"), 1);
   EXPECT_EQ(m->times.at("factory.resolve").count, 1);
   EXPECT_EQ(m->times.at("store.proxy").count, 1);
+}
+
+TEST(StoreProxy, ResolveAsyncOutlivesEveryHandle) {
+  auto store = MakeStore();
+  {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> p,
+                                    store->Proxy(std::string(1 << 16, 'a')));
+    ASSERT_THAT(ResolveAsync(p), IsOk());
+    ASSERT_THAT(ResolveAsync(p), IsOk());  // Twice: one resolve under way.
+  }  // Proxy and factory handles dropped while the task may still run.
+  // A second proxy resolves normally afterwards (the pool keeps working).
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> q,
+                                  store->Proxy(std::string("after")));
+  ASSERT_THAT(ResolveAsync(q), IsOk());
+  EXPECT_EQ(*q, "after");
+}
+
+TEST(StoreProxy, FailedAsyncResolveIsRetriedByTheNextAccess) {
+  auto store = MakeStore();
+  Key later(NewObjectId());
+  Proxy<std::string> p = store->ProxyFromKey<std::string>(later);
+  ASSERT_THAT(ResolveAsync(p), IsOk());
+  EXPECT_THAT(p.Get(), StatusIs(absl::StatusCode::kNotFound));
+  // Nothing is remembered from the failure: a later access runs again.
+  EXPECT_THAT(p.Get(), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(StoreProxy, AMovedFromProxyIsStillAValidHandle) {
+  auto store = MakeStore();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> p,
+                                  store->Proxy(std::string("m")));
+  Proxy<std::string> q = std::move(p);
+  EXPECT_FALSE(p.IsResolved());  // NOLINT(bugprone-use-after-move): defined.
+  EXPECT_EQ(*q, "m");
+  EXPECT_TRUE(p.IsResolved());  // Same state as q.
+}
+
+TEST(StoreProxy, BatchAndCallMetrics) {
+  StoreOptions so;
+  so.metrics = true;
+  so.populate_target = true;
+  auto store = MakeStore(so);
+  std::vector<std::string> objs = {"x", "y"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto ps,
+                                  store->ProxyBatch<std::string>(objs));
+  EXPECT_TRUE(ps[0].IsResolved()) << "populate_target applies to batches";
+  std::vector<Key> keys = {*GetKey(ps[0]), *GetKey(ps[1])};
+  std::optional<Metrics> batch =
+      store->metrics()->GetMetrics(absl::Span<const Key>(keys));
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->times.count("store.proxy_batch"), 1u);
+  EXPECT_EQ(batch->times.count("store.put_batch.connector"), 1u);
+  Proxy<std::string> fresh = store->ProxyFromKey<std::string>(keys[0]);
+  EXPECT_FALSE(fresh.IsResolved()) << "ProxyFromKey never pre-resolves";
+  EXPECT_EQ(*fresh, "x");
+  std::optional<Metrics> m = store->metrics()->GetMetrics(keys[0]);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->times.at("factory.call").count, 1);
+  EXPECT_EQ(m->times.at("factory.resolve").count, 1);
 }
 
 TEST(StoreProxy, ResolveAsyncErrorsReachTheResolver) {

@@ -468,18 +468,17 @@ absl::StatusOr<SharedBytes> SerializeInPlace(PayloadBuffer&& buffer,
   }
   if (internal::ShouldCompress(options, size)) {
     // Compression writes a new buffer anyway: take the ordinary path.
-    SharedBytes view = SharedBytes::FromOwner(
-        owner, absl::string_view(payload, size));
+    SharedBytes view =
+        SharedBytes::FromOwner(owner, absl::string_view(payload, size));
     return Serialize(view, options);
   }
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      size_t header_size,
-      internal::EnvelopeHeaderSize(Codec<SharedBytes>::kName,
-                                   TypeName<SharedBytes>()));
+  PROXYSTORE_ASSIGN_OR_RETURN(size_t header_size, internal::EnvelopeHeaderSize(
+                                                      Codec<SharedBytes>::kName,
+                                                      TypeName<SharedBytes>()));
   if (header_size > PayloadBuffer::kReserve) {
-    return absl::InternalError(absl::StrCat(
-        "SerializeInPlace: envelope header of ", header_size,
-        " bytes exceeds PayloadBuffer::kReserve"));
+    return absl::InternalError(
+        absl::StrCat("SerializeInPlace: envelope header of ", header_size,
+                     " bytes exceeds PayloadBuffer::kReserve"));
   }
   char* start = payload - header_size;
   internal::WriteEnvelopeHeader(start, header_size, Codec<SharedBytes>::kName,

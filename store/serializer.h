@@ -957,8 +957,8 @@ class PayloadBuffer {
   static constexpr size_t kReserve = 64;
 
   static PayloadBuffer Allocate(size_t size) {
-    return PayloadBuffer(std::make_unique_for_overwrite<char[]>(kReserve + size),
-                         size);
+    return PayloadBuffer(
+        std::make_unique_for_overwrite<char[]>(kReserve + size), size);
   }
   PayloadBuffer(PayloadBuffer&&) = default;
   PayloadBuffer& operator=(PayloadBuffer&&) = default;

@@ -947,7 +947,8 @@ TEST(SerializeInPlace, WrapsTheBufferWithoutCopying) {
                                   Deserialize<SharedBytes>(wire));
   EXPECT_EQ(back.view(), "hello");
   EXPECT_EQ(back.data(), payload);
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s, Deserialize<std::string>(wire));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s,
+                                  Deserialize<std::string>(wire));
   EXPECT_EQ(s, "hello");
   // Byte-for-byte what Serialize writes for the same bytes.
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes ref,
@@ -973,7 +974,8 @@ TEST(SerializeInPlace, PythonFormatAndCompression) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes packed,
                                   SerializeInPlace(std::move(big), lz));
   EXPECT_LT(packed.size(), 10000u);
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s, Deserialize<std::string>(packed));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s,
+                                  Deserialize<std::string>(packed));
   EXPECT_EQ(s, std::string(100000, 'q'));
 }
 

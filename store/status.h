@@ -1,7 +1,8 @@
 // Status helpers: early-return macros over absl::Status / absl::StatusOr.
 //
 // Debian's Abseil (20220623) ships no RETURN_IF_ERROR / ASSIGN_OR_RETURN, so
-// these are ours, prefixed PROXYSTORE_ to stay out of every other library's way.
+// these are ours, prefixed PROXYSTORE_ to stay out of every other library's
+// way.
 //
 //   absl::StatusOr<Config> Load(absl::string_view path) {
 //     PROXYSTORE_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
@@ -21,12 +22,12 @@
 #ifndef PROXYSTORE_STORE_STATUS_H_
 #define PROXYSTORE_STORE_STATUS_H_
 
-#include "absl/strings/string_view.h"
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace proxystore {
 namespace status_internal {
@@ -61,21 +62,20 @@ inline absl::Status Annotate(const absl::Status& status,
 
 // Evaluates `expr` (an absl::Status or absl::StatusOr<T>) once and returns its
 // status from the enclosing function if it is not OK.
-#define PROXYSTORE_RETURN_IF_ERROR(expr)                                   \
-  do {                                                                     \
-    const auto& proxystore_status_value_ = (expr);                         \
-    if (!proxystore_status_value_.ok()) {                                  \
-      return ::proxystore::status_internal::GetStatus(                     \
-          proxystore_status_value_);                                       \
-    }                                                                      \
+#define PROXYSTORE_RETURN_IF_ERROR(expr)               \
+  do {                                                 \
+    const auto& proxystore_status_value_ = (expr);     \
+    if (!proxystore_status_value_.ok()) {              \
+      return ::proxystore::status_internal::GetStatus( \
+          proxystore_status_value_);                   \
+    }                                                  \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from
 // the enclosing function, else moves the value into `lhs`.
-#define PROXYSTORE_ASSIGN_OR_RETURN(lhs, rexpr)                      \
-  PROXYSTORE_ASSIGN_OR_RETURN_IMPL_(                                 \
-      PROXYSTORE_STATUS_CONCAT_(proxystore_statusor_, __LINE__), lhs, \
-      rexpr)
+#define PROXYSTORE_ASSIGN_OR_RETURN(lhs, rexpr) \
+  PROXYSTORE_ASSIGN_OR_RETURN_IMPL_(            \
+      PROXYSTORE_STATUS_CONCAT_(proxystore_statusor_, __LINE__), lhs, rexpr)
 
 #define PROXYSTORE_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                      \

@@ -3,14 +3,15 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "store/factory.h"
 #include "store/factory_generated.h"
 #include "store/mutex.h"
+#include "store/no_destructor.h"
 
 namespace proxystore {
 namespace {
@@ -32,16 +34,27 @@ namespace {
 // application (spdlog::get("proxystore")->set_level) says otherwise, so
 // debug lines are off, and not even formatted, by default.
 spdlog::logger& Logger() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
+  // Never destroyed: stores may log from other statics' destructors.
+  static NoDestructor<std::shared_ptr<spdlog::logger>> logger([] {
     std::shared_ptr<spdlog::logger> existing = spdlog::get("proxystore");
     if (existing != nullptr) return existing;
     auto l = spdlog::stderr_logger_mt("proxystore");
-    const char* env = std::getenv("PROXYSTORE_LOG_LEVEL");
-    l->set_level(env != nullptr ? spdlog::level::from_str(env)
-                                : spdlog::level::warn);
+    l->set_level(spdlog::level::warn);
+    if (const char* env = std::getenv("PROXYSTORE_LOG_LEVEL")) {
+      // from_str maps unknown names to "off": accept only real level names.
+      const spdlog::level::level_enum level = spdlog::level::from_str(env);
+      if (level != spdlog::level::off || std::string(env) == "off") {
+        l->set_level(level);
+      } else {
+        l->warn(
+            "PROXYSTORE_LOG_LEVEL=\"{}\" is not a level (trace, debug, "
+            "info, warn, error, critical, off); using warn",
+            env);
+      }
+    }
     return l;
-  }();
-  return *logger;
+  }());
+  return **logger;
 }
 
 bool DebugOn() { return Logger().should_log(spdlog::level::debug); }
@@ -50,12 +63,12 @@ double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 // Formats nothing unless the logger is at debug level (checked at run time;
 // SPDLOG_DEBUG would be compiled out at spdlog's default active level).
-#define PROXYSTORE_LOG_DEBUG(...)                               \
-  do {                                                          \
-    spdlog::logger& proxystore_logger_ = Logger();              \
-    if (proxystore_logger_.should_log(spdlog::level::debug)) {  \
-      proxystore_logger_.debug(__VA_ARGS__);                    \
-    }                                                           \
+#define PROXYSTORE_LOG_DEBUG(...)                              \
+  do {                                                         \
+    spdlog::logger& proxystore_logger_ = Logger();             \
+    if (proxystore_logger_.should_log(spdlog::level::debug)) { \
+      proxystore_logger_.debug(__VA_ARGS__);                   \
+    }                                                          \
   } while (false)
 
 }  // namespace
@@ -81,8 +94,8 @@ struct FnRegistry {
 };
 
 FnRegistry& Fns() {
-  static FnRegistry registry;
-  return registry;
+  static NoDestructor<FnRegistry> registry;
+  return *registry;
 }
 
 }  // namespace
@@ -98,8 +111,9 @@ absl::Status RegisterFn(bool serializer, absl::string_view name,
   MutexLock lock(r.mu);
   auto& by_type = r.fns[{serializer, std::string(name)}];
   if (!by_type.emplace(type_tag, std::move(fn)).second) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "a ", what, " named \"", name, "\" is already registered for this type"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("a ", what, " named \"", name,
+                     "\" is already registered for this type"));
   }
   return absl::OkStatus();
 }
@@ -123,8 +137,8 @@ bool IsRegistered(bool serializer, absl::string_view name) {
 
 std::string KeyContext(const Store& store, absl::string_view op,
                        absl::string_view type_name, const Key& key) {
-  return absl::StrCat("Store(name=\"", store.name(), "\").", op, "<",
-                      type_name, ">(key=\"", key.id(), "\")");
+  return absl::StrCat("Store(name=\"", store.name(), "\").", op, "<", type_name,
+                      ">(key=\"", key.id(), "\")");
 }
 
 }  // namespace store_internal
@@ -138,6 +152,10 @@ bool IsDeserializerRegistered(absl::string_view name) {
 
 // ---------------------------------------------------------------------------
 // Store.
+
+namespace {
+void Unregister(absl::string_view name, const Store* only);
+}  // namespace
 
 namespace {
 
@@ -169,8 +187,8 @@ SerializeOptions MakeSerializeOptions(const StoreOptions& o) {
 
 }  // namespace
 
-Store::Store(PrivateTag, std::string name,
-             std::unique_ptr<Connector> connector, StoreOptions options,
+Store::Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
+             StoreOptions options,
              std::unique_ptr<LruCache<Key, CachedObject>> cache)
     : name_(std::move(name)),
       connector_(std::move(connector)),
@@ -178,6 +196,7 @@ Store::Store(PrivateTag, std::string name,
       cache_(std::move(cache)),
       metrics_(options_.metrics ? std::make_unique<StoreMetrics>() : nullptr),
       timing_(options_.metrics || DebugOn()),
+      caching_(options_.cache_size > 0),
       serialize_options_(MakeSerializeOptions(options_)),
       config_(std::make_shared<const StoreConfig>(
           MakeConfig(name_, *connector_, options_))) {}
@@ -187,6 +206,22 @@ Store::~Store() = default;
 absl::StatusOr<std::shared_ptr<Store>> Store::Create(
     std::string name, std::unique_ptr<Connector> connector,
     StoreOptions options) {
+  // Creating a store by hand is the moment to say that a serializer name is
+  // unknown. (FromConfig does not check: a consumer process that only
+  // resolves proxies need not register the producer's serializer; a Put or
+  // Get that needs a missing name fails then, naming it.)
+  if (!options.serializer.empty() &&
+      !IsSerializerRegistered(options.serializer)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name, "\"): no serializer named \"",
+                     options.serializer, "\" is registered in this process"));
+  }
+  if (!options.deserializer.empty() &&
+      !IsDeserializerRegistered(options.deserializer)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store::Create(\"", name, "\"): no deserializer named \"",
+                     options.deserializer, "\" is registered in this process"));
+  }
   const bool auto_register = options.auto_register;
   return CreateImpl(std::move(name), std::move(connector), std::move(options),
                     auto_register);
@@ -203,30 +238,15 @@ absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
         absl::StrCat("Store::Create(\"", name, "\"): connector is null"));
   }
   if (options.cache_size < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Store::Create(\"", name,
-                     "\"): cache size cannot be negative, got ",
-                     options.cache_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Store::Create(\"", name, "\"): cache size cannot be negative, got ",
+        options.cache_size));
   }
-  if (!options.serializer.empty() &&
-      !IsSerializerRegistered(options.serializer)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Store::Create(\"", name, "\"): no serializer named \"",
-                     options.serializer, "\" is registered in this process"));
-  }
-  if (!options.deserializer.empty() &&
-      !IsDeserializerRegistered(options.deserializer)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Store::Create(\"", name, "\"): no deserializer named \"",
-                     options.deserializer, "\" is registered in this process"));
-  }
-  PROXYSTORE_ASSIGN_OR_RETURN(auto cache,
-                              (LruCache<Key, CachedObject>::Create(
-                                  options.cache_size)));
-  auto store =
-      std::make_shared<Store>(PrivateTag{}, std::move(name),
-                              std::move(connector), std::move(options),
-                              std::move(cache));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      auto cache, (LruCache<Key, CachedObject>::Create(options.cache_size)));
+  auto store = std::make_shared<Store>(PrivateTag{}, std::move(name),
+                                       std::move(connector), std::move(options),
+                                       std::move(cache));
   if (register_now) {
     PROXYSTORE_RETURN_IF_ERROR(RegisterStore(store));
   }
@@ -280,10 +300,10 @@ absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
   const int64_t c0 = timing_ ? NowNs() : 0;
   absl::StatusOr<Key> key = connector_->Put(std::move(data), options);
   if (!key.ok()) {
-    return Annotate(key.status(),
-                    absl::StrCat("Store(name=\"", name_, "\").Put<", type_name,
-                                 ">: connector \"", connector_->kind(),
-                                 "\" failed"));
+    return Annotate(
+        key.status(),
+        absl::StrCat("Store(name=\"", name_, "\").Put<", type_name,
+                     ">: connector \"", connector_->kind(), "\" failed"));
   }
   if (timing_) {
     const int64_t end = NowNs();
@@ -294,8 +314,8 @@ absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
       metrics_->AddTime("store.put.connector", *key, end - c0);
       metrics_->AddTime("store.put", *key, end - start_ns);
     }
-    PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): PUT {} in {:.3f} ms",
-                        name_, key->id(), Ms(end - start_ns));
+    PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): PUT {} in {:.3f} ms", name_,
+                         key->id(), Ms(end - start_ns));
   }
   return key;
 }
@@ -308,10 +328,10 @@ absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
   const int64_t c0 = timing_ ? NowNs() : 0;
   absl::StatusOr<std::vector<Key>> keys = connector_->PutBatch(data, options);
   if (!keys.ok()) {
-    return Annotate(keys.status(),
-                    absl::StrCat("Store(name=\"", name_, "\").PutBatch: ",
-                                 "connector \"", connector_->kind(),
-                                 "\" failed"));
+    return Annotate(
+        keys.status(),
+        absl::StrCat("Store(name=\"", name_, "\").PutBatch: ", "connector \"",
+                     connector_->kind(), "\" failed"));
   }
   if (keys->size() != data.size()) {
     return absl::InternalError(absl::StrCat(
@@ -327,18 +347,24 @@ absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
       metrics_->AddTime("store.put_batch", *keys, end - start_ns);
     }
     PROXYSTORE_LOG_DEBUG(
-                        "Store(name=\"{}\"): PUT_BATCH {} objects in {:.3f} ms",
-                        name_, keys->size(), Ms(end - start_ns));
+        "Store(name=\"{}\"): PUT_BATCH {} objects in {:.3f} ms", name_,
+        keys->size(), Ms(end - start_ns));
   }
   return keys;
 }
 
 std::shared_ptr<const Store::CachedObject> Store::CacheLookup(const Key& key) {
+  if (!caching_) return nullptr;
   return cache_->Get(key);
 }
 
-void Store::CacheInsert(const Key& key, CachedObject object) {
+void Store::CacheInsert(const Key& key, CachedObject object, uint64_t epoch) {
+  if (!caching_) return;
   cache_->Set(key, std::move(object));
+  // An Evict that ran meanwhile bumped the epoch before clearing the cache;
+  // if it cleared before our Set, undo the Set. (Conservative: any evict
+  // drops this entry; the next Get simply fetches again.)
+  if (EvictEpoch() != epoch) cache_->Evict(key);
 }
 
 absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
@@ -346,10 +372,10 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
   const int64_t c0 = timing_ ? NowNs() : 0;
   absl::StatusOr<std::optional<SharedBytes>> got = connector_->Get(key);
   if (!got.ok()) {
-    return Annotate(got.status(),
-                    absl::StrCat("Store(name=\"", name_, "\").Get(key=\"",
-                                 key.id(), "\"): connector \"",
-                                 connector_->kind(), "\" failed"));
+    return Annotate(
+        got.status(),
+        absl::StrCat("Store(name=\"", name_, "\").Get(key=\"", key.id(),
+                     "\"): connector \"", connector_->kind(), "\" failed"));
   }
   if (metrics_ != nullptr) {
     metrics_->AddCounter("store.get.cache_misses", key, 1);
@@ -364,10 +390,10 @@ Store::GetBatchSerialized(absl::Span<const Key> keys) {
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> got =
       connector_->GetBatch(keys);
   if (!got.ok()) {
-    return Annotate(got.status(),
-                    absl::StrCat("Store(name=\"", name_, "\").GetBatch(",
-                                 keys.size(), " keys): connector \"",
-                                 connector_->kind(), "\" failed"));
+    return Annotate(
+        got.status(),
+        absl::StrCat("Store(name=\"", name_, "\").GetBatch(", keys.size(),
+                     " keys): connector \"", connector_->kind(), "\" failed"));
   }
   if (got->size() != keys.size()) {
     return absl::InternalError(absl::StrCat(
@@ -401,8 +427,8 @@ absl::StatusOr<Key> Store::PutBuffer(PayloadBuffer&& buffer,
   absl::StatusOr<SharedBytes> data =
       SerializeInPlace(std::move(buffer), serialize_options_);
   if (!data.ok()) {
-    return Annotate(data.status(), absl::StrCat("Store(name=\"", name_,
-                                                "\").PutBuffer"));
+    return Annotate(data.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").PutBuffer"));
   }
   const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
   return PutSerialized(*std::move(data), options, serialize_ns, start,
@@ -423,17 +449,18 @@ void Store::RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
     }
     metrics_->AddTime("store.get", key, end - start_ns);
   }
-  PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): GET {} in {:.3f} ms{}",
-                      name_, key.id(), Ms(end - start_ns),
-                      hit ? " (cache hit)" : (found ? "" : " (missing)"));
+  PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): GET {} in {:.3f} ms{}", name_,
+                       key.id(), Ms(end - start_ns),
+                       hit ? " (cache hit)" : (found ? "" : " (missing)"));
 }
 
 void Store::RecordProxy(const Key& key, int64_t start_ns) {
   if (!timing_) return;
   const int64_t end = NowNs();
-  if (metrics_ != nullptr) metrics_->AddTime("store.proxy", key, end - start_ns);
-  PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): PROXY {} in {:.3f} ms",
-                      name_, key.id(), Ms(end - start_ns));
+  if (metrics_ != nullptr)
+    metrics_->AddTime("store.proxy", key, end - start_ns);
+  PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): PROXY {} in {:.3f} ms", name_,
+                       key.id(), Ms(end - start_ns));
 }
 
 void Store::RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns) {
@@ -443,20 +470,20 @@ void Store::RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns) {
     metrics_->AddTime("store.proxy_batch", keys, end - start_ns);
   }
   PROXYSTORE_LOG_DEBUG(
-                      "Store(name=\"{}\"): PROXY_BATCH {} objects in {:.3f} ms",
-                      name_, keys.size(), Ms(end - start_ns));
+      "Store(name=\"{}\"): PROXY_BATCH {} objects in {:.3f} ms", name_,
+      keys.size(), Ms(end - start_ns));
 }
 
 absl::StatusOr<bool> Store::Exists(const Key& key) {
   const int64_t start = timing_ ? NowNs() : 0;
-  bool exists = cache_->Exists(key);
+  bool exists = caching_ && cache_->Exists(key);
   if (!exists) {
     const int64_t c0 = timing_ ? NowNs() : 0;
     absl::StatusOr<bool> got = connector_->Exists(key);
     if (!got.ok()) {
       return Annotate(got.status(),
-                      absl::StrCat("Store(name=\"", name_,
-                                   "\").Exists(key=\"", key.id(), "\")"));
+                      absl::StrCat("Store(name=\"", name_, "\").Exists(key=\"",
+                                   key.id(), "\")"));
     }
     exists = *got;
     if (metrics_ != nullptr) {
@@ -465,10 +492,10 @@ absl::StatusOr<bool> Store::Exists(const Key& key) {
   }
   if (timing_) {
     const int64_t end = NowNs();
-    if (metrics_ != nullptr) metrics_->AddTime("store.exists", key, end - start);
-    PROXYSTORE_LOG_DEBUG(
-                        "Store(name=\"{}\"): EXISTS {} in {:.3f} ms", name_,
-                        key.id(), Ms(end - start));
+    if (metrics_ != nullptr)
+      metrics_->AddTime("store.exists", key, end - start);
+    PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): EXISTS {} in {:.3f} ms", name_,
+                         key.id(), Ms(end - start));
   }
   return exists;
 }
@@ -481,26 +508,27 @@ absl::Status Store::Evict(const Key& key) {
                                     key.id(), "\")"));
   }
   const int64_t connector_end = timing_ ? NowNs() : 0;
-  cache_->Evict(key);
+  evict_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  if (caching_) cache_->Evict(key);
   if (timing_) {
     const int64_t end = NowNs();
     if (metrics_ != nullptr) {
       metrics_->AddTime("store.evict.connector", key, connector_end - start);
       metrics_->AddTime("store.evict", key, end - start);
     }
-    PROXYSTORE_LOG_DEBUG( "Store(name=\"{}\"): EVICT {} in {:.3f} ms",
-                        name_, key.id(), Ms(end - start));
+    PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): EVICT {} in {:.3f} ms", name_,
+                         key.id(), Ms(end - start));
   }
   return absl::OkStatus();
 }
 
-bool Store::IsCached(const Key& key) const { return cache_->Exists(key); }
+bool Store::IsCached(const Key& key) const {
+  return caching_ && cache_->Exists(key);
+}
 
 absl::Status Store::Close(const CloseOptions& options) {
-  if (options_.auto_register) {
-    std::shared_ptr<Store> registered = GetStore(name_);
-    if (registered.get() == this) UnregisterStore(name_);
-  }
+  // Only this store: another registered under the name meanwhile stays.
+  if (options_.auto_register) Unregister(name_, this);
   return Annotate(connector_->Close(options),
                   absl::StrCat("Store(name=\"", name_, "\").Close"));
 }
@@ -510,17 +538,28 @@ absl::Status Store::Close(const CloseOptions& options) {
 
 namespace {
 
-struct StoreRegistry {
-  // Held while creating a store in GetOrCreateStore, so that two threads
-  // resolving proxies of an unregistered store create it once (ProxyStore
-  // issue #319). Creation is rare; lookups take the same lock briefly.
+// A store being created by GetOrCreateStore: later callers for the same name
+// wait for it instead of creating a second one (ProxyStore issue #319).
+struct Creation {
   std::mutex mu;
-  absl::flat_hash_map<std::string, std::shared_ptr<Store>> stores;
+  std::condition_variable cv;
+  bool done = false;  // Guarded by mu.
+  absl::StatusOr<std::shared_ptr<Store>> result =
+      absl::InternalError("store creation did not finish");  // Guarded by mu.
+};
+
+struct StoreRegistry {
+  Mutex mu;
+  absl::flat_hash_map<std::string, std::shared_ptr<Store>> stores
+      ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, std::shared_ptr<Creation>> creating
+      ABSL_GUARDED_BY(mu);
 };
 
 StoreRegistry& Registry() {
-  static StoreRegistry registry;
-  return registry;
+  // Never destroyed: proxies may resolve from other statics' destructors.
+  static NoDestructor<StoreRegistry> registry;
+  return *registry;
 }
 
 }  // namespace
@@ -529,50 +568,87 @@ absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok) {
   if (store == nullptr) {
     return absl::InvalidArgumentError("RegisterStore: store is null");
   }
+  std::shared_ptr<Store> replaced;  // Destroyed after the lock is released.
   StoreRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  MutexLock lock(r.mu);
   auto [it, inserted] = r.stores.try_emplace(store->name(), store);
   if (!inserted) {
     if (!exist_ok) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "A store named \"", store->name(),
-          "\" already exists (use GetStore(name) to reuse it)"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("A store named \"", store->name(),
+                       "\" already exists (use GetStore(name) to reuse it)"));
     }
-    it->second = std::move(store);
+    replaced = std::exchange(it->second, std::move(store));
   }
   return absl::OkStatus();
 }
 
 std::shared_ptr<Store> GetStore(absl::string_view name) {
   StoreRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  ReaderMutexLock lock(r.mu);
   auto it = r.stores.find(name);
   return it == r.stores.end() ? nullptr : it->second;
 }
 
-void UnregisterStore(absl::string_view name) {
+namespace {
+
+// Unregisters `name` if `only` is null or is the registered store.
+void Unregister(absl::string_view name, const Store* only) {
   std::shared_ptr<Store> removed;  // Destroyed after the lock is released.
   StoreRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  MutexLock lock(r.mu);
   auto it = r.stores.find(name);
-  if (it != r.stores.end()) {
+  if (it != r.stores.end() && (only == nullptr || it->second.get() == only)) {
     removed = std::move(it->second);
     r.stores.erase(it);
   }
 }
 
+}  // namespace
+
+void UnregisterStore(absl::string_view name) { Unregister(name, nullptr); }
+
 absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
     const StoreConfig& config, bool register_store) {
   StoreRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.stores.find(config.name);
-  if (it != r.stores.end()) return it->second;
-  // Registered here, under the lock, not by the store itself.
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      std::shared_ptr<Store> store,
-      Store::FromConfigImpl(config, /*register_now=*/false));
-  if (register_store) r.stores.emplace(config.name, store);
-  return store;
+  std::shared_ptr<Creation> creation;
+  bool creator = false;
+  {
+    MutexLock lock(r.mu);
+    auto it = r.stores.find(config.name);
+    if (it != r.stores.end()) return it->second;
+    auto [c, inserted] = r.creating.try_emplace(config.name);
+    if (inserted) c->second = std::make_shared<Creation>();
+    creation = c->second;
+    creator = inserted;
+  }
+  if (!creator) {
+    // Someone else is creating this store: wait for their result.
+    std::unique_lock<std::mutex> lock(creation->mu);
+    creation->cv.wait(lock, [&] { return creation->done; });
+    return creation->result;
+  }
+  // Created without any registry lock held (connecting may take a while);
+  // registered here, not by the store itself.
+  absl::StatusOr<std::shared_ptr<Store>> result =
+      Store::FromConfigImpl(config, /*register_now=*/false);
+  {
+    MutexLock lock(r.mu);
+    if (result.ok() && register_store) {
+      auto [it, inserted] = r.stores.try_emplace(config.name, *result);
+      // A store registered meanwhile under this name wins: everyone in the
+      // process gets the same store.
+      if (!inserted) result = it->second;
+    }
+    r.creating.erase(config.name);
+  }
+  {
+    std::lock_guard<std::mutex> lock(creation->mu);
+    creation->result = result;
+    creation->done = true;
+  }
+  creation->cv.notify_all();
+  return result;
 }
 
 absl::StatusOr<StoreRegistration> StoreRegistration::Create(
@@ -647,8 +723,8 @@ absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view unaligned) {
   }
   FactoryData out;
   PROXYSTORE_ASSIGN_OR_RETURN(
-      out.key, Key::Parse(absl::string_view(root->key()->data(),
-                                            root->key()->size())));
+      out.key,
+      Key::Parse(absl::string_view(root->key()->data(), root->key()->size())));
   PROXYSTORE_ASSIGN_OR_RETURN(
       out.store_config,
       StoreConfig::Parse(absl::string_view(
@@ -663,51 +739,55 @@ absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view unaligned) {
 namespace store_internal {
 namespace {
 
-// A small fixed pool for ResolveAsync. Threads start on first use (and again
-// in a forked child, which inherits no threads).
+// A small fixed pool for ResolveAsync, never destroyed (tasks may still be
+// queued when the process exits; they simply never run).
 class ResolvePool {
  public:
   static constexpr int kThreads = 4;
 
+  ResolvePool() : pid_(getpid()) {}
+
+  // Runs `task` on a worker. In a forked child the parent's workers do not
+  // exist and its mutex may have been held at fork time, so the child never
+  // touches them: each task gets a thread of its own instead.
   void Submit(std::function<void()> task) {
+    if (getpid() != pid_) {
+      if (!StartThread(task)) task();
+      return;
+    }
     std::unique_lock<std::mutex> lock(mu_);
-    if (pid_ != getpid()) {
-      // First use, or first use in a forked child: (re)start the workers.
-      // Threads of the parent do not exist here; forget them.
-      for (std::thread& t : threads_) t.detach();
-      threads_.clear();
-      pid_ = getpid();
-      for (int i = 0; i < kThreads; ++i) {
-        threads_.emplace_back([this] { Work(); });
-      }
+    while (started_ < kThreads && started_ <= static_cast<int>(queue_.size())) {
+      if (!StartThread([this] { Work(); })) break;
+      ++started_;
+    }
+    if (started_ == 0) {
+      // No thread could be started: run it here rather than never.
+      lock.unlock();
+      task();
+      return;
     }
     queue_.push_back(std::move(task));
     cv_.notify_one();
   }
 
-  ~ResolvePool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-      cv_.notify_all();
-    }
-    for (std::thread& t : threads_) {
-      if (pid_ == getpid() && t.joinable()) {
-        t.join();
-      } else if (t.joinable()) {
-        t.detach();
-      }
+ private:
+  // Starts a detached thread running a copy of `fn`; false if the system
+  // refused (std::thread reports that by throwing; nothing else here throws).
+  static bool StartThread(const std::function<void()>& fn) {
+    try {
+      std::thread(fn).detach();
+      return true;
+    } catch (const std::system_error&) {
+      return false;
     }
   }
 
- private:
   void Work() {
     for (;;) {
       std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stop_ and drained.
+        cv_.wait(lock, [this] { return !queue_.empty(); });
         task = std::move(queue_.front());
         queue_.pop_front();
       }
@@ -715,19 +795,18 @@ class ResolvePool {
     }
   }
 
+  const pid_t pid_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  std::vector<std::thread> threads_;
-  pid_t pid_ = 0;
-  bool stop_ = false;
+  std::deque<std::function<void()>> queue_;  // Guarded by mu_.
+  int started_ = 0;                          // Guarded by mu_.
 };
 
 }  // namespace
 
 void RunInBackground(std::function<void()> task) {
-  static ResolvePool pool;
-  pool.Submit(std::move(task));
+  static NoDestructor<ResolvePool> pool;
+  pool->Submit(std::move(task));
 }
 
 absl::StatusOr<std::shared_ptr<Store>> FindStore(
@@ -738,8 +817,9 @@ absl::StatusOr<std::shared_ptr<Store>> FindStore(
 
 absl::Status MissingKeyError(const Key& key, const Store& store) {
   absl::Status s = absl::NotFoundError(absl::StrCat(
-      "Cannot resolve target object with key='", key.id(), "' from Store(name='",
-      store.name(), "', connector='", store.connector().kind(),
+      "Cannot resolve target object with key='", key.id(),
+      "' from Store(name='", store.name(), "', connector='",
+      store.connector().kind(),
       "') because there is no object associated with the key. This can often "
       "occur when the target object is evicted from the store while proxies "
       "of the target still exist."));

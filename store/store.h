@@ -7,7 +7,8 @@
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(auto connector, FileConnector::Create(dir));
 //   PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store,
-//                               Store::Create("my-store", std::move(connector)));
+//                               Store::Create("my-store",
+//                               std::move(connector)));
 //   PROXYSTORE_ASSIGN_OR_RETURN(Key key, store->Put(std::string("hello")));
 //   PROXYSTORE_ASSIGN_OR_RETURN(auto value, store->Get<std::string>(key));
 //   PROXYSTORE_ASSIGN_OR_RETURN(Proxy<std::string> p,
@@ -31,6 +32,7 @@
 #ifndef PROXYSTORE_STORE_STORE_H_
 #define PROXYSTORE_STORE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -124,7 +126,6 @@ class Store : public std::enable_shared_from_this<Store> {
   // A cached object: the decoded value and its type.
   struct CachedObject {
     const void* type_tag;
-    absl::string_view type_name;
     std::shared_ptr<const void> object;
   };
 
@@ -139,7 +140,8 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // For Create() only (std::make_shared needs a public constructor).
   Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
-        StoreOptions options, std::unique_ptr<LruCache<Key, CachedObject>> cache);
+        StoreOptions options,
+        std::unique_ptr<LruCache<Key, CachedObject>> cache);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -197,14 +199,14 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // Puts `obj` and returns a proxy of it.
   template <typename T>
-  absl::StatusOr<proxystore::Proxy<T>> Proxy(const T& obj,
-                                             const ProxyOptions<T>& options = {});
+  absl::StatusOr<proxystore::Proxy<T>> Proxy(
+      const T& obj, const ProxyOptions<T>& options = {});
   // Like Proxy, but moves `obj` into the proxy's target when populate_target
   // is on (no copy).
   template <typename T>
-  absl::StatusOr<proxystore::Proxy<T>> Proxy(T&& obj,
-                                             const ProxyOptions<T>& options = {})
-    requires(!std::is_lvalue_reference_v<T>);
+  absl::StatusOr<proxystore::Proxy<T>> Proxy(
+      T&& obj, const ProxyOptions<T>& options =
+                   {}) requires(!std::is_lvalue_reference_v<T>);
   // One PutBatch, one proxy per object, in order.
   template <typename T>
   absl::StatusOr<std::vector<proxystore::Proxy<T>>> ProxyBatch(
@@ -215,8 +217,8 @@ class Store : public std::enable_shared_from_this<Store> {
                                     const ProxyOptions<T>& options = {});
   // Proxy() wrapped in a ProxyLocker.
   template <typename T>
-  absl::StatusOr<ProxyLocker<T>> LockedProxy(const T& obj,
-                                             const ProxyOptions<T>& options = {});
+  absl::StatusOr<ProxyLocker<T>> LockedProxy(
+      const T& obj, const ProxyOptions<T>& options = {});
 
   // Closes the connector (with `options.clear` as given) and, if the store
   // registered itself (auto_register), unregisters it. Only call at the end:
@@ -233,9 +235,15 @@ class Store : public std::enable_shared_from_this<Store> {
       std::vector<SharedBytes> data, const PutOptions& options,
       int64_t serialize_ns, int64_t start_ns);
 
-  // Cache lookup; counts a hit (metrics) when found.
+  // Cache lookup (nullptr on a miss or with the cache disabled).
   std::shared_ptr<const CachedObject> CacheLookup(const Key& key);
-  void CacheInsert(const Key& key, CachedObject object);
+  // Caches `object` unless `key` was evicted since `epoch` (EvictEpoch()
+  // read before the object was fetched): a get racing an evict must not
+  // re-cache what the evict removed.
+  void CacheInsert(const Key& key, CachedObject object, uint64_t epoch);
+  uint64_t EvictEpoch() const {
+    return evict_epoch_.load(std::memory_order_acquire);
+  }
 
   // Connector get with metrics; nullopt if missing.
   absl::StatusOr<std::optional<SharedBytes>> GetSerialized(const Key& key);
@@ -278,7 +286,11 @@ class Store : public std::enable_shared_from_this<Store> {
   const StoreOptions options_;
   const std::unique_ptr<LruCache<Key, CachedObject>> cache_;
   const std::unique_ptr<StoreMetrics> metrics_;
-  const bool timing_;  // metrics on, or debug logging on at creation
+  const bool timing_;   // metrics on, or debug logging on at creation
+  const bool caching_;  // cache_size > 0
+  // Incremented by every Evict (after the connector evict, before the cache
+  // evict); see CacheInsert.
+  std::atomic<uint64_t> evict_epoch_{0};
   const SerializeOptions serialize_options_;
   // Immutable; shared with every factory this store makes.
   const std::shared_ptr<const StoreConfig> config_;

@@ -16,9 +16,9 @@ absl::Status StoreConfig::Validate() const {
     return absl::InvalidArgumentError("store config: name must not be empty");
   }
   if (cache_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "store config \"", name, "\": cache size cannot be negative, got ",
-        cache_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("store config \"", name,
+                     "\": cache size cannot be negative, got ", cache_size));
   }
   if (connector.kind.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -33,9 +33,9 @@ std::string StoreConfig::Serialize() const {
   auto name_off = fbb.CreateString(name);
   // A nested FlatBuffer: keep it 8-aligned so Parse needs no copy.
   fbb.ForceVectorAlignment(connector_bytes.size(), sizeof(uint8_t), 8);
-  auto conn_off = fbb.CreateVector(
-      reinterpret_cast<const uint8_t*>(connector_bytes.data()),
-      connector_bytes.size());
+  auto conn_off =
+      fbb.CreateVector(reinterpret_cast<const uint8_t*>(connector_bytes.data()),
+                       connector_bytes.size());
   auto ser_off = fbb.CreateString(serializer);
   auto deser_off = fbb.CreateString(deserializer);
   fb::StoreConfigBuilder b(fbb);
@@ -88,20 +88,17 @@ absl::StatusOr<StoreConfig> StoreConfig::Parse(absl::string_view unaligned) {
   out.python_format = root->python_format();
   out.populate_target = root->populate_target();
   out.auto_register = root->auto_register();
-  PROXYSTORE_RETURN_IF_ERROR(
-      Annotate(out.Validate(), "StoreConfig::Parse"));
+  PROXYSTORE_RETURN_IF_ERROR(Annotate(out.Validate(), "StoreConfig::Parse"));
   return out;
 }
 
 std::string StoreConfig::DebugString() const {
-  return absl::StrCat("StoreConfig(name=\"", name,
-                      "\", connector=", connector.DebugString(),
-                      ", cache_size=", cache_size,
-                      ", metrics=", metrics ? "true" : "false",
-                      ", serializer=", serializer.empty() ? "default" : serializer,
-                      ", deserializer=",
-                      deserializer.empty() ? "default" : deserializer,
-                      ", compress=", compress ? "true" : "false", ")");
+  return absl::StrCat(
+      "StoreConfig(name=\"", name, "\", connector=", connector.DebugString(),
+      ", cache_size=", cache_size, ", metrics=", metrics ? "true" : "false",
+      ", serializer=", serializer.empty() ? "default" : serializer,
+      ", deserializer=", deserializer.empty() ? "default" : deserializer,
+      ", compress=", compress ? "true" : "false", ")");
 }
 
 }  // namespace proxystore

@@ -17,11 +17,9 @@ namespace store_internal {
 // Types that Python ProxyStore can also read when python_format is on.
 template <typename T>
 inline constexpr bool kPythonCompatible =
-    std::is_same_v<T, std::string> ||
-    std::is_same_v<T, std::vector<uint8_t>> ||
+    std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<uint8_t>> ||
     std::is_same_v<T, std::vector<char>> ||
-    std::is_same_v<T, std::vector<std::byte>> ||
-    std::is_same_v<T, SharedBytes>;
+    std::is_same_v<T, std::vector<std::byte>> || std::is_same_v<T, SharedBytes>;
 
 std::string KeyContext(const Store& store, absl::string_view op,
                        absl::string_view type_name, const Key& key);
@@ -36,9 +34,9 @@ absl::StatusOr<SharedBytes> Store::SerializeObject(
     std::shared_ptr<const void> fn = store_internal::FindFn(
         true, options_.serializer, store_internal::TypeTag<T>());
     if (fn == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no serializer named \"", options_.serializer,
-          "\" is registered for type ", TypeName<T>()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("no serializer named \"", options_.serializer,
+                       "\" is registered for type ", TypeName<T>()));
     }
     return (*static_cast<const SerializerFn<T>*>(fn.get()))(obj);
   }
@@ -62,9 +60,9 @@ absl::StatusOr<T> Store::DeserializeObject(
       std::shared_ptr<const void> fn = store_internal::FindFn(
           false, options_.deserializer, store_internal::TypeTag<T>());
       if (fn == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "no deserializer named \"", options_.deserializer,
-            "\" is registered for type ", TypeName<T>()));
+        return absl::FailedPreconditionError(
+            absl::StrCat("no deserializer named \"", options_.deserializer,
+                         "\" is registered for type ", TypeName<T>()));
       }
       return (*static_cast<const DeserializerFn<T>*>(fn.get()))(data);
     }
@@ -74,9 +72,9 @@ absl::StatusOr<T> Store::DeserializeObject(
     return proxystore::Deserialize<T>(data);
   }();
   if (!out.ok()) {
-    return Annotate(out.status(),
-                    store_internal::KeyContext(*this, "Get", TypeName<T>(), key) +
-                        ": failed to deserialize");
+    return Annotate(out.status(), store_internal::KeyContext(
+                                      *this, "Get", TypeName<T>(), key) +
+                                      ": failed to deserialize");
   }
   return out;
 }
@@ -92,8 +90,8 @@ absl::StatusOr<Key> Store::Put(const T& obj,
                                  TypeName<T>(), ">: serializer failed"));
   }
   const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
-  return PutSerialized(*std::move(data), options.connector, serialize_ns,
-                       start, TypeName<T>());
+  return PutSerialized(*std::move(data), options.connector, serialize_ns, start,
+                       TypeName<T>());
 }
 
 template <typename T>
@@ -103,12 +101,14 @@ absl::StatusOr<std::vector<Key>> Store::PutBatch(
   std::vector<SharedBytes> data;
   data.reserve(objs.size());
   for (size_t i = 0; i < objs.size(); ++i) {
-    absl::StatusOr<SharedBytes> one = SerializeObject(objs[i], options.serializer);
+    absl::StatusOr<SharedBytes> one =
+        SerializeObject(objs[i], options.serializer);
     if (!one.ok()) {
-      return Annotate(one.status(),
-                      absl::StrCat("Store(name=\"", name_, "\").PutBatch<",
-                                   TypeName<T>(), ">: serializer failed on "
-                                   "object ", i, "; nothing was stored"));
+      return Annotate(one.status(), absl::StrCat("Store(name=\"", name_,
+                                                 "\").PutBatch<", TypeName<T>(),
+                                                 ">: serializer failed on "
+                                                 "object ",
+                                                 i, "; nothing was stored"));
     }
     data.push_back(*std::move(one));
   }
@@ -125,10 +125,11 @@ absl::StatusOr<std::shared_ptr<const T>> Store::Get(
     // A hit of another type falls through to a fresh decode as T.
     if (cached->type_tag == store_internal::TypeTag<T>()) {
       RecordGet(key, start, 0, 0, /*hit=*/true, /*found=*/true);
-      return std::shared_ptr<const T>(cached, static_cast<const T*>(
-                                                  cached->object.get()));
+      return std::shared_ptr<const T>(
+          cached, static_cast<const T*>(cached->object.get()));
     }
   }
+  const uint64_t epoch = EvictEpoch();
   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> data,
                               GetSerialized(key));
   if (!data.has_value()) {
@@ -136,12 +137,11 @@ absl::StatusOr<std::shared_ptr<const T>> Store::Get(
     return options.default_value;
   }
   const int64_t d0 = timing_ ? NowNs() : 0;
-  PROXYSTORE_ASSIGN_OR_RETURN(T obj,
-                              DeserializeObject<T>(key, *data, options.deserializer));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      T obj, DeserializeObject<T>(key, *data, options.deserializer));
   auto shared = std::make_shared<const T>(std::move(obj));
   const int64_t deserialize_ns = timing_ ? NowNs() - d0 : 0;
-  CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), TypeName<T>(),
-                                shared});
+  CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), shared}, epoch);
   RecordGet(key, start, deserialize_ns, data->size(), /*hit=*/false,
             /*found=*/true);
   return shared;
@@ -165,6 +165,7 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
     }
   }
   if (!misses.empty()) {
+    const uint64_t epoch = EvictEpoch();
     PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::optional<SharedBytes>> data,
                                 GetBatchSerialized(misses));
     for (size_t j = 0; j < misses.size(); ++j) {
@@ -173,10 +174,11 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
         continue;
       }
       PROXYSTORE_ASSIGN_OR_RETURN(
-          T obj, DeserializeObject<T>(misses[j], *data[j], options.deserializer));
+          T obj,
+          DeserializeObject<T>(misses[j], *data[j], options.deserializer));
       auto shared = std::make_shared<const T>(std::move(obj));
-      CacheInsert(misses[j], CachedObject{store_internal::TypeTag<T>(),
-                                          TypeName<T>(), shared});
+      CacheInsert(misses[j], CachedObject{store_internal::TypeTag<T>(), shared},
+                  epoch);
       out[miss_index[j]] = std::move(shared);
     }
   }
@@ -187,8 +189,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
 template <typename T>
 std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
     const Key& key, const ProxyOptions<T>& options) {
-  return MakeStoreFactory<T>(key, config_, options.evict,
-                             options.deserializer, weak_from_this());
+  return MakeStoreFactory<T>(key, config_, options.evict, options.deserializer,
+                             weak_from_this());
 }
 
 template <typename T>
@@ -196,7 +198,8 @@ absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
     const T& obj, const ProxyOptions<T>& options) {
   const int64_t start = timing_ ? NowNs() : 0;
   PROXYSTORE_ASSIGN_OR_RETURN(
-      Key key, Put(obj, StorePutOptions<T>{options.serializer, options.connector}));
+      Key key,
+      Put(obj, StorePutOptions<T>{options.serializer, options.connector}));
   std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
   RecordProxy(key, start);
   if (options.populate_target.value_or(options_.populate_target)) {
@@ -208,9 +211,8 @@ absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
 
 template <typename T>
 absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
-    T&& obj, const ProxyOptions<T>& options)
-  requires(!std::is_lvalue_reference_v<T>)
-{
+    T&& obj,
+    const ProxyOptions<T>& options) requires(!std::is_lvalue_reference_v<T>) {
   const int64_t start = timing_ ? NowNs() : 0;
   PROXYSTORE_ASSIGN_OR_RETURN(
       Key key, Put(static_cast<const T&>(obj),
@@ -230,7 +232,8 @@ absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
   const int64_t start = timing_ ? NowNs() : 0;
   PROXYSTORE_ASSIGN_OR_RETURN(
       std::vector<Key> keys,
-      PutBatch(objs, StorePutOptions<T>{options.serializer, options.connector}));
+      PutBatch(objs,
+               StorePutOptions<T>{options.serializer, options.connector}));
   const bool populate =
       options.populate_target.value_or(options_.populate_target);
   std::vector<proxystore::Proxy<T>> proxies;
@@ -238,7 +241,8 @@ absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
   for (size_t i = 0; i < keys.size(); ++i) {
     std::shared_ptr<StoreFactory<T>> factory = MakeFactory(keys[i], options);
     if (populate) {
-      proxies.emplace_back(std::move(factory), std::make_shared<const T>(objs[i]));
+      proxies.emplace_back(std::move(factory),
+                           std::make_shared<const T>(objs[i]));
     } else {
       proxies.emplace_back(std::move(factory));
     }

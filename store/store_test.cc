@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ostream_sink.h"
@@ -30,6 +32,8 @@ class CountingConnector : public Connector {
   absl::string_view kind() const override { return inner_->kind(); }
   ConnectorConfig Config() const override { return inner_->Config(); }
   std::atomic<int> puts{0}, gets{0}, exists{0}, evicts{0};
+  // Runs inside DoGet after the bytes were read (to interleave operations).
+  std::function<void(const Key&)> after_get;
 
  protected:
   absl::StatusOr<Key> DoPut(SharedBytes data,
@@ -39,7 +43,9 @@ class CountingConnector : public Connector {
   }
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override {
     ++gets;
-    return inner_->Get(key);
+    absl::StatusOr<std::optional<SharedBytes>> got = inner_->Get(key);
+    if (after_get) after_get(key);
+    return got;
   }
   absl::StatusOr<bool> DoExists(const Key& key) override {
     ++exists;
@@ -90,13 +96,14 @@ TEST(StoreCreate, RejectsBadOptionsWithAnError) {
                        "cache size cannot be negative, got -1"));
   EXPECT_THAT(Store::Create("", Local()),
               StatusIs(absl::StatusCode::kInvalidArgument, "name"));
-  EXPECT_THAT(Store::Create("s", nullptr),
-              StatusIs(absl::StatusCode::kInvalidArgument, "connector is null"));
+  EXPECT_THAT(
+      Store::Create("s", nullptr),
+      StatusIs(absl::StatusCode::kInvalidArgument, "connector is null"));
   StoreOptions unknown;
   unknown.serializer = "no-such-serializer";
-  EXPECT_THAT(Store::Create("s", Local(), unknown),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "no-such-serializer"));
+  EXPECT_THAT(
+      Store::Create("s", Local(), unknown),
+      StatusIs(absl::StatusCode::kInvalidArgument, "no-such-serializer"));
 }
 
 TEST(StoreCreate, AccessorsDescribeTheStore) {
@@ -158,8 +165,8 @@ TEST(Store, MissingKeyGivesTheDefaultAndCachesNothing) {
   EXPECT_EQ(v, nullptr);
   StoreGetOptions<std::string> with_default;
   with_default.default_value = std::make_shared<const std::string>("dflt");
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto d,
-                                  store->Get<std::string>(missing, with_default));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto d, store->Get<std::string>(missing, with_default));
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(*d, "dflt");
   EXPECT_FALSE(store->IsCached(missing));
@@ -223,13 +230,16 @@ TEST(Store, PerCallDeserializerIsNotAppliedOnACacheHit) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("stored")));
   StoreGetOptions<std::string> custom;
   int calls = 0;
-  custom.deserializer = [&calls](const SharedBytes&) -> absl::StatusOr<std::string> {
+  custom.deserializer =
+      [&calls](const SharedBytes&) -> absl::StatusOr<std::string> {
     ++calls;
     return std::string("custom");
   };
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto first, store->Get<std::string>(k, custom));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto first,
+                                  store->Get<std::string>(k, custom));
   EXPECT_EQ(*first, "custom");
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again, store->Get<std::string>(k, custom));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again,
+                                  store->Get<std::string>(k, custom));
   EXPECT_EQ(*again, "custom");
   EXPECT_EQ(calls, 1);
   // And a plain get now hits the cached (custom-decoded) object.
@@ -264,7 +274,8 @@ TEST(Store, FailingSerializerNamesTheTypeAndStoresNothing) {
   std::vector<std::string> objs = {"a", "b", "c"};
   int n = 0;
   StorePutOptions<std::string> third_fails;
-  third_fails.serializer = [&n](const std::string& s) -> absl::StatusOr<SharedBytes> {
+  third_fails.serializer =
+      [&n](const std::string& s) -> absl::StatusOr<SharedBytes> {
     if (++n == 3) return absl::InternalError("boom");
     return SharedBytes::Copy(s);
   };
@@ -345,7 +356,8 @@ TEST(Store, PutBufferStoresTheCallersBufferWithoutACopy) {
   EXPECT_EQ(raw->data() + raw->size() - (1 << 20), payload);
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto view, store->Get<SharedBytes>(k));
   EXPECT_EQ(view->data(), payload);
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k2, store->PutBuffer(PayloadBuffer::Allocate(0)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k2,
+                                  store->PutBuffer(PayloadBuffer::Allocate(0)));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto empty, store->Get<std::string>(k2));
   EXPECT_EQ(*empty, "");
 }
@@ -391,21 +403,23 @@ TEST(NamedSerializers, StoreWideSerializerAndDeserializerByName) {
                     return SharedBytes::Copy(absl::StrCat(p.x, ",", p.y));
                   }),
               IsOk());
-  ASSERT_THAT(
-      RegisterDeserializer<Point>(
-          "point-text",
-          [](const SharedBytes& b) -> absl::StatusOr<Point> {
-            std::string s = b.ToString();
-            size_t comma = s.find(',');
-            if (comma == std::string::npos) {
-              return absl::DataLossError("no comma");
-            }
-            return Point{std::stoi(s.substr(0, comma)),
-                         std::stoi(s.substr(comma + 1))};
-          }),
-      IsOk());
+  ASSERT_THAT(RegisterDeserializer<Point>(
+                  "point-text",
+                  [](const SharedBytes& b) -> absl::StatusOr<Point> {
+                    std::string s = b.ToString();
+                    size_t comma = s.find(',');
+                    Point p;
+                    if (comma == std::string::npos ||
+                        !absl::SimpleAtoi(s.substr(0, comma), &p.x) ||
+                        !absl::SimpleAtoi(s.substr(comma + 1), &p.y)) {
+                      return absl::DataLossError("not \"x,y\"");
+                    }
+                    return p;
+                  }),
+              IsOk());
   EXPECT_THAT(RegisterSerializer<Point>(
-                  "point-text", [](const Point&) -> absl::StatusOr<SharedBytes> {
+                  "point-text",
+                  [](const Point&) -> absl::StatusOr<SharedBytes> {
                     return SharedBytes();
                   }),
               StatusIs(absl::StatusCode::kAlreadyExists));
@@ -437,10 +451,10 @@ TEST(StoreMetrics, RecordsTheSeedsNames) {
   ASSERT_THAT(store->Evict(k), IsOk());
   std::optional<Metrics> m = store->metrics()->GetMetrics(k);
   ASSERT_TRUE(m.has_value());
-  for (const char* t : {"store.put", "store.put.serialize", "store.put.connector",
-                        "store.get", "store.get.connector",
-                        "store.get.deserialize", "store.exists", "store.evict",
-                        "store.evict.connector"}) {
+  for (const char* t :
+       {"store.put", "store.put.serialize", "store.put.connector", "store.get",
+        "store.get.connector", "store.get.deserialize", "store.exists",
+        "store.evict", "store.evict.connector"}) {
     EXPECT_TRUE(m->times.count(t)) << t;
   }
   EXPECT_EQ(m->times.at("store.get").count, 2);
@@ -454,8 +468,8 @@ TEST(StoreMetrics, RecordsTheSeedsNames) {
   std::vector<std::string> objs = {"a", "b"};
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys,
                                   store->PutBatch<std::string>(objs));
-  std::optional<Metrics> batch = store->metrics()->GetMetrics(
-      absl::Span<const Key>(keys));
+  std::optional<Metrics> batch =
+      store->metrics()->GetMetrics(absl::Span<const Key>(keys));
   ASSERT_TRUE(batch.has_value());
   EXPECT_TRUE(batch->times.count("store.put_batch"));
   EXPECT_TRUE(batch->attributes.count("store.put_batch.object_sizes"));
@@ -559,7 +573,8 @@ TEST(StoreRegistry, ScopedRegistration) {
 TEST(StoreRegistry, AutoRegisterAndCloseUnregisters) {
   StoreOptions o;
   o.auto_register = true;
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto store, Store::Create("auto", Local(), o));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto store,
+                                  Store::Create("auto", Local(), o));
   EXPECT_EQ(GetStore("auto"), store);
   EXPECT_THAT(Store::Create("auto", Local(), o),
               StatusIs(absl::StatusCode::kAlreadyExists));
@@ -568,7 +583,8 @@ TEST(StoreRegistry, AutoRegisterAndCloseUnregisters) {
 }
 
 TEST(StoreRegistry, GetOrCreateIsRaceFree) {
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto seed, Store::Create("race-seed", Local()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto seed,
+                                  Store::Create("race-seed", Local()));
   StoreConfig config = seed->Config();
   config.name = "race";
   std::vector<std::shared_ptr<Store>> got(8);
@@ -584,6 +600,80 @@ TEST(StoreRegistry, GetOrCreateIsRaceFree) {
   for (const auto& s : got) EXPECT_EQ(s, got[0]);
   EXPECT_EQ(GetStore("race"), got[0]);
   UnregisterStore("race");
+}
+
+TEST(StoreRegistry, GetOrCreateWithAnAutoRegisterConfigDoesNotDeadlock) {
+  StoreOptions o;
+  o.auto_register = true;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto seed,
+                                  Store::Create("auto-seed", Local(), o));
+  StoreConfig config = seed->Config();
+  config.name = "auto-created";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto made, GetOrCreateStore(config));
+  EXPECT_EQ(GetStore("auto-created"), made);
+  EXPECT_TRUE(made->Config().auto_register);
+  UnregisterStore("auto-created");
+  ASSERT_THAT(seed->Close(), IsOk());
+
+  config.name = "not-registered";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto unregistered, GetOrCreateStore(config, /*register_store=*/false));
+  EXPECT_NE(unregistered, nullptr);
+  EXPECT_EQ(GetStore("not-registered"), nullptr);
+}
+
+TEST(StoreRegistry, CloseUnregistersOnlyItself) {
+  StoreOptions o;
+  o.auto_register = true;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto first,
+                                  Store::Create("replaced", Local(), o));
+  auto [second, c] = MakeCounted({}, "replaced");
+  ASSERT_THAT(RegisterStore(second, /*exist_ok=*/true), IsOk());
+  ASSERT_THAT(first->Close(), IsOk());
+  EXPECT_EQ(GetStore("replaced"), second);
+  UnregisterStore("replaced");
+}
+
+TEST(StoreConfig, AConsumerNeedsOnlyTheDeserializer) {
+  ASSERT_THAT(
+      RegisterSerializer<int>("producer-only",
+                              [](const int& v) -> absl::StatusOr<SharedBytes> {
+                                return SharedBytes::Copy(absl::StrCat(v));
+                              }),
+      IsOk());
+  StoreOptions o;
+  o.serializer = "producer-only";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto producer,
+                                  Store::Create("prod", Local(), o));
+  StoreConfig config = producer->Config();
+  config.serializer = "registered-only-in-the-producer-process";
+  // Re-creating the store from a config (what a consumer does) works...
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto consumer, Store::FromConfig(config));
+  // ...and a Put that needs the missing serializer fails, naming it.
+  EXPECT_THAT(consumer->Put(1),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "registered-only-in-the-producer-process"));
+  // Store::Create by hand still rejects unknown names at once.
+  StoreOptions unknown;
+  unknown.deserializer = "nobody";
+  EXPECT_THAT(Store::Create("x", Local(), unknown),
+              StatusIs(absl::StatusCode::kInvalidArgument, "nobody"));
+}
+
+TEST(Store, AGetRacingAnEvictDoesNotReCacheTheEvictedObject) {
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("v")));
+  // The evict lands after the get read the bytes, before it caches them.
+  Store* raw = store.get();
+  c->after_get = [raw](const Key& key) {
+    EXPECT_THAT(raw->Evict(key), IsOk());
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto v, store->Get<std::string>(k));
+  EXPECT_EQ(*v, "v");  // The get itself read the object before the evict...
+  c->after_get = nullptr;
+  EXPECT_FALSE(store->IsCached(k));  // ...but it must not stay cached.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(bool exists, store->Exists(k));
+  EXPECT_FALSE(exists);
 }
 
 // --- Thread safety ----------------------------------------------------------

@@ -43,8 +43,8 @@ absl::StatusOr<ChildResult> RunChild(const std::string& binary,
   close(fds[1]);
   if (rc != 0) {
     close(fds[0]);
-    return absl::InternalError(absl::StrCat("posix_spawn(", binary,
-                                            "): ", std::strerror(rc)));
+    return absl::InternalError(
+        absl::StrCat("posix_spawn(", binary, "): ", std::strerror(rc)));
   }
   ChildResult result;
   char buf[4096];
@@ -60,7 +60,8 @@ absl::StatusOr<ChildResult> RunChild(const std::string& binary,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
-      return absl::InternalError(absl::StrCat("waitpid: ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("waitpid: ", std::strerror(errno)));
     }
   }
   if (WIFEXITED(status)) {

@@ -17,14 +17,14 @@ namespace {
 
 std::string Hex(absl::string_view s) { return absl::BytesToHexString(s); }
 
-
-
 template <typename T>
 std::string ProxyLine(const std::shared_ptr<Store>& store, const T& value,
                       absl::string_view type, absl::string_view expected,
                       bool evict, Key* key_out) {
   ProxyOptions<T> options;
   options.evict = evict;
+  options.populate_target =
+      false;  // Checked below: serializing never resolves.
   absl::StatusOr<Proxy<T>> p = store->Proxy(value, options);
   EXPECT_THAT(p.status(), IsOk());
   if (!p.ok()) return "";
@@ -50,14 +50,14 @@ void ExpectProxiesResolveInChildProcess(const std::shared_ptr<Store>& store,
   manifest += ProxyLine<std::string>(store, "hello from the parent", "string",
                                      "hello from the parent", false, nullptr);
   // The child regenerates the large value from its size.
-  manifest += ProxyLine<std::string>(store, PatternBytes(large_bytes),
-                                     "pattern", absl::StrCat(large_bytes),
-                                     false, nullptr);
+  manifest +=
+      ProxyLine<std::string>(store, PatternBytes(large_bytes), "pattern",
+                             absl::StrCat(large_bytes), false, nullptr);
   std::vector<double> doubles = {1.5, -2.25, 1e300, 0.0};
   manifest += ProxyLine<std::vector<double>>(
-      store, doubles, "doubles", absl::string_view(
-          reinterpret_cast<const char*>(doubles.data()),
-          doubles.size() * sizeof(double)),
+      store, doubles, "doubles",
+      absl::string_view(reinterpret_cast<const char*>(doubles.data()),
+                        doubles.size() * sizeof(double)),
       false, nullptr);
   int64_t answer = 42;
   manifest += ProxyLine<int64_t>(store, answer, "int64", "42", false, nullptr);
@@ -67,8 +67,8 @@ void ExpectProxiesResolveInChildProcess(const std::shared_ptr<Store>& store,
                                      "read me once", true, &evict_key);
   // A proxy of an object evicted before the child runs: NotFound there.
   Key gone_key;
-  manifest += ProxyLine<std::string>(store, "gone", "missing", "", false,
-                                     &gone_key);
+  manifest +=
+      ProxyLine<std::string>(store, "gone", "missing", "", false, &gone_key);
   ASSERT_THAT(store->Evict(gone_key), IsOk());
 
   const std::string path =

@@ -58,9 +58,9 @@ absl::Status Check(const std::string& type, const std::string& wire,
   } else if (type == "missing") {
     auto v = Resolve<std::string>(wire);
     if (v.ok() || !absl::IsNotFound(v.status())) {
-      return absl::InternalError(absl::StrCat(
-          "expected NotFound for an evicted object, got ",
-          v.ok() ? "a value" : v.status().ToString()));
+      return absl::InternalError(
+          absl::StrCat("expected NotFound for an evicted object, got ",
+                       v.ok() ? "a value" : v.status().ToString()));
     }
     ++*missing;
     return absl::OkStatus();
