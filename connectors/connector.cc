@@ -1,15 +1,18 @@
 #include "connectors/connector.h"
 
 #include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -36,33 +39,79 @@ absl::StatusOr<Key> Key::Parse(absl::string_view serialized) {
 
 namespace {
 
-// Bumped in every forked child, so that a thread_local generator copied from
-// the parent re-seeds instead of repeating the parent's ids.
+// Bumped in every forked child, so that a thread's generator copied from the
+// parent re-seeds instead of repeating the parent's ids.
 std::atomic<uint64_t> fork_generation{0};
 
 void OnForkChild() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
+// xoshiro256** seeded with 256 bits from getrandom(2) per thread. (Not
+// absl::BitGen: its lazily initialized entropy pool synchronizes inside
+// Debian's uninstrumented Abseil, which ThreadSanitizer reports as a race.)
+struct IdGenerator {
+  uint64_t s[4] = {0, 0, 0, 0};
+  uint64_t generation = ~uint64_t{0};
+
+  void Seed() {
+    size_t got = 0;
+    auto* bytes = reinterpret_cast<unsigned char*>(s);
+    while (got < sizeof(s)) {
+      ssize_t n = getrandom(bytes + got, sizeof(s) - got, 0);
+      if (n > 0) {
+        got += static_cast<size_t>(n);
+      } else if (n < 0 && errno != EINTR) {
+        // No kernel entropy interface: fall back to clock, address and pid
+        // mixed through splitmix64 (ids stay unique per process/thread).
+        uint64_t x =
+            static_cast<uint64_t>(
+                std::chrono::steady_clock::now().time_since_epoch().count()) ^
+            reinterpret_cast<uintptr_t>(this) ^
+            (static_cast<uint64_t>(getpid()) << 32);
+        for (uint64_t& word : s) {
+          x += 0x9E3779B97F4A7C15ull;
+          uint64_t z = x;
+          z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+          z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+          word = z ^ (z >> 31);
+        }
+        break;
+      }
+    }
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) s[0] = 1;  // Never the zero state.
+  }
+
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+  uint64_t Next() {
+    const uint64_t result = Rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = Rotl(s[3], 45);
+    return result;
+  }
+};
+
 }  // namespace
 
 std::string NewObjectId() {
-  // absl::BitGen is seeded from OS entropy per instance; thread_local avoids
-  // a lock. A forked child inherits the generator's state, so it re-seeds
-  // when the fork generation changed (one relaxed atomic load per id).
   static const bool registered = [] {
     pthread_atfork(nullptr, nullptr, &OnForkChild);
     return true;
   }();
   (void)registered;
-  thread_local absl::BitGen gen;
-  thread_local uint64_t seeded_generation = 0;
+  thread_local IdGenerator gen;
   const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
-  if (generation != seeded_generation) {
-    gen = absl::BitGen();
-    seeded_generation = generation;
+  if (generation != gen.generation) {
+    gen.Seed();
+    gen.generation = generation;
   }
+  const uint64_t hi = gen.Next();
+  const uint64_t lo = gen.Next();
   static constexpr char kHex[] = "0123456789abcdef";
-  uint64_t hi = absl::Uniform<uint64_t>(gen);
-  uint64_t lo = absl::Uniform<uint64_t>(gen);
   std::string id(32, '0');
   for (int i = 0; i < 16; ++i) {
     id[i] = kHex[(hi >> (60 - 4 * i)) & 0xf];
@@ -133,6 +182,13 @@ std::string ConnectorConfig::Serialize() const {
 
 absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
     absl::string_view unaligned) {
+  // The FlatBuffers verifier asserts on buffers this large: refuse them first
+  // (and before AlignedView could copy them).
+  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    return absl::DataLossError(
+        absl::StrCat("ConnectorConfig::Parse: ", unaligned.size(),
+                     " bytes are too large for a serialized connector config"));
+  }
   AlignedView bytes(unaligned);
   flatbuffers::Verifier verifier(bytes.data(), bytes.size());
   if (!fb::VerifyConnectorConfigBuffer(verifier)) {

@@ -696,6 +696,13 @@ std::string FactoryData::Serialize() const {
 }
 
 absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view unaligned) {
+  // The FlatBuffers verifier asserts on buffers this large: refuse them first
+  // (and before AlignedView could copy them).
+  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    return absl::DataLossError(
+        absl::StrCat("ParseProxy: ", unaligned.size(),
+                     " bytes are too large for a serialized proxy"));
+  }
   AlignedView bytes(unaligned);
   const uint8_t* data = bytes.data();
   if (bytes.size() < sizeof(flatbuffers::uoffset_t) ||

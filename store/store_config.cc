@@ -56,6 +56,13 @@ std::string StoreConfig::Serialize() const {
 }
 
 absl::StatusOr<StoreConfig> StoreConfig::Parse(absl::string_view unaligned) {
+  // The FlatBuffers verifier asserts on buffers this large: refuse them first
+  // (and before AlignedView could copy them).
+  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    return absl::DataLossError(
+        absl::StrCat("StoreConfig::Parse: ", unaligned.size(),
+                     " bytes are too large for a serialized store config"));
+  }
   AlignedView bytes(unaligned);
   flatbuffers::Verifier verifier(bytes.data(), bytes.size());
   if (!fb::VerifyStoreConfigBuffer(verifier)) {

@@ -123,7 +123,10 @@ struct Policy {
   bool IsValidOnHost(absl::string_view hostname) const;
 
   // InvalidArgument naming the problem: a host pattern that is not a valid
-  // POSIX extended regular expression (or contains a NUL byte), or
+  // POSIX extended regular expression (or contains a NUL byte, or a
+  // back-reference), one whose repetitions would compile to more than 1000
+  // regex nodes (glibc's regcomp copies a repeated group once per
+  // repetition, so "a++++..." or "((a{50}){50})" would exhaust memory), or
   // min_size_bytes > max_size_bytes (a policy that accepts nothing).
   absl::Status Validate() const;
 

@@ -1,0 +1,58 @@
+// Concurrency stress of a Store over the "file" connector
+// (testing/stress.h has the scenario): many threads, a seeded random mix of
+// every store and proxy operation on one directory, then every acknowledged
+// object checked through a fresh connector.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "connectors/file/file_connector.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "testing/child_process.h"
+#include "testing/status_matchers.h"
+#include "testing/stress.h"
+
+namespace proxystore {
+namespace {
+
+using ::proxystore::testing::RunStoreStress;
+using ::proxystore::testing::StressOptions;
+using ::proxystore::testing::StressSummary;
+
+TEST(FileStress, ManyThreadsLoseNothing) {
+  const std::string dir =
+      absl::StrCat(testing::TestTempDir(), "/file-stress-objects");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::Create({"file", {{"directory", dir}}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create("file-stress", std::move(c), {.metrics = true}));
+  StressOptions options;
+  options.seed = 11;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(StressSummary s,
+                                  RunStoreStress(store, options));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(s.threads, 8);
+  EXPECT_EQ(s.ops, 8 * options.ops_per_thread);
+  EXPECT_TRUE(s.metrics_checked);
+  EXPECT_EQ(s.lost, 0);
+  EXPECT_GT(s.objects_verified, 0);
+  EXPECT_GT(s.evictions_verified, 0);
+  EXPECT_EQ(s.objects_verified + s.evictions_verified, s.puts) << s.ToString();
+  // One published file per live object; no temporaries left behind.
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    EXPECT_NE(e.path().filename().string()[0], '.') << e.path();
+    ++files;
+  }
+  EXPECT_EQ(files, static_cast<size_t>(s.objects_verified));
+  EXPECT_THAT(store->Close(CloseOptions{.clear = true}), testing::IsOk());
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+}  // namespace
+}  // namespace proxystore

@@ -1,0 +1,54 @@
+// Concurrency stress of a Store over the "local" connector
+// (testing/stress.h has the scenario): many threads, a seeded random mix of
+// every store and proxy operation, then every acknowledged object checked.
+#include <memory>
+#include <utility>
+
+#include "connectors/local/local_connector.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "testing/status_matchers.h"
+#include "testing/stress.h"
+
+namespace proxystore {
+namespace {
+
+using ::proxystore::testing::RunStoreStress;
+using ::proxystore::testing::StressOptions;
+using ::proxystore::testing::StressSummary;
+
+void RunLocal(const char* name, StoreOptions store_options, uint64_t seed) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalConnector> c,
+                                  LocalConnector::Create());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create(name, std::move(c), std::move(store_options)));
+  StressOptions options;
+  options.seed = seed;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(StressSummary s,
+                                  RunStoreStress(store, options));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(s.threads, 8);
+  EXPECT_EQ(s.ops, 8 * options.ops_per_thread);
+  EXPECT_TRUE(s.metrics_checked);
+  EXPECT_EQ(s.lost, 0);
+  EXPECT_GT(s.objects_verified, 0);
+  EXPECT_GT(s.evictions_verified, 0);
+  EXPECT_GT(s.shared_resolves, 0);
+  EXPECT_GT(s.serialized_resolves, 0);
+  EXPECT_GT(s.async_resolves, 0);
+  EXPECT_EQ(s.objects_verified + s.evictions_verified, s.puts) << s.ToString();
+  EXPECT_THAT(store->Close(CloseOptions{.clear = true}), testing::IsOk());
+}
+
+TEST(LocalStress, ManyThreadsLoseNothing) {
+  RunLocal("local-stress", {.cache_size = 16, .metrics = true}, 1);
+}
+
+// Without a cache every read reaches the connector.
+TEST(LocalStress, ManyThreadsLoseNothingWithoutCache) {
+  RunLocal("local-stress-nocache", {.cache_size = 0, .metrics = true}, 2);
+}
+
+}  // namespace
+}  // namespace proxystore
