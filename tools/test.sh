@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of proxystore-cpp: the whole suite plain, under
-# AddressSanitizer+UBSan and under ThreadSanitizer, then builds and runs the
-# downstream consumer example (examples/consumer). Installs what it needs first.
+# AddressSanitizer+UBSan and under ThreadSanitizer (each also replays the fuzz
+# corpora and runs the benchmark smoke pass), then every libFuzzer target for
+# a bounded time (tools/fuzz.sh, clang), then builds and runs the downstream
+# consumer example (examples/consumer). Installs what it needs first.
 #
 #   tools/test.sh            # everything (what CI runs)
 #   tools/test.sh --quick    # plain build only
@@ -47,6 +49,14 @@ run plain
 if [ "$quick" -eq 0 ]; then
   run asan --config=asan
   run tsan --config=tsan
+  echo "=== fuzzing: tools/fuzz.sh --seconds ${PROXYSTORE_FUZZ_SECONDS:-30}"
+  if bash tools/fuzz.sh --seconds "${PROXYSTORE_FUZZ_SECONDS:-30}"; then
+    passed+=("fuzz")
+    n_pass=$((n_pass + 1))
+  else
+    failed+=("fuzz")
+    n_fail=$((n_fail + 1))
+  fi
   echo "=== consumer example (separate workspace using @proxystore//store:cache)"
   if (cd examples/consumer && bazel run //:main && bazel shutdown); then
     passed+=("consumer")

@@ -166,11 +166,14 @@ class PatternNodes {
       return 2;
     }
     if (c != '{') return std::nullopt;
-    // {m}, {m,} or {m,n}; anything else is regcomp's error to report.
+    // {m}, {m,}, {m,n} or glibc's {,n} (= {0,n}); anything else is
+    // regcomp's error to report.
     size_t j = i_ + 1;
     uint64_t m = 0, n = 0;
     bool comma = false, has_n = false;
-    if (!ReadCount(&j, &m)) return std::nullopt;
+    if (!ReadCount(&j, &m) && !(j < p_.size() && p_[j] == ',')) {
+      return std::nullopt;
+    }
     if (j < p_.size() && p_[j] == ',') {
       comma = true;
       ++j;
