@@ -138,32 +138,6 @@ void WaitAll(std::vector<Child>& children) {
   }
 }
 
-int64_t CountRedisKeys(const RedisServer& server, const std::string& prefix) {
-  redisContext* c = redisConnect(server.host().c_str(), server.port());
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return -1;
-  }
-  int64_t n = 0;
-  std::string cursor = "0";
-  const std::string pattern = absl::StrCat(prefix, "*");
-  do {
-    const char* argv[] = {"SCAN",          cursor.c_str(), "MATCH",
-                          pattern.c_str(), "COUNT",        "1000"};
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, 6, argv, nullptr));
-    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      if (r != nullptr) freeReplyObject(r);
-      redisFree(c);
-      return -1;
-    }
-    cursor.assign(r->element[0]->str, r->element[0]->len);
-    n += static_cast<int64_t>(r->element[1]->elements);
-    freeReplyObject(r);
-  } while (cursor != "0");
-  redisFree(c);
-  return n;
-}
-
 int CountShm(const std::string& ns) {
   const std::string prefix = absl::StrCat("proxystore.", ns, ".");
   int n = 0;
@@ -226,7 +200,7 @@ class MultiProcess : public ::testing::TestWithParam<std::string> {
       }
       return n;
     }
-    return CountRedisKeys(*server_, prefix_);
+    return server_->CountKeys(prefix_);
   }
 
   std::unique_ptr<RedisServer> server_;

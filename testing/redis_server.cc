@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "hiredis/hiredis.h"
 #include "store/status.h"
 
 namespace proxystore::testing {
@@ -370,6 +371,32 @@ absl::Status RedisServer::Resume() {
 std::string RedisServer::Output() {
   DrainOutput();
   return output_;
+}
+
+int64_t RedisServer::CountKeys(const std::string& prefix) const {
+  redisContext* c = redisConnect(host_.c_str(), port_);
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) redisFree(c);
+    return -1;
+  }
+  int64_t n = 0;
+  std::string cursor = "0";
+  const std::string pattern = absl::StrCat(prefix, "*");
+  do {
+    const char* argv[] = {"SCAN",          cursor.c_str(), "MATCH",
+                          pattern.c_str(), "COUNT",        "1000"};
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c, 6, argv, nullptr));
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      if (r != nullptr) freeReplyObject(r);
+      redisFree(c);
+      return -1;
+    }
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    n += static_cast<int64_t>(r->element[1]->elements);
+    freeReplyObject(r);
+  } while (cursor != "0");
+  redisFree(c);
+  return n;
 }
 
 }  // namespace proxystore::testing

@@ -37,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,10 @@ class RedisServer {
   // for timeout tests. Stop()/Kill() work on a paused server.
   absl::Status Pause();
   absl::Status Resume();
+
+  // How many keys the server holds under `prefix` (SCAN MATCH through a raw
+  // hiredis client, independent of any connector); -1 if it cannot be asked.
+  int64_t CountKeys(const std::string& prefix) const;
 
   // The server's output (log) read so far, plus whatever is ready now.
   std::string Output();

@@ -80,33 +80,6 @@ int64_t CountTree(const std::string& dir) {
   return n;
 }
 
-// Keys under `prefix` on `server` (SCAN MATCH through a raw hiredis client).
-int64_t CountRedisKeys(const RedisServer& server, const std::string& prefix) {
-  redisContext* c = redisConnect(server.host().c_str(), server.port());
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return -1;
-  }
-  int64_t n = 0;
-  std::string cursor = "0";
-  const std::string pattern = absl::StrCat(prefix, "*");
-  do {
-    const char* argv[] = {"SCAN",          cursor.c_str(), "MATCH",
-                          pattern.c_str(), "COUNT",        "1000"};
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, 6, argv, nullptr));
-    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      if (r != nullptr) freeReplyObject(r);
-      redisFree(c);
-      return -1;
-    }
-    cursor.assign(r->element[0]->str, r->element[0]->len);
-    n += static_cast<int64_t>(r->element[1]->elements);
-    freeReplyObject(r);
-  } while (cursor != "0");
-  redisFree(c);
-  return n;
-}
-
 StressOptions HygieneOptions(uint64_t seed) {
   StressOptions o;
   o.seed = seed;
@@ -209,11 +182,10 @@ TEST_F(ResourceHygiene, RedisLeavesNoKeysOrConnections) {
       std::shared_ptr<Store> store,
       Store::Create("hygiene-redis", std::move(c), {.metrics = true}));
   StressAndClear(
-      std::move(store), [&] { return CountRedisKeys(*server, prefix); }, fds,
-      103);
-  EXPECT_EQ(CountRedisKeys(*server, prefix), 0);
+      std::move(store), [&] { return server->CountKeys(prefix); }, fds, 103);
+  EXPECT_EQ(server->CountKeys(prefix), 0);
   // Nothing else on the server either: the store used only its prefix.
-  EXPECT_EQ(CountRedisKeys(*server, ""), 0);
+  EXPECT_EQ(server->CountKeys(""), 0);
 }
 
 TEST_F(ResourceHygiene, MultiLeavesNothingInEitherChild) {
