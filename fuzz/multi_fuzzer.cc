@@ -9,9 +9,13 @@
 //  - a parsed policy or child config round-trips through its Serialize,
 //    which is deterministic; the child config also round-trips through
 //    ConnectorConfig's FlatBuffers form;
-//  - Policy::Validate (regcomp of the host patterns) and the matching
-//    functions return an answer for any parsed policy; a policy with
-//    min_size_bytes > max_size_bytes never validates.
+//  - Policy::Validate (HostPattern::Compile of the host patterns) and the
+//    matching functions return an answer for any parsed policy; a policy
+//    with min_size_bytes > max_size_bytes never validates;
+//  - the input as a host pattern: compiles or is InvalidArgument, within
+//    HostPattern::kMaxProgramSize, and matching answers; the input with
+//    every non-alphanumeric byte backslash-escaped matches exactly the
+//    input.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,9 +23,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "connectors/connector.h"
+#include "connectors/multi/host_pattern.h"
 #include "connectors/multi/multi_connector.h"
 #include "fuzz/fuzz_util.h"
 
@@ -84,6 +90,36 @@ void CheckPolicy(absl::string_view input) {
   }
 }
 
+void CheckHostPattern(absl::string_view input) {
+  absl::StatusOr<HostPattern> pattern = HostPattern::Compile(input);
+  if (!pattern.ok()) {
+    PROXYSTORE_FUZZ_CHECK(IsInvalid(pattern.status()),
+                          pattern.status().ToString());
+  } else {
+    PROXYSTORE_FUZZ_CHECK(pattern->pattern() == input, "pattern() differs");
+    PROXYSTORE_FUZZ_CHECK(
+        pattern->program_size() <= HostPattern::kMaxProgramSize,
+        "program over kMaxProgramSize");
+    (void)pattern->FullMatch(input);
+    (void)pattern->FullMatch("node-12.cluster");
+  }
+  // A literal pattern for the input matches it and nothing longer.
+  std::string literal;
+  for (char c : input) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) literal += '\\';
+    literal += c;
+  }
+  if (input.find('\0') != absl::string_view::npos ||
+      literal.size() > HostPattern::kMaxPatternSize) {
+    return;
+  }
+  absl::StatusOr<HostPattern> exact = HostPattern::Compile(literal);
+  PROXYSTORE_FUZZ_CHECK(exact.ok(), exact.status().ToString());
+  PROXYSTORE_FUZZ_CHECK(exact->FullMatch(input), "escaped input must match");
+  PROXYSTORE_FUZZ_CHECK(!exact->FullMatch(absl::StrCat(input, "x")),
+                        "escaped input must match only the input");
+}
+
 void CheckChildConfig(absl::string_view input) {
   absl::StatusOr<ConnectorConfig> config =
       MultiConnector::ParseChildConfig(input);
@@ -111,6 +147,7 @@ void CheckChildConfig(absl::string_view input) {
 void TestOneInput(absl::string_view input) {
   CheckMultiKey(input);
   CheckPolicy(input);
+  CheckHostPattern(input);
   CheckChildConfig(input);
 }
 

@@ -6,7 +6,12 @@
 #   tools/fuzz.sh                       # every target, 30 s each
 #   tools/fuzz.sh --seconds 300 multi   # one target, longer
 #   tools/fuzz.sh --keep                # keep the grown corpora and logs
+#   tools/fuzz.sh --seed 1              # reproducible mutations (CI's choice)
 #
+# --seed 0 (the default) lets libFuzzer pick a random seed: best for finding
+# new bugs. tools/test.sh (and so CI) passes a fixed seed, so a CI run
+# explores the same inputs as a local run with that seed (a prefix of them,
+# on a slower machine): run it locally for longer before pushing.
 # The main workspace builds with gcc, so the fuzzers are built in a separate
 # Bazel output base (~/.cache/proxystore-fuzz, its own server, no
 # convenience symlinks) with CC=clang and --config=fuzz (.bazelrc); the main
@@ -19,20 +24,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=30
+seed=0
 keep=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
     --seconds=*) seconds="${1#--seconds=}"; shift ;;
+    --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
+    --seed=*) seed="${1#--seed=}"; shift ;;
     --keep) keep=1; shift ;;
     proxy|config|serializer|multi) targets+=("$1"); shift ;;
-    *) echo "usage: $0 [--seconds N] [--keep] [proxy|config|serializer|multi ...]" >&2
+    *) echo "usage: $0 [--seconds N] [--seed N] [--keep] [proxy|config|serializer|multi ...]" >&2
        exit 2 ;;
   esac
 done
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz: --seconds must be a positive integer" >&2
+  exit 2
+fi
+if ! [[ "$seed" =~ ^[0-9]+$ ]]; then
+  echo "fuzz: --seed must be a non-negative integer" >&2
   exit 2
 fi
 [ ${#targets[@]} -eq 0 ] && targets=(proxy config serializer multi)
@@ -70,7 +82,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$dir/corpus" "$dir/artifacts"
   cp fuzz/corpus/"$t"/* "$dir/corpus/"
   seeds=$(find "$dir/corpus" -type f | wc -l)
-  args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10
+  args=(-max_total_time="$seconds" -seed="$seed" -rss_limit_mb=2048 -timeout=10
         -print_final_stats=1 -artifact_prefix="$dir/artifacts/")
   [ -f "fuzz/$t.dict" ] && args+=(-dict="$PWD/fuzz/$t.dict")
   echo "=== fuzz_$t: ${seconds} s over $seeds seeds"
@@ -96,6 +108,9 @@ for t in "${targets[@]}"; do
     for a in $artifacts; do
       echo "fuzz: reproducer written to $a"
       echo "fuzz:   replay: $bin/fuzz/fuzz_$t $a"
+      # The reproducer itself, so that it survives the machine (CI logs).
+      echo "fuzz:   its bytes (base64; first 64 KiB):"
+      head -c 65536 "$a" | base64 -w 76 | sed 's/^/fuzz:     /'
     done
   fi
   summary+=("$line")

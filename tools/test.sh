@@ -8,6 +8,10 @@
 #   tools/test.sh            # everything (what CI runs)
 #   tools/test.sh --quick    # plain build only
 #
+# PROXYSTORE_FUZZ_SECONDS (default 30) is each fuzzer's time;
+# PROXYSTORE_FUZZ_SEED (default 1, fixed so that CI is reproducible; 0 =
+# random) its libFuzzer seed.
+#
 # Exits non-zero if any test fails or any sanitizer reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,8 +53,10 @@ run plain
 if [ "$quick" -eq 0 ]; then
   run asan --config=asan
   run tsan --config=tsan
-  echo "=== fuzzing: tools/fuzz.sh --seconds ${PROXYSTORE_FUZZ_SECONDS:-30}"
-  if bash tools/fuzz.sh --seconds "${PROXYSTORE_FUZZ_SECONDS:-30}"; then
+  fuzz_args=(--seconds "${PROXYSTORE_FUZZ_SECONDS:-30}"
+             --seed "${PROXYSTORE_FUZZ_SEED:-1}")
+  echo "=== fuzzing: tools/fuzz.sh ${fuzz_args[*]}"
+  if bash tools/fuzz.sh "${fuzz_args[@]}"; then
     passed+=("fuzz")
     n_pass=$((n_pass + 1))
   else

@@ -1,6 +1,5 @@
 #include "connectors/multi/multi_connector.h"
 
-#include <regex.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "connectors/multi/host_pattern.h"
 #include "store/status.h"
 
 namespace proxystore {
@@ -57,228 +57,6 @@ std::string StringList(absl::Span<const std::string> items) {
 bool Contains(absl::Span<const std::string> set, const std::string& item) {
   return std::find(set.begin(), set.end(), item) != set.end();
 }
-
-// glibc's regcomp copies a repeated sub-expression once per repetition
-// ("x{3}" becomes "xxx", "x+" becomes "xx*", "x{2,4}" becomes
-// "xx(x(x)?)?"), so stacked or nested repetitions grow the compiled pattern
-// exponentially: "a" followed by 48 '+' asks for 2^48 nodes and exhausts
-// memory. Host patterns arrive in configs inside serialized proxies, so
-// their size is bounded before regcomp sees them: PatternNodes estimates the
-// node count with parse_dup_op's duplication rules. Back-references ("\1")
-// are refused too: matching them is exponential in the worst case.
-constexpr uint64_t kMaxPatternNodes = 1000;
-// Parentheses nested deeper than this are refused (regcomp and this
-// estimator both recurse on them).
-constexpr int kMaxPatternDepth = 100;
-
-class PatternNodes {
- public:
-  // The estimated node count of `pattern` (saturating above
-  // kMaxPatternNodes), or InvalidArgument for a back-reference or too deep a
-  // nesting. Syntax errors are left to regcomp.
-  static absl::StatusOr<uint64_t> Estimate(absl::string_view pattern) {
-    PatternNodes p(pattern);
-    uint64_t nodes = p.Alternation(0);
-    // An unmatched ')' ends the top level early; regcomp reads it as a
-    // literal (RE_UNMATCHED_RIGHT_PAREN_ORD): count it and go on.
-    while (p.error_.empty() && p.i_ < pattern.size()) {
-      ++p.i_;
-      nodes = Add(nodes, Add(p.Alternation(0), 1));
-    }
-    if (!p.error_.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("policy host pattern ", Quote(pattern), " ", p.error_));
-    }
-    return nodes;
-  }
-
- private:
-  static constexpr uint64_t kCap = kMaxPatternNodes + 1;
-
-  explicit PatternNodes(absl::string_view p) : p_(p) {}
-
-  static uint64_t Add(uint64_t a, uint64_t b) { return std::min(a + b, kCap); }
-  static uint64_t Mul(uint64_t a, uint64_t b) {
-    return a != 0 && b > kCap / a ? kCap : std::min(a * b, kCap);
-  }
-
-  bool At(char c) const { return i_ < p_.size() && p_[i_] == c; }
-
-  uint64_t Alternation(int depth) {
-    uint64_t nodes = Sequence(depth);
-    while (error_.empty() && At('|')) {
-      ++i_;
-      nodes = Add(nodes, Add(Sequence(depth), 1));
-    }
-    return nodes;
-  }
-
-  uint64_t Sequence(int depth) {
-    uint64_t nodes = 0;
-    while (error_.empty() && i_ < p_.size() && !At('|') && !At(')')) {
-      uint64_t atom = Atom(depth);
-      while (error_.empty() && i_ < p_.size()) {
-        std::optional<uint64_t> copies = Repetition();
-        if (!copies.has_value()) break;
-        atom = Add(Mul(atom, *copies), 1);
-      }
-      nodes = Add(nodes, atom);
-    }
-    return nodes;
-  }
-
-  uint64_t Atom(int depth) {
-    const char c = p_[i_++];
-    if (c == '(') {
-      if (depth >= kMaxPatternDepth) {
-        error_ =
-            absl::StrCat("nests parentheses deeper than ", kMaxPatternDepth);
-        return kCap;
-      }
-      uint64_t inner = Alternation(depth + 1);
-      if (At(')')) ++i_;
-      return Add(inner, 1);
-    }
-    if (c == '[') {
-      SkipBracket();
-      return 1;
-    }
-    if (c == '\\' && i_ < p_.size()) {
-      if (p_[i_] >= '1' && p_[i_] <= '9') {
-        error_ = "uses a back-reference, which host patterns do not support";
-        return kCap;
-      }
-      ++i_;
-    }
-    return 1;
-  }
-
-  // Consumes a repetition operator and returns how many copies of its
-  // operand regcomp makes; nullopt (nothing consumed) if none is next.
-  std::optional<uint64_t> Repetition() {
-    const char c = p_[i_];
-    if (c == '*' || c == '?') {
-      ++i_;
-      return 1;
-    }
-    if (c == '+') {
-      ++i_;
-      return 2;
-    }
-    if (c != '{') return std::nullopt;
-    // {m}, {m,}, {m,n} or glibc's {,n} (= {0,n}); anything else is
-    // regcomp's error to report.
-    size_t j = i_ + 1;
-    uint64_t m = 0, n = 0;
-    bool comma = false, has_n = false;
-    if (!ReadCount(&j, &m) && !(j < p_.size() && p_[j] == ',')) {
-      return std::nullopt;
-    }
-    if (j < p_.size() && p_[j] == ',') {
-      comma = true;
-      ++j;
-      has_n = ReadCount(&j, &n);
-    }
-    if (j >= p_.size() || p_[j] != '}') return std::nullopt;
-    i_ = j + 1;
-    if (!comma) return std::max<uint64_t>(m, 1);
-    if (!has_n) return Add(m, 1);
-    return std::max<uint64_t>({m, n, 1});
-  }
-
-  // Decimal digits at *j (saturating); false if there are none.
-  bool ReadCount(size_t* j, uint64_t* out) const {
-    const size_t start = *j;
-    uint64_t v = 0;
-    while (*j < p_.size() && absl::ascii_isdigit(p_[*j])) {
-      v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(p_[*j] - '0'),
-                             kCap);
-      ++*j;
-    }
-    *out = v;
-    return *j > start;
-  }
-
-  // Skips a bracket expression whose '[' was consumed: an optional '^', a
-  // leading ']' taken literally, "[:class:]", "[.x.]" and "[=x=]".
-  void SkipBracket() {
-    if (At('^')) ++i_;
-    if (At(']')) ++i_;
-    while (i_ < p_.size() && p_[i_] != ']') {
-      if (p_[i_] == '[' && i_ + 1 < p_.size() &&
-          (p_[i_ + 1] == ':' || p_[i_ + 1] == '.' || p_[i_ + 1] == '=')) {
-        const char close[] = {p_[i_ + 1], ']'};
-        size_t end = p_.find(absl::string_view(close, 2), i_ + 2);
-        i_ = end == absl::string_view::npos ? p_.size() : end + 2;
-      } else {
-        ++i_;
-      }
-    }
-    if (i_ < p_.size()) ++i_;  // ']'
-  }
-
-  absl::string_view p_;
-  size_t i_ = 0;
-  std::string error_;
-};
-
-// A compiled POSIX ERE, freed on scope exit.
-class Regex {
- public:
-  // InvalidArgument naming `pattern` if it does not compile.
-  static absl::StatusOr<std::unique_ptr<Regex>> Compile(
-      const std::string& pattern) {
-    if (pattern.find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "policy host pattern ", Quote(pattern), " contains a NUL byte"));
-    }
-    PROXYSTORE_ASSIGN_OR_RETURN(const uint64_t nodes,
-                                PatternNodes::Estimate(pattern));
-    if (nodes > kMaxPatternNodes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "policy host pattern ", Quote(pattern),
-          " is too complex: compiled, its repetitions would expand to more "
-          "than ",
-          kMaxPatternNodes, " nodes"));
-    }
-    auto re = std::unique_ptr<Regex>(new Regex());
-    int rc = ::regcomp(&re->re_, pattern.c_str(), REG_EXTENDED);
-    if (rc != 0) {
-      char message[256];
-      ::regerror(rc, &re->re_, message, sizeof(message));
-      return absl::InvalidArgumentError(absl::StrCat(
-          "policy host pattern ", Quote(pattern),
-          " is not a valid POSIX extended regular expression: ", message));
-    }
-    re->compiled_ = true;
-    return re;
-  }
-
-  ~Regex() {
-    if (compiled_) ::regfree(&re_);
-  }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-
-  // True if the pattern matches all of `text` (Python's re.fullmatch).
-  // POSIX matching is leftmost-longest, so a full match exists iff the match
-  // regexec reports spans the whole text. (Wrapping the pattern as
-  // "^(" pattern ")$" instead would let a pattern like "a)|(b" escape the
-  // anchors.)
-  bool FullMatch(absl::string_view text) const {
-    if (text.find('\0') != absl::string_view::npos) return false;
-    const std::string s(text);
-    regmatch_t match;
-    if (::regexec(&re_, s.c_str(), 1, &match, 0) != 0) return false;
-    return match.rm_so == 0 && static_cast<size_t>(match.rm_eo) == s.size();
-  }
-
- private:
-  Regex() = default;
-
-  regex_t re_;
-  bool compiled_ = false;
-};
 
 // A cursor over the text forms of Policy and of child configs, with the
 // tokens both share. Errors name `what` ("Policy::Parse", ...), the offset
@@ -518,15 +296,19 @@ bool Policy::IsValidOnHost() const {
 bool Policy::IsValidOnHost(absl::string_view hostname) const {
   if (host_patterns.empty()) return true;
   for (const std::string& pattern : host_patterns) {
-    absl::StatusOr<std::unique_ptr<Regex>> re = Regex::Compile(pattern);
-    if (re.ok() && (*re)->FullMatch(hostname)) return true;
+    absl::StatusOr<HostPattern> compiled = HostPattern::Compile(pattern);
+    if (compiled.ok() && compiled->FullMatch(hostname)) return true;
   }
   return false;
 }
 
 absl::Status Policy::Validate() const {
   for (const std::string& pattern : host_patterns) {
-    PROXYSTORE_RETURN_IF_ERROR(Regex::Compile(pattern));
+    absl::Status compiled = HostPattern::Compile(pattern).status();
+    if (!compiled.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy ", compiled.message()));
+    }
   }
   if (min_size_bytes > max_size_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -42,10 +42,11 @@
 // is never chosen for puts.) Any kind may be a child, "multi" included, as
 // long as this process links it.
 //
-// Host patterns are POSIX extended regular expressions (regcomp with
-// REG_EXTENDED), matched against the whole gethostname() ("node-.*" matches
-// "node-12", not "my-node-12"). Python-only syntax ((?:...), \d, lazy
-// quantifiers) is not ERE: "(?" is rejected as invalid, "\d" means "d".
+// Host patterns are regular expressions matched against the whole
+// gethostname() ("node-.*" matches "node-12", not "my-node-12"), in the
+// syntax Python's re and POSIX EREs share plus Python's \d \w \s, (?:...)
+// and lazy quantifiers (HostPattern, connectors/multi/host_pattern.h: a
+// linear-time matcher, since patterns arrive inside proxies).
 //
 // Close closes every active child (passing CloseOptions through) and returns
 // the first error, after trying them all; it is idempotent because the
@@ -92,7 +93,10 @@ std::string CurrentHostname();
 struct Policy {
   // Higher is tried first.
   int64_t priority = 0;
-  // POSIX EREs, each matched against the whole host name; empty = any host.
+  // Regular expressions, each matched against the whole host name (Python's
+  // re.fullmatch) in linear time; empty = any host. The syntax is the
+  // common part of Python's re and POSIX EREs: connectors/multi/
+  // host_pattern.h.
   std::vector<std::string> host_patterns;
   // Accepted object sizes, both bounds inclusive.
   uint64_t min_size_bytes = 0;
@@ -122,11 +126,9 @@ struct Policy {
   bool IsValidOnHost() const;
   bool IsValidOnHost(absl::string_view hostname) const;
 
-  // InvalidArgument naming the problem: a host pattern that is not a valid
-  // POSIX extended regular expression (or contains a NUL byte, or a
-  // back-reference), one whose repetitions would compile to more than 1000
-  // regex nodes (glibc's regcomp copies a repeated group once per
-  // repetition, so "a++++..." or "((a{50}){50})" would exhaust memory), or
+  // InvalidArgument naming the problem: a host pattern HostPattern::Compile
+  // refuses (bad syntax, a back-reference, a NUL byte, too long, or
+  // repetitions that expand past HostPattern::kMaxProgramSize), or
   // min_size_bytes > max_size_bytes (a policy that accepts nothing).
   absl::Status Validate() const;
 

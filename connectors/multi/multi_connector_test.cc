@@ -307,6 +307,14 @@ TEST(Policy, HostPatternsAreFullMatchesOfGivenNames) {
   EXPECT_TRUE(shorter_first.IsValidOnHost("a"));
   EXPECT_FALSE(shorter_first.IsValidOnHost("abc"));
 
+  // ProxyStore's patterns are Python's: \d, \w and (?:...) work.
+  Policy python;
+  python.host_patterns = {"(?:gpu|cpu)-\\w+", "node\\d{2}"};
+  EXPECT_TRUE(python.IsValidOnHost("gpu-a_1"));
+  EXPECT_TRUE(python.IsValidOnHost("node07"));
+  EXPECT_FALSE(python.IsValidOnHost("node7"));
+  EXPECT_FALSE(python.IsValidOnHost("tpu-a"));
+
   Policy empty_pattern;
   empty_pattern.host_patterns = {""};
   EXPECT_TRUE(empty_pattern.IsValidOnHost(""));
@@ -315,7 +323,7 @@ TEST(Policy, HostPatternsAreFullMatchesOfGivenNames) {
 
 TEST(Policy, InvalidPatternsAreRejectedByNameAndMatchNothing) {
   for (const std::string& bad :
-       {std::string("("), std::string("[a-"), std::string("(?:node)"),
+       {std::string("("), std::string("[a-"), std::string("(?i)node"),
         std::string("x)|(y"), std::string("a{2,1}"),
         std::string("node\0x", 6)}) {
     Policy p;
