@@ -230,6 +230,17 @@ std::string ConnectorConfig::DebugString() const {
                       "}");
 }
 
+absl::StatusOr<Key> Connector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& options) {
+  if (parts.size() == 1) return DoPut(SharedBytes::Copy(parts[0]), options);
+  size_t n = 0;
+  for (absl::string_view p : parts) n += p.size();
+  std::string joined;
+  joined.reserve(n);
+  for (absl::string_view p : parts) joined.append(p.data(), p.size());
+  return DoPut(SharedBytes::FromString(std::move(joined)), options);
+}
+
 absl::StatusOr<std::vector<Key>> Connector::DoPutBatch(
     absl::Span<const SharedBytes> data, const PutOptions& options) {
   std::vector<Key> keys;

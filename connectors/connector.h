@@ -134,6 +134,17 @@ class Connector {
   absl::StatusOr<Key> Put(SharedBytes data, const PutOptions& options = {}) {
     return DoPut(std::move(data), options);
   }
+  // Stores the concatenation of `parts` under a new key, exactly as
+  // Put(joined parts) would, but without joining them in memory where the
+  // backend can write them out gathered ("file" and "shm": writev(2);
+  // "redis": one sendmsg(2)): Store::Put sends an envelope header and a
+  // large object's own bytes this way, so they move once, from the object
+  // to the storage. The parts need only outlive the call. Default: one copy
+  // into a new buffer, then Put.
+  absl::StatusOr<Key> PutParts(absl::Span<const absl::string_view> parts,
+                               const PutOptions& options = {}) {
+    return DoPutParts(parts, options);
+  }
   // Stores each item; the keys come back in input order.
   absl::StatusOr<std::vector<Key>> PutBatch(absl::Span<const SharedBytes> data,
                                             const PutOptions& options = {}) {
@@ -161,6 +172,9 @@ class Connector {
  protected:
   virtual absl::StatusOr<Key> DoPut(SharedBytes data,
                                     const PutOptions& options) = 0;
+  // Default: DoPut of the joined parts.
+  virtual absl::StatusOr<Key> DoPutParts(
+      absl::Span<const absl::string_view> parts, const PutOptions& options);
   // Default: DoPut per item. Backends with a batch primitive override.
   virtual absl::StatusOr<std::vector<Key>> DoPutBatch(
       absl::Span<const SharedBytes> data, const PutOptions& options);

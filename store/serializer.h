@@ -126,6 +126,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -888,6 +889,54 @@ absl::StatusOr<SharedBytes> Serialize(const T& value,
                                 payload_size, payload_size);
   C::EncodeTo(value, out.data() + header_size);
   return std::move(out).Finish(header_size + payload_size);
+}
+
+// The serialized form of a value as a header and the value's own bytes:
+// header + payload is exactly what Serialize returns, but the payload is a
+// view of the value, not a copy. For Store::Put to hand to
+// Connector::PutParts, so that a large object's bytes move once, from the
+// object to the storage. `payload` is valid while the value lives unchanged.
+struct SerializedParts {
+  std::string header;
+  absl::string_view payload;
+};
+
+// The SerializedParts of `value` when Serialize would copy the value's bytes
+// verbatim after a header: a codec with ContiguousView, not compressed
+// (native envelope or ProxyStore Python bytes/str). std::nullopt when the
+// value has to be encoded or compressed, or Serialize would fail (call
+// Serialize for that result).
+template <typename T>
+std::optional<SerializedParts> SerializeParts(
+    const T& value, const SerializeOptions& options = {}) {
+  if constexpr (!kHasCodec<T> || !internal::HasContiguousView<T>) {
+    return std::nullopt;
+  } else {
+    using C = Codec<T>;
+    const absl::string_view payload = C::ContiguousView(value);
+    if (options.format == SerializeOptions::Format::kProxyStorePython) {
+      constexpr PythonType kPython = internal::PythonTypeOf<T>();
+      if constexpr (kPython == PythonType::kNone) {
+        return std::nullopt;
+      } else {
+        if (kPython == PythonType::kStr && !internal::IsValidUtf8(payload)) {
+          return std::nullopt;
+        }
+        return SerializedParts{
+            std::string(kPython == PythonType::kStr ? "US\n" : "BS\n"),
+            payload};
+      }
+    }
+    if (internal::ShouldCompress(options, payload.size())) return std::nullopt;
+    absl::StatusOr<size_t> header_size =
+        internal::EnvelopeHeaderSize(C::kName, TypeName<T>());
+    if (!header_size.ok()) return std::nullopt;
+    SerializedParts parts{std::string(*header_size, '\0'), payload};
+    internal::WriteEnvelopeHeader(parts.header.data(), *header_size, C::kName,
+                                  TypeName<T>(), /*compressed=*/false,
+                                  payload.size(), payload.size());
+    return parts;
+  }
 }
 
 // Reads a T from `data` (a native envelope, or ProxyStore Python bytes/str

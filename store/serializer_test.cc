@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -977,6 +978,60 @@ TEST(SerializeInPlace, PythonFormatAndCompression) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string s,
                                   Deserialize<std::string>(packed));
   EXPECT_EQ(s, std::string(100000, 'q'));
+}
+
+// header + payload of SerializeParts is byte for byte what Serialize
+// writes, and the payload is the value's own memory.
+template <typename T>
+void ExpectPartsMatchSerialize(const T& value, absl::string_view value_bytes,
+                               const SerializeOptions& options = {}) {
+  std::optional<SerializedParts> parts = SerializeParts(value, options);
+  ASSERT_TRUE(parts.has_value()) << TypeName<T>();
+  EXPECT_EQ(parts->payload.data(), value_bytes.data()) << TypeName<T>();
+  EXPECT_EQ(parts->payload.size(), value_bytes.size());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes wire, Serialize(value, options));
+  EXPECT_EQ(absl::StrCat(parts->header, parts->payload), wire.view())
+      << TypeName<T>();
+}
+
+TEST(SerializeParts, HeaderAndPayloadAreWhatSerializeWrites) {
+  const std::string text(100'000, 't');
+  ExpectPartsMatchSerialize(text, text);
+  const std::string empty;
+  ExpectPartsMatchSerialize(empty, empty);
+  const std::vector<uint8_t> bytes = {1, 2, 3};
+  ExpectPartsMatchSerialize(
+      bytes, absl::string_view(reinterpret_cast<const char*>(bytes.data()), 3));
+  const std::vector<double> doubles = {1.5, -2.25};
+  ExpectPartsMatchSerialize(
+      doubles, absl::string_view(reinterpret_cast<const char*>(doubles.data()),
+                                 sizeof(double) * 2));
+  const SharedBytes shared = SharedBytes::Copy("shared bytes");
+  ExpectPartsMatchSerialize(shared, shared.view());
+  SerializeOptions py;
+  py.format = SerializeOptions::Format::kProxyStorePython;
+  ExpectPartsMatchSerialize(text, text, py);
+  ExpectPartsMatchSerialize(
+      bytes, absl::string_view(reinterpret_cast<const char*>(bytes.data()), 3),
+      py);
+  EXPECT_EQ(SerializeParts(text, py)->header, "US\n");
+  EXPECT_EQ(SerializeParts(bytes, py)->header, "BS\n");
+}
+
+TEST(SerializeParts, NulloptWhenTheBytesAreNotCopiedVerbatim) {
+  // Encoded, not viewed.
+  EXPECT_FALSE(SerializeParts(int64_t{7}).has_value());
+  // Compressed.
+  SerializeOptions lz;
+  lz.compress = true;
+  lz.compress_threshold = 16;
+  EXPECT_FALSE(SerializeParts(std::string(1000, 'q'), lz).has_value());
+  EXPECT_TRUE(SerializeParts(std::string(15, 'q'), lz).has_value());
+  // Serialize would fail: not UTF-8 for a Python str; no Python form.
+  SerializeOptions py;
+  py.format = SerializeOptions::Format::kProxyStorePython;
+  EXPECT_FALSE(SerializeParts(std::string("\xff"), py).has_value());
+  EXPECT_FALSE(SerializeParts(std::vector<double>{1.0}, py).has_value());
 }
 
 }  // namespace

@@ -297,8 +297,26 @@ absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
                                          int64_t serialize_ns, int64_t start_ns,
                                          absl::string_view type_name) {
   const size_t size = data.size();
+  return PutThroughConnector(size, serialize_ns, start_ns, type_name, [&] {
+    return connector_->Put(std::move(data), options);
+  });
+}
+
+absl::StatusOr<Key> Store::PutSerializedParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& options,
+    int64_t serialize_ns, int64_t start_ns, absl::string_view type_name) {
+  size_t size = 0;
+  for (absl::string_view part : parts) size += part.size();
+  return PutThroughConnector(size, serialize_ns, start_ns, type_name, [&] {
+    return connector_->PutParts(parts, options);
+  });
+}
+
+absl::StatusOr<Key> Store::PutThroughConnector(
+    size_t size, int64_t serialize_ns, int64_t start_ns,
+    absl::string_view type_name, absl::FunctionRef<absl::StatusOr<Key>()> put) {
   const int64_t c0 = timing_ ? NowNs() : 0;
-  absl::StatusOr<Key> key = connector_->Put(std::move(data), options);
+  absl::StatusOr<Key> key = put();
   if (!key.ok()) {
     return Annotate(
         key.status(),

@@ -41,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -157,6 +158,13 @@ class Store : public std::enable_shared_from_this<Store> {
 
   // --- Typed operations -------------------------------------------------
 
+  // Objects at least this large whose codec writes them verbatim (strings,
+  // byte and raw-layout vectors, SharedBytes, FlatBuffers; uncompressed)
+  // are put as the envelope header plus the object's own bytes
+  // (Connector::PutParts): they move once, from the object to the storage.
+  // Smaller ones are cheaper to copy into one serialized buffer.
+  static constexpr size_t kPutPartsMinSize = size_t{64} << 10;
+
   // Serializes and stores `obj`; does not cache it.
   template <typename T>
   absl::StatusOr<Key> Put(const T& obj, const StorePutOptions<T>& options = {});
@@ -231,6 +239,10 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<Key> PutSerialized(SharedBytes data, const PutOptions& options,
                                     int64_t serialize_ns, int64_t start_ns,
                                     absl::string_view type_name);
+  // The same for serialized bytes in parts (Connector::PutParts).
+  absl::StatusOr<Key> PutSerializedParts(
+      absl::Span<const absl::string_view> parts, const PutOptions& options,
+      int64_t serialize_ns, int64_t start_ns, absl::string_view type_name);
   absl::StatusOr<std::vector<Key>> PutBatchSerialized(
       std::vector<SharedBytes> data, const PutOptions& options,
       int64_t serialize_ns, int64_t start_ns);
@@ -271,6 +283,15 @@ class Store : public std::enable_shared_from_this<Store> {
   static absl::StatusOr<std::shared_ptr<Store>> FromConfigImpl(
       const StoreConfig& config, bool register_now);
 
+  // The connector put of PutSerialized/PutSerializedParts (`put`), with its
+  // error context, metrics and debug log.
+  absl::StatusOr<Key> PutThroughConnector(
+      size_t size, int64_t serialize_ns, int64_t start_ns,
+      absl::string_view type_name,
+      absl::FunctionRef<absl::StatusOr<Key>()> put);
+  // The store's serialize options as they apply to T.
+  template <typename T>
+  SerializeOptions SerializeOptionsFor() const;
   template <typename T>
   absl::StatusOr<SharedBytes> SerializeObject(const T& obj,
                                               const SerializerFn<T>& per_call);

@@ -27,6 +27,15 @@ std::string KeyContext(const Store& store, absl::string_view op,
 }  // namespace store_internal
 
 template <typename T>
+SerializeOptions Store::SerializeOptionsFor() const {
+  SerializeOptions so = serialize_options_;
+  if (!store_internal::kPythonCompatible<T>) {
+    so.format = SerializeOptions::Format::kNative;
+  }
+  return so;
+}
+
+template <typename T>
 absl::StatusOr<SharedBytes> Store::SerializeObject(
     const T& obj, const SerializerFn<T>& per_call) {
   if (per_call) return per_call(obj);
@@ -43,11 +52,7 @@ absl::StatusOr<SharedBytes> Store::SerializeObject(
   static_assert(kHasCodec<T>,
                 "no Codec<T> for this type: specialize proxystore::Codec<T>, "
                 "or pass a serializer");
-  SerializeOptions so = serialize_options_;
-  if (!store_internal::kPythonCompatible<T>) {
-    so.format = SerializeOptions::Format::kNative;
-  }
-  return proxystore::Serialize<T>(obj, so);
+  return proxystore::Serialize<T>(obj, SerializeOptionsFor<T>());
 }
 
 template <typename T>
@@ -83,6 +88,18 @@ template <typename T>
 absl::StatusOr<Key> Store::Put(const T& obj,
                                const StorePutOptions<T>& options) {
   const int64_t start = timing_ ? NowNs() : 0;
+  if (!options.serializer && options_.serializer.empty()) {
+    // A large object the codec writes verbatim: its bytes go straight from
+    // the object to the storage, after the envelope header.
+    std::optional<SerializedParts> parts =
+        SerializeParts(obj, SerializeOptionsFor<T>());
+    if (parts.has_value() && parts->payload.size() >= kPutPartsMinSize) {
+      const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
+      const absl::string_view pieces[] = {parts->header, parts->payload};
+      return PutSerializedParts(pieces, options.connector, serialize_ns, start,
+                                TypeName<T>());
+    }
+  }
   absl::StatusOr<SharedBytes> data = SerializeObject(obj, options.serializer);
   if (!data.ok()) {
     return Annotate(data.status(),

@@ -31,7 +31,9 @@ class CountingConnector : public Connector {
       : inner_(std::move(inner)) {}
   absl::string_view kind() const override { return inner_->kind(); }
   ConnectorConfig Config() const override { return inner_->Config(); }
-  std::atomic<int> puts{0}, gets{0}, exists{0}, evicts{0};
+  std::atomic<int> puts{0}, put_parts{0}, gets{0}, exists{0}, evicts{0};
+  // The parts of the last PutParts (valid during that call only).
+  std::vector<absl::string_view> last_parts;
   // Runs inside DoGet after the bytes were read (to interleave operations).
   std::function<void(const Key&)> after_get;
 
@@ -40,6 +42,12 @@ class CountingConnector : public Connector {
                             const PutOptions& options) override {
     ++puts;
     return inner_->Put(std::move(data), options);
+  }
+  absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
+                                 const PutOptions& options) override {
+    ++put_parts;
+    last_parts.assign(parts.begin(), parts.end());
+    return inner_->PutParts(parts, options);
   }
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override {
     ++gets;
@@ -360,6 +368,52 @@ TEST(Store, PutBufferStoresTheCallersBufferWithoutACopy) {
                                   store->PutBuffer(PayloadBuffer::Allocate(0)));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto empty, store->Get<std::string>(k2));
   EXPECT_EQ(*empty, "");
+}
+
+// A large object the codec writes verbatim reaches the connector as the
+// envelope header and the object's own bytes (no serialized copy); small,
+// encoded or compressed ones as one serialized buffer. Either way the stored
+// bytes are exactly Serialize's.
+TEST(Store, LargeContiguousObjectsArePutAsHeaderAndTheirOwnBytes) {
+  auto [store, c] = MakeCounted();
+  const std::string big(Store::kPutPartsMinSize, 'b');
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(big));
+  EXPECT_EQ(c->put_parts, 1);
+  ASSERT_EQ(c->last_parts.size(), 2u);
+  EXPECT_EQ(c->last_parts[1].data(), big.data());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto raw, store->connector().Get(k));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes expected, Serialize(big));
+  EXPECT_EQ(raw->view(), expected.view());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto back, store->Get<std::string>(k));
+  EXPECT_EQ(*back, big);
+
+  const int puts = c->puts;
+  const std::string small(Store::kPutPartsMinSize - 1, 's');
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key ks, store->Put(small));
+  EXPECT_EQ(c->put_parts, 1);
+  EXPECT_EQ(c->puts, puts + 1);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto small_back, store->Get<std::string>(ks));
+  EXPECT_EQ(*small_back, small);
+
+  // A per-call serializer always gets the whole object.
+  StorePutOptions<std::string> custom;
+  custom.serializer = [](const std::string& s) -> absl::StatusOr<SharedBytes> {
+    return Serialize(s);
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key kc, store->Put(big, custom));
+  EXPECT_EQ(c->put_parts, 1);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto custom_back,
+                                  store->Get<std::string>(kc));
+  EXPECT_EQ(*custom_back, big);
+
+  // Compressed objects are serialized into a new buffer.
+  StoreOptions o;
+  o.compress = true;
+  auto [lz_store, lz] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key kz, lz_store->Put(big));
+  EXPECT_EQ(lz->put_parts, 0);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto lz_raw, lz_store->connector().Get(kz));
+  EXPECT_LT(lz_raw->size(), big.size() / 10);
 }
 
 TEST(Store, CompressionIsTransparent) {

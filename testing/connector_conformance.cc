@@ -149,6 +149,30 @@ TEST_P(ConnectorConformanceTest, PutGetRoundTrip) {
   }
 }
 
+// PutParts stores exactly the concatenation, whatever the split: empty
+// parts, one part, many, small and large (the gathered write paths).
+TEST_P(ConnectorConformanceTest, PutPartsStoresTheConcatenation) {
+  const std::string big = Pattern(GetParam().large_value_size, 6);
+  const std::string header = Pattern(40, 7);
+  const std::vector<std::vector<absl::string_view>> splits = {
+      {},
+      {""},
+      {"a"},
+      {header, big},
+      {"", header, "", big, ""},
+      {"x", "y", "z", header, "tail"},
+      {absl::string_view(big).substr(0, 5), absl::string_view(big).substr(5)},
+  };
+  for (const std::vector<absl::string_view>& parts : splits) {
+    std::string joined;
+    for (absl::string_view p : parts) joined.append(p.data(), p.size());
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().PutParts(parts));
+    EXPECT_THAT(connector().Exists(key), IsOkAndHolds(true));
+    EXPECT_THAT(GetString(connector(), key), HoldsValue(joined))
+        << parts.size() << " parts, " << joined.size() << " bytes";
+  }
+}
+
 TEST_P(ConnectorConformanceTest, EmptyValueIsPresentNotMissing) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().Put(SharedBytes()));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,

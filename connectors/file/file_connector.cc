@@ -17,44 +17,13 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/fd_io.h"
 #include "store/status.h"
 
 namespace proxystore {
 namespace {
 
 constexpr size_t kMaxNameSize = 255;  // NAME_MAX on Linux file systems.
-
-// Closes the descriptor on scope exit.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-
-  int get() const { return fd_; }
-  // Closes now and reports close(2)'s error (some file systems report
-  // write-back failures only there).
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
-// errno -> Status. Storage exhaustion of any flavour is ResourceExhausted.
-absl::Status ErrnoStatus(int err, absl::string_view message) {
-  if (err == EFBIG || err == ENOSPC || err == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(message, ": ", std::generic_category().message(err)));
-  }
-  return absl::ErrnoToStatus(err, message);
-}
 
 std::string Quote(absl::string_view s) {
   return absl::StrCat("\"", absl::CHexEscape(s), "\"");
@@ -227,7 +196,13 @@ size_t FileConnector::max_io_chunk() const {
 }
 
 absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
-                                         const PutOptions& /*options*/) {
+                                         const PutOptions& options) {
+  const absl::string_view part = data.view();
+  return DoPutParts(absl::MakeConstSpan(&part, 1), options);
+}
+
+absl::StatusOr<Key> FileConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
   Key key(NewObjectId());
   const std::string path = absl::StrCat(directory_, "/", key.id());
@@ -254,25 +229,15 @@ absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
         err, absl::StrCat("file connector Put of key ", Quote(key.id()),
                           ": cannot create ", temp));
   }
-  const char* p = data.data();
-  const size_t n = data.size();
-  const size_t chunk = max_io_chunk();
-  size_t written = 0;
-  while (written < n) {
-    ssize_t w = ::write(fd.get(), p + written, std::min(n - written, chunk));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      return fail(err, absl::StrCat("writing ", temp, " failed after ", written,
-                                    " of ", n, " bytes"));
-    }
-    if (w == 0) {
-      return fail(EIO,
-                  absl::StrCat("writing ", temp, " made no progress after ",
-                               written, " of ", n, " bytes"));
-    }
-    written += static_cast<size_t>(w);
-    if (hooks_.after_write) hooks_.after_write(key, temp, written);
+  absl::Status wrote =
+      WriteAll(fd.get(), parts, max_io_chunk(), [&](size_t written) {
+        if (hooks_.after_write) hooks_.after_write(key, temp, written);
+      });
+  if (!wrote.ok()) {
+    ::unlink(temp.c_str());
+    return Annotate(wrote,
+                    absl::StrCat("file connector Put of key ", Quote(key.id()),
+                                 " to ", path, ": writing ", temp));
   }
   if (fd.Close() != 0) {
     int err = errno;

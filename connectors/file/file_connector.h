@@ -128,6 +128,9 @@ class FileConnector : public Connector {
  protected:
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
+  // Writes the parts gathered (writev) into the temporary, then publishes.
+  absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
+                                 const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
   absl::Status DoEvict(const Key& key) override;

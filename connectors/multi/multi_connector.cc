@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -688,17 +689,34 @@ absl::StatusOr<Key> MultiConnector::WrapKey(size_t child, Key inner) const {
   return key;
 }
 
-absl::StatusOr<Key> MultiConnector::DoPut(SharedBytes data,
-                                          const PutOptions& options) {
-  PROXYSTORE_ASSIGN_OR_RETURN(size_t child, ChooseChild(data.size(), options));
+absl::StatusOr<Key> MultiConnector::PutThroughChild(
+    size_t size, const PutOptions& options,
+    absl::FunctionRef<absl::StatusOr<Key>(Connector&)> put) {
+  PROXYSTORE_ASSIGN_OR_RETURN(size_t child, ChooseChild(size, options));
   Connector& c = *children_[child].connector;
-  absl::StatusOr<Key> inner = c.Put(std::move(data), options);
+  absl::StatusOr<Key> inner = put(c);
   if (!inner.ok()) {
     return ChildError(inner.status(), "Put", child);
   }
   absl::StatusOr<Key> key = WrapKey(child, *inner);
   if (!key.ok()) c.Evict(*inner).IgnoreError();
   return key;
+}
+
+absl::StatusOr<Key> MultiConnector::DoPut(SharedBytes data,
+                                          const PutOptions& options) {
+  const size_t size = data.size();
+  return PutThroughChild(size, options, [&](Connector& c) {
+    return c.Put(std::move(data), options);
+  });
+}
+
+absl::StatusOr<Key> MultiConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& options) {
+  size_t size = 0;
+  for (absl::string_view part : parts) size += part.size();
+  return PutThroughChild(
+      size, options, [&](Connector& c) { return c.PutParts(parts, options); });
 }
 
 absl::StatusOr<std::vector<Key>> MultiConnector::DoPutBatch(

@@ -77,6 +77,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -218,6 +219,10 @@ class MultiConnector : public Connector {
  protected:
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
+  // Routes by the joined size and forwards the parts to the child's
+  // PutParts.
+  absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
+                                 const PutOptions& options) override;
   absl::StatusOr<std::vector<Key>> DoPutBatch(
       absl::Span<const SharedBytes> data, const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
@@ -249,6 +254,11 @@ class MultiConnector : public Connector {
   // The child index for a put of `size` bytes with `options`'s tags.
   absl::StatusOr<size_t> ChooseChild(uint64_t size,
                                      const PutOptions& options) const;
+  // Chooses the child for a put of `size` bytes, stores with `put` on it and
+  // wraps the child's key (Put and PutParts).
+  absl::StatusOr<Key> PutThroughChild(
+      size_t size, const PutOptions& options,
+      absl::FunctionRef<absl::StatusOr<Key>(Connector&)> put);
   // Decodes `key` and checks its child exists and is active.
   absl::StatusOr<Route> RouteKey(const Key& key, absl::string_view op) const;
   // `status` (if not OK) prefixed with the operation and the child's name.

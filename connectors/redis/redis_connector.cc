@@ -188,16 +188,20 @@ class CommandWriter {
  public:
   void Add(absl::Span<const absl::string_view> args) {
     absl::StrAppend(&framing_, "*", args.size(), "\r\n");
-    for (absl::string_view arg : args) {
-      absl::StrAppend(&framing_, "$", arg.size(), "\r\n");
-      if (arg.size() >= kExternalArgMin) {
-        EndRun();
-        pieces_.push_back({arg.data(), 0, arg.size()});
-      } else {
-        framing_.append(arg.data(), arg.size());
-      }
-      framing_.append("\r\n");
+    for (const absl::string_view& arg : args) {
+      AppendArg(absl::MakeConstSpan(&arg, 1));
     }
+    ++commands_;
+  }
+  // A command of `args` and then one more argument: the concatenation of
+  // `last_parts`, sent from the parts themselves.
+  void AddJoiningLast(absl::Span<const absl::string_view> args,
+                      absl::Span<const absl::string_view> last_parts) {
+    absl::StrAppend(&framing_, "*", args.size() + 1, "\r\n");
+    for (const absl::string_view& arg : args) {
+      AppendArg(absl::MakeConstSpan(&arg, 1));
+    }
+    AppendArg(last_parts);
     ++commands_;
   }
   size_t commands() const { return commands_; }
@@ -247,6 +251,23 @@ class CommandWriter {
     size_t offset;
     size_t size;
   };
+
+  // One bulk string made of `parts`: long parts are sent from where they
+  // are, short ones are copied into the framing.
+  void AppendArg(absl::Span<const absl::string_view> parts) {
+    size_t size = 0;
+    for (absl::string_view part : parts) size += part.size();
+    absl::StrAppend(&framing_, "$", size, "\r\n");
+    for (absl::string_view part : parts) {
+      if (part.size() >= kExternalArgMin) {
+        EndRun();
+        pieces_.push_back({part.data(), 0, part.size()});
+      } else {
+        framing_.append(part.data(), part.size());
+      }
+    }
+    framing_.append("\r\n");
+  }
 
   void EndRun() {
     if (run_start_ < framing_.size()) {
@@ -446,11 +467,11 @@ absl::Status RedisConnector::CheckKey(const Key& key,
       "redis connector (", endpoint_, "): ", op, ": the key is empty"));
 }
 
-absl::Status RedisConnector::CheckValueSize(const SharedBytes& data,
+absl::Status RedisConnector::CheckValueSize(size_t size,
                                             absl::string_view op) const {
-  if (data.size() <= kMaxValueSize) return absl::OkStatus();
+  if (size <= kMaxValueSize) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "redis connector (", endpoint_, "): ", op, ": a value of ", data.size(),
+      "redis connector (", endpoint_, "): ", op, ": a value of ", size,
       " bytes exceeds Redis's bulk string limit (proto-max-bulk-len, 512 MiB "
       "= ",
       kMaxValueSize, " bytes)"));
@@ -574,13 +595,21 @@ void RedisConnector::DropIdle() {
 }
 
 absl::StatusOr<Key> RedisConnector::DoPut(SharedBytes data,
-                                          const PutOptions& /*options*/) {
+                                          const PutOptions& options) {
+  const absl::string_view part = data.view();
+  return DoPutParts(absl::MakeConstSpan(&part, 1), options);
+}
+
+absl::StatusOr<Key> RedisConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
-  PROXYSTORE_RETURN_IF_ERROR(CheckValueSize(data, "Put"));
+  size_t size = 0;
+  for (absl::string_view part : parts) size += part.size();
+  PROXYSTORE_RETURN_IF_ERROR(CheckValueSize(size, "Put"));
   Key key(NewObjectId());
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
-  writer.Add({"SET", redis_key, data.view()});
+  writer.AddJoiningLast({"SET", redis_key}, parts);
   const std::string timeout =
       absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
   PROXYSTORE_RETURN_IF_ERROR(
@@ -596,7 +625,7 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("PutBatch"));
   for (size_t i = 0; i < data.size(); ++i) {
     PROXYSTORE_RETURN_IF_ERROR(
-        CheckValueSize(data[i], absl::StrCat("PutBatch item ", i)));
+        CheckValueSize(data[i].size(), absl::StrCat("PutBatch item ", i)));
   }
   std::vector<Key> keys;
   if (data.empty()) return keys;

@@ -140,6 +140,9 @@ class RedisConnector : public Connector {
  protected:
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
+  // One SET, its value sent from the parts themselves (sendmsg iovecs).
+  absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
+                                 const PutOptions& options) override;
   absl::StatusOr<std::vector<Key>> DoPutBatch(
       absl::Span<const SharedBytes> data, const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
@@ -171,8 +174,7 @@ class RedisConnector : public Connector {
   absl::Status CheckOpen(absl::string_view op) const;
   // InvalidArgument for an empty key id (it would name the prefix itself).
   absl::Status CheckKey(const Key& key, absl::string_view op) const;
-  absl::Status CheckValueSize(const SharedBytes& data,
-                              absl::string_view op) const;
+  absl::Status CheckValueSize(size_t size, absl::string_view op) const;
   // A new connection, authenticated and on the right database.
   absl::StatusOr<ContextPtr> Connect() const;
   // Runs `fn` on a connection of its own (see "Connections" above); errors

@@ -20,43 +20,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/fd_io.h"
 #include "store/status.h"
 
 namespace proxystore {
 namespace {
 
 constexpr size_t kMaxNameSize = 255;  // NAME_MAX of tmpfs.
-
-// Closes the descriptor on scope exit.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-
-  int get() const { return fd_; }
-  // Closes now and reports close(2)'s error.
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
-// errno -> Status. A full tmpfs (or a size limit) is ResourceExhausted.
-absl::Status ErrnoStatus(int err, absl::string_view message) {
-  if (err == EFBIG || err == ENOSPC || err == EDQUOT || err == ENOMEM) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(message, ": ", std::generic_category().message(err)));
-  }
-  return absl::ErrnoToStatus(err, message);
-}
 
 std::string Quote(absl::string_view s) {
   return absl::StrCat("\"", absl::CHexEscape(s), "\"");
@@ -193,7 +163,13 @@ absl::StatusOr<std::string> ShmConnector::SegmentName(const Key& key) const {
 }
 
 absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
-                                        const PutOptions& /*options*/) {
+                                        const PutOptions& options) {
+  const absl::string_view part = data.view();
+  return DoPutParts(absl::MakeConstSpan(&part, 1), options);
+}
+
+absl::StatusOr<Key> ShmConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   // Held for the whole Put: Close waits for it (see mu_).
   ReaderMutexLock lock(mu_);
   if (closed_) {
@@ -221,26 +197,16 @@ absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
         err, absl::StrCat("shm connector Put of key ", Quote(key.id()),
                           ": cannot create ", temp));
   }
-  const char* p = data.data();
-  const size_t n = data.size();
-  const size_t chunk =
-      hooks_.max_io_chunk == 0 ? kDefaultMaxIoChunk : hooks_.max_io_chunk;
-  size_t written = 0;
-  while (written < n) {
-    ssize_t w = ::write(fd.get(), p + written, std::min(n - written, chunk));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      return fail(err, absl::StrCat("writing ", temp, " failed after ", written,
-                                    " of ", n, " bytes"));
-    }
-    if (w == 0) {
-      return fail(EIO,
-                  absl::StrCat("writing ", temp, " made no progress after ",
-                               written, " of ", n, " bytes"));
-    }
-    written += static_cast<size_t>(w);
-    if (hooks_.after_write) hooks_.after_write(key, temp, written);
+  absl::Status wrote = WriteAll(
+      fd.get(), parts,
+      (hooks_.max_io_chunk == 0 ? kDefaultMaxIoChunk : hooks_.max_io_chunk),
+      [&](size_t written) {
+        if (hooks_.after_write) hooks_.after_write(key, temp, written);
+      });
+  if (!wrote.ok()) {
+    ::unlink(temp.c_str());
+    return Annotate(wrote, absl::StrCat("shm connector Put of key ",
+                                        Quote(key.id()), ": writing ", temp));
   }
   if (fd.Close() != 0) {
     int err = errno;

@@ -22,8 +22,9 @@
 //                        delete the creator's segments when they close. The
 //                        owner closes with {.clear = true}; leftovers are
 //                        easy to find (`ls /dev/shm/proxystore.<namespace>.*`).
-//   "populate_min_size"  int >= 0, default 8 MiB: objects at least this large
-//                        are mapped with MAP_POPULATE (see below).
+//   "populate_min_size"  int >= 0, default INT64_MAX (never): objects at
+//                        least this large are mapped with MAP_POPULATE (see
+//                        below).
 // Unknown options are InvalidArgument. Config() round-trips all three.
 //
 // Publication: Put creates a temporary segment
@@ -55,12 +56,16 @@
 //     10 MB             12.6        500-676       603           618-634
 //     100 MB            29.6       7,730-8,390   6,480-6,730   6,770-6,840
 // Read faults on shm are cheap here (fault-around maps 16 pages per fault),
-// so populating wins only for the largest objects; hence the 8 MiB default:
-// a 100 MB Get costs a page-table setup (~6.5 ms), never a copy. On a machine
+// and a populated mapping costs its whole page-table setup up front (~6.5 ms
+// for 100 MB) even when the reader looks at one field of a FlatBuffers
+// table. So by default nothing is populated: a Get of any size costs an mmap
+// (~30 us for 100 MB) and a reader pays only for the pages it touches, which
+// is what reading in place promises; a reader of every byte pays ~15% more
+// than populated. When consumers read whole large objects, or on a machine
 // where faults are expensive (machine-performance.md measured ~10 us per
-// fault, and touching a 1 MB mapping at 340 us against 85 us populated),
-// lower "populate_min_size" (e.g. to 65536). Put via write() costs 270 us per
-// MB here, against 760 us for ftruncate+mmap+memcpy.
+// fault, and touching a 1 MB mapping at 340 us against 85 us populated), set
+// "populate_min_size" (e.g. to 8 MiB, or 65536). Put via write() costs 270
+// us per MB here, against 760 us for ftruncate+mmap+memcpy.
 //
 // Caveat of the mapping (as for the file connector): if another process
 // truncates a segment while a view of it is alive, touching the lost pages
@@ -95,6 +100,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -117,7 +123,9 @@ class ShmConnector : public Connector {
   // Every segment name starts with this, then "<namespace>.".
   static constexpr absl::string_view kNamePrefix = "proxystore.";
   static constexpr size_t kMaxNamespaceSize = 64;
-  static constexpr int64_t kDefaultPopulateMinSize = int64_t{8} << 20;
+  // Never populate (see "MAP_POPULATE" above).
+  static constexpr int64_t kDefaultPopulateMinSize =
+      std::numeric_limits<int64_t>::max();
   // Bytes per write() call; Linux moves at most 0x7ffff000 per call.
   static constexpr size_t kDefaultMaxIoChunk = size_t{1} << 30;
 
@@ -156,6 +164,9 @@ class ShmConnector : public Connector {
  protected:
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
+  // Writes the parts gathered (writev) into the temporary, then publishes.
+  absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
+                                 const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
   absl::Status DoEvict(const Key& key) override;

@@ -123,7 +123,7 @@ ConnectorTestParams ShmParams(std::string name, int64_t populate_min_size) {
 PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(
     Shm, ShmParams("Default", ShmConnector::kDefaultPopulateMinSize),
     ShmParams("AlwaysPopulate", 0),
-    ShmParams("NeverPopulate", int64_t{1} << 62));
+    ShmParams("PopulateFrom8MiB", int64_t{8} << 20));
 
 // The /proc/self/maps line of the mapping containing `p` ("" if none).
 std::string MapsLineOf(const void* p) {
@@ -376,6 +376,21 @@ TEST_F(ShmConnectorTest, PopulateMinSizeDecidesWhetherPagesArePremapped) {
     }
     EXPECT_TRUE(got->view() == value);
   }
+}
+
+// Reading in place: by default even a large Get maps no page until the
+// reader touches it, so reading one field costs one fault, not 4096.
+TEST_F(ShmConnectorTest, DefaultGetOfALargeObjectTouchesNoPage) {
+  ShmConnector* c = Make({"shm", {}});
+  ASSERT_NE(c, nullptr);
+  const std::string value = Pattern(16 << 20);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy(value)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got, c->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(RssKbOfMappingAt(got->data()), 0);
+  EXPECT_EQ(got->data()[(16 << 20) - 1], value.back());
+  EXPECT_GT(RssKbOfMappingAt(got->data()), 0);
+  EXPECT_LT(RssKbOfMappingAt(got->data()), 16 << 10);
 }
 
 TEST_F(ShmConnectorTest, EmptyObjectIsAnEmptyViewWithoutAMapping) {
