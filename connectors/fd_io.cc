@@ -61,9 +61,10 @@ absl::Status WriteAll(int fd, absl::Span<const absl::string_view> parts,
     }
     const ssize_t w = ::writev(fd, iov.data(), static_cast<int>(iov.size()));
     if (w < 0) {
-      if (errno == EINTR) continue;
+      const int err = errno;  // before StrCat can allocate
+      if (err == EINTR) continue;
       return ErrnoStatus(
-          errno, absl::StrCat("failed after ", written, " of ", n, " bytes"));
+          err, absl::StrCat("failed after ", written, " of ", n, " bytes"));
     }
     if (w == 0) {
       return ErrnoStatus(EIO, absl::StrCat("made no progress after ", written,

@@ -1,6 +1,12 @@
 // Descriptor plumbing shared by the connectors that store objects as files
 // ("file", "shm"): an owning descriptor, errno -> Status, and a gathered
-// write of an object's parts.
+// write of an object's parts. Free functions are thread-safe; a ScopedFd is
+// owned by one thread at a time.
+//
+//   ScopedFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+//   const absl::string_view parts[] = {header, payload};
+//   PROXYSTORE_RETURN_IF_ERROR(
+//       WriteAll(fd.get(), parts, size_t{1} << 30, [](size_t) {}));
 #ifndef PROXYSTORE_CONNECTORS_FD_IO_H_
 #define PROXYSTORE_CONNECTORS_FD_IO_H_
 

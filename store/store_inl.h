@@ -88,12 +88,16 @@ template <typename T>
 absl::StatusOr<Key> Store::Put(const T& obj,
                                const StorePutOptions<T>& options) {
   const int64_t start = timing_ ? NowNs() : 0;
-  if (!options.serializer && options_.serializer.empty()) {
+  if constexpr (internal::HasContiguousView<T>) {
     // A large object the codec writes verbatim: its bytes go straight from
-    // the object to the storage, after the envelope header.
-    std::optional<SerializedParts> parts =
-        SerializeParts(obj, SerializeOptionsFor<T>());
-    if (parts.has_value() && parts->payload.size() >= kPutPartsMinSize) {
+    // the object to the storage, after the envelope header. (Size first:
+    // small puts skip building a header they would not use.)
+    std::optional<SerializedParts> parts;
+    if (!options.serializer && options_.serializer.empty() &&
+        Codec<T>::ContiguousView(obj).size() >= kPutPartsMinSize) {
+      parts = SerializeParts(obj, SerializeOptionsFor<T>());
+    }
+    if (parts.has_value()) {
       const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
       const absl::string_view pieces[] = {parts->header, parts->payload};
       return PutSerializedParts(pieces, options.connector, serialize_ns, start,

@@ -33,6 +33,18 @@
 //              lazy form) is accepted and changes nothing, since a full match
 //              either exists or not
 //   ^ $        start and end of the name
+// Before this engine, host patterns went to glibc's regcomp as POSIX EREs;
+// a few old patterns now mean something else or are refused: inside
+// brackets a backslash escapes ("[\.]" no longer matches '\'), "a{2}?" is a
+// lazy "a{2}" (not "optional aa"), an unmatched ')' is an error.
+//
+// A HostPattern is immutable after Compile: FullMatch is const and safe from
+// many threads at once.
+//
+//   PROXYSTORE_ASSIGN_OR_RETURN(HostPattern p,
+//                               HostPattern::Compile("node-\\d+"));
+//   bool here = p.FullMatch("node-12");  // true; "my-node-12" is false
+//
 // Anything else is InvalidArgument naming the pattern, the offset and the
 // problem: back-references and other escapes of letters or digits, "(?"
 // groups other than "(?:", a repetition with nothing to repeat or stacked on

@@ -89,6 +89,9 @@ TEST(HostPattern, MatchesWholeNames) {
       {"[[:alpha:]]{3}", "ab1", false},
       {"[[:digit:][:upper:]]+", "A1B2", true},
       {"[[:xdigit:]]+", "00ff", true},
+      {"[[:digit:]-z]", "-", true},  // a class, then '-' and 'z' literally
+      {"[[:digit:]-z]", "z", true},
+      {"[[:digit:]-z]", "y", false},
       {"[\\d.]+", "10.0.0.1", true},
       {"[\\]]", "]", true},
       {"[\\\\]", "\\", true},
@@ -215,6 +218,12 @@ TEST(HostPattern, ProgramSizeIsBoundedAtTheLimit) {
   EXPECT_TRUE(at_limit->FullMatch(
       std::string(1000, 'a') + std::string(1000, 'b') + std::string(1000, 'c') +
       std::string(1000, 'd') + std::string(95, 'e')));
+}
+
+TEST(HostPattern, PatternsUpToTheSizeLimitCompile) {
+  const std::string longest(HostPattern::kMaxPatternSize, 'a');
+  EXPECT_TRUE(Matches(longest, longest));
+  EXPECT_FALSE(Matches(longest, longest + "a"));
 }
 
 TEST(HostPattern, LongTextsMatchWithoutRecursion) {
