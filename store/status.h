@@ -22,10 +22,14 @@
 #ifndef PROXYSTORE_STORE_STATUS_H_
 #define PROXYSTORE_STORE_STATUS_H_
 
+#include <cstddef>
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -53,6 +57,19 @@ inline absl::Status Annotate(const absl::Status& status,
     out.SetPayload(url, p);
   });
   return out;
+}
+
+// `s` double-quoted with C escapes ("a\x01b" for a, 0x01, b), for status
+// messages that echo outside input. At most `max_bytes` of it are shown,
+// then `"... (N bytes)`.
+inline std::string QuoteForMessage(
+    absl::string_view s,
+    size_t max_bytes = std::numeric_limits<size_t>::max()) {
+  if (s.size() > max_bytes) {
+    return absl::StrCat("\"", absl::CHexEscape(s.substr(0, max_bytes)),
+                        "\"... (", s.size(), " bytes)");
+  }
+  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
 }
 
 }  // namespace proxystore

@@ -93,6 +93,14 @@ TEST(Annotate, PrependsContextAndKeepsCodeAndPayload) {
   EXPECT_THAT(Annotate(absl::OkStatus(), "ctx"), IsOk());
 }
 
+TEST(QuoteForMessage, EscapesAndTruncates) {
+  EXPECT_EQ(QuoteForMessage("node-1"), "\"node-1\"");
+  EXPECT_EQ(QuoteForMessage(std::string("a\0\"\n", 4)), "\"a\\x00\\\"\\n\"");
+  EXPECT_EQ(QuoteForMessage(""), "\"\"");
+  EXPECT_EQ(QuoteForMessage("abcdef", 3), "\"abc\"... (6 bytes)");
+  EXPECT_EQ(QuoteForMessage("abc", 3), "\"abc\"");
+}
+
 TEST(Matchers, StatusIsChecksSubstringAndCode) {
   absl::StatusOr<int> err = absl::UnavailableError("server down at :6379");
   EXPECT_THAT(err, StatusIs(absl::StatusCode::kUnavailable));

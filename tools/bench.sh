@@ -34,11 +34,10 @@ out="${PROXYSTORE_BENCH_OUT:-bench-out}"
 mkdir -p "$out"
 
 bazel build --config=opt //bench:proxystore_bench
-# Repetitions run in random order across rows, so that a slow spell of the
-# machine (or of the network rows' redis-server) hits a floor and the rows
-# read against it alike instead of one row's three repetitions.
-reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true
-      --benchmark_enable_random_interleaving=true)
+# (Random interleaving of repetitions was tried: Google Benchmark 1.7 then
+# reports rows only in late bursts, and the suite had reported 184 of its
+# 336 rows after 45 minutes, about twice as slow as without it.)
+reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
 for e in "${extra[@]}"; do [ "$e" = --quick ] && reps=(); done
 # Benchmark's console output shows progress row by row.
 bazel-bin/bench/proxystore_bench --connectors="$connectors" --sizes="$sizes" \

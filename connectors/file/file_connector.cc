@@ -15,7 +15,6 @@
 #include <system_error>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/fd_io.h"
 #include "store/status.h"
@@ -25,9 +24,7 @@ namespace {
 
 constexpr size_t kMaxNameSize = 255;  // NAME_MAX on Linux file systems.
 
-std::string Quote(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
-}
+std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
 // Missing file, or missing directory (another connector cleared it).
 bool IsMissing(int err) { return err == ENOENT || err == ENOTDIR; }

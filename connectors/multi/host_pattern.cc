@@ -12,7 +12,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "store/status.h"
@@ -27,11 +26,7 @@ namespace {
 constexpr size_t kMaxQuotedSize = 200;
 
 std::string Quote(absl::string_view s) {
-  if (s.size() > kMaxQuotedSize) {
-    return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxQuotedSize)),
-                        "\"... (", s.size(), " bytes)");
-  }
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+  return QuoteForMessage(s, kMaxQuotedSize);
 }
 
 void AddRange(ByteSet* set, unsigned char lo, unsigned char hi) {

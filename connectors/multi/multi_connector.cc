@@ -28,11 +28,7 @@ namespace {
 constexpr size_t kMaxQuotedSize = 200;
 
 std::string Quote(absl::string_view s) {
-  if (s.size() > kMaxQuotedSize) {
-    return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxQuotedSize)),
-                        "\"... (", s.size(), " bytes)");
-  }
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+  return QuoteForMessage(s, kMaxQuotedSize);
 }
 
 // 'name', as in ProxyStore's messages, with unprintable bytes escaped.
@@ -41,9 +37,7 @@ std::string QuoteName(absl::string_view name) {
 }
 
 // "s" with C escapes: the string token of the text forms.
-std::string QuoteString(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
-}
+std::string QuoteString(absl::string_view s) { return QuoteForMessage(s); }
 
 // ["a", "b"]: the list form of Policy::Serialize, also used in messages.
 std::string StringList(absl::Span<const std::string> items) {

@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "store/status.h"
@@ -40,9 +39,7 @@ constexpr size_t kMaxIdleReadBuffer = size_t{64} << 10;
 // Keys per SCAN step of a clearing Close.
 constexpr absl::string_view kScanCount = "1000";
 
-std::string Quote(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
-}
+std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
 timeval ToTimeval(int64_t ms) {
   timeval tv;

@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/fd_io.h"
@@ -28,9 +27,7 @@ namespace {
 
 constexpr size_t kMaxNameSize = 255;  // NAME_MAX of tmpfs.
 
-std::string Quote(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
-}
+std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
 // Letters, digits, '_' and '-': no '.', so "<prefix><ns>.<id>" parses one
 // way only and no key reaches a temporary name.
