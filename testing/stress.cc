@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "gtest/gtest.h"
 #include "store/factory.h"
 #include "store/mutex.h"
 #include "store/status.h"
@@ -913,6 +914,17 @@ absl::StatusOr<StressSummary> RunStoreStress(
     std::fflush(stdout);
   }
   return s;
+}
+
+void ExpectStressHeld(const StressSummary& s, const StressOptions& options) {
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(s.threads, options.threads);
+  EXPECT_EQ(s.ops, int64_t{options.threads} * options.ops_per_thread);
+  EXPECT_TRUE(s.metrics_checked);
+  EXPECT_EQ(s.lost, 0);
+  EXPECT_GT(s.objects_verified, 0);
+  EXPECT_GT(s.evictions_verified, 0);
+  EXPECT_EQ(s.objects_verified + s.evictions_verified, s.puts) << s.ToString();
 }
 
 }  // namespace proxystore::testing

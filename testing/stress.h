@@ -149,6 +149,13 @@ struct StressSummary {
 absl::StatusOr<StressSummary> RunStoreStress(
     const std::shared_ptr<Store>& store, const StressOptions& options = {});
 
+// The checks every connector's stress test makes of a run with `options` on
+// a store with metrics on (gtest EXPECTs, each naming its figure): no
+// violations, every thread and operation ran, the metrics were
+// cross-checked, nothing was lost, and every acknowledged object is
+// accounted for: read back intact or verified evicted (some of each).
+void ExpectStressHeld(const StressSummary& s, const StressOptions& options);
+
 }  // namespace proxystore::testing
 
 #endif  // PROXYSTORE_TESTING_STRESS_H_
