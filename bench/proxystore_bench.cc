@@ -192,9 +192,6 @@ void FloorAllocCopy(benchmark::State& state, int64_t size) {
 }
 
 // A put into a bare map under a freshly minted key (any store has to mint
-// one): NewObjectId() + copy-in. Keys of the previous batch are erased
-// untimed.
-// A put into a bare map under a freshly minted key (any store has to mint
 // one): NewObjectId() + copy-in. The previous batch is erased untimed.
 void FloorMapPut(benchmark::State& state, int64_t size) {
   std::string src = RandomBytes(size);
