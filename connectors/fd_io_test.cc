@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/child_process.h"
 #include "testing/status_matchers.h"
 
 namespace proxystore {
@@ -20,15 +20,13 @@ namespace {
 
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::StatusIs;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 // A real temporary file, removed at the end.
 class TempFile {
  public:
   TempFile() {
-    const char* dir = std::getenv("TEST_TMPDIR");
-    path_ = std::string(dir != nullptr ? dir : "/tmp") + "/fd_io_XXXXXX";
+    path_ = ::proxystore::testing::TestTempDir() + "/fd_io_XXXXXX";
     fd_ = ::mkstemp(path_.data());
   }
   ~TempFile() {
@@ -147,7 +145,7 @@ TEST(ScopedFd, ClosesOnScopeExitAndReportsClose) {
 TEST(TotalSize, SumsThePartSizes) {
   const std::vector<absl::string_view> parts = {"ab", "", "cde"};
   EXPECT_EQ(TotalSize(parts), 5u);
-  EXPECT_THAT(std::vector<size_t>{TotalSize({})}, ElementsAre(0u));
+  EXPECT_EQ(TotalSize({}), 0u);
 }
 
 }  // namespace

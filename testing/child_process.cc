@@ -92,7 +92,7 @@ std::string PatternBytes(size_t n) {
 
 std::string TestTempDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr ? dir : "/tmp";
+  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
 }
 
 }  // namespace proxystore::testing

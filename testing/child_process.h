@@ -40,7 +40,8 @@ std::string RunfilePath(absl::string_view workspace_relative);
 // child process can both make (and compare) a large value.
 std::string PatternBytes(size_t n);
 
-// A directory private to this test ($TEST_TMPDIR, else /tmp).
+// A directory private to this test ($TEST_TMPDIR if set and non-empty,
+// else /tmp).
 std::string TestTempDir();
 
 }  // namespace proxystore::testing

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
+#include "testing/child_process.h"
 #include "testing/connector_conformance.h"
 #include "testing/status_matchers.h"
 
@@ -49,10 +50,7 @@ MATCHER_P(IsOkAndHolds, matcher, "") {
   return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
 }
 
-std::string TestTmpDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
-}
+std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
 
 // A fresh, not yet existing directory under $TEST_TMPDIR.
 std::string FreshDir(absl::string_view tag = "store") {

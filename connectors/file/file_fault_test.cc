@@ -47,6 +47,7 @@
 #include "gtest/gtest.h"
 #include "store/serializer.h"
 #include "store/store.h"
+#include "testing/child_process.h"
 #include "testing/status_matchers.h"
 
 namespace proxystore {
@@ -61,10 +62,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-std::string TestTmpDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
-}
+std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
 
 std::string FreshDir(absl::string_view tag) {
   return absl::StrCat(TestTmpDir(), "/", tag, "-", NewObjectId());

@@ -21,6 +21,7 @@
 #include "store/bytes.h"
 #include "store/mutex.h"
 #include "store/store.h"
+#include "testing/child_process.h"
 #include "testing/connector_conformance.h"
 #include "testing/status_matchers.h"
 
@@ -45,10 +46,7 @@ MATCHER_P(IsOkAndHolds, matcher, "") {
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
-std::string TestTmpDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
-}
+std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
 
 // A fresh, not yet existing directory under $TEST_TMPDIR.
 std::string FreshDir(absl::string_view tag = "multi") {
