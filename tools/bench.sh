@@ -36,10 +36,10 @@ mkdir -p "$out"
 bazel build --config=opt //bench:proxystore_bench
 # (Random interleaving of repetitions was tried: Google Benchmark 1.7 then
 # reports rows only in late bursts, and after 45 minutes the suite had
-# reported 184 of its 336 rows.) The full suite with 3 repetitions takes
-# most of an hour on 2 cores (67 rows in the first 9 minutes, the 100 MB
-# rows slowest); --benchmark_repetitions=1 --benchmark_min_time=0.1 runs it
-# all in about 5 minutes.
+# reported 184 of its 336 rows.) Without it, a run with 3 repetitions had
+# reported 67 rows after 9 minutes (the 100 MB rows come later and cost
+# more); --benchmark_repetitions=1 --benchmark_min_time=0.1 ran the whole
+# suite in 4m40s.
 reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
 for e in "${extra[@]}"; do [ "$e" = --quick ] && reps=(); done
 # Benchmark's console output shows progress row by row.
