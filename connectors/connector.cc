@@ -280,10 +280,14 @@ std::string NormalizeKind(absl::string_view kind) {
   return k;
 }
 
+struct KindEntry {
+  ConnectorFactory factory;
+  ConnectorKindTraits traits;
+};
+
 struct Registry {
   Mutex mu;
-  absl::flat_hash_map<std::string, ConnectorFactory> factories
-      ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, KindEntry> factories ABSL_GUARDED_BY(mu);
 };
 
 Registry& GetRegistry() {
@@ -295,7 +299,8 @@ Registry& GetRegistry() {
 }  // namespace
 
 absl::Status RegisterConnectorKind(absl::string_view kind,
-                                   ConnectorFactory factory) {
+                                   ConnectorFactory factory,
+                                   ConnectorKindTraits traits) {
   std::string k = NormalizeKind(kind);
   if (k.empty()) {
     return absl::InvalidArgumentError("RegisterConnectorKind: empty kind");
@@ -306,7 +311,9 @@ absl::Status RegisterConnectorKind(absl::string_view kind,
   }
   Registry& r = GetRegistry();
   MutexLock lock(r.mu);
-  if (!r.factories.emplace(k, std::move(factory)).second) {
+  if (!r.factories
+           .emplace(k, KindEntry{std::move(factory), std::move(traits)})
+           .second) {
     return absl::AlreadyExistsError(
         absl::StrCat("connector kind \"", k, "\" is already registered"));
   }
@@ -324,29 +331,42 @@ std::vector<std::string> RegisteredConnectorKinds() {
   return kinds;
 }
 
-absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
-    const ConnectorConfig& config) {
-  std::string k = NormalizeKind(config.kind);
-  ConnectorFactory factory;
+namespace {
+
+absl::StatusOr<KindEntry> FindKind(absl::string_view kind) {
+  std::string k = NormalizeKind(kind);
   {
     Registry& r = GetRegistry();
     MutexLock lock(r.mu);
     auto it = r.factories.find(k);
-    if (it != r.factories.end()) factory = it->second;
+    if (it != r.factories.end()) return it->second;
   }
-  if (!factory) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown connector kind \"", config.kind,
-                     "\"; kinds linked into this process: ",
-                     absl::StrJoin(RegisteredConnectorKinds(), ", ")));
-  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown connector kind \"", kind,
+                   "\"; kinds linked into this process: ",
+                   absl::StrJoin(RegisteredConnectorKinds(), ", ")));
+}
+
+}  // namespace
+
+absl::StatusOr<ConnectorKindTraits> GetConnectorKindTraits(
+    absl::string_view kind) {
+  PROXYSTORE_ASSIGN_OR_RETURN(KindEntry entry, FindKind(kind));
+  return std::move(entry.traits);
+}
+
+absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
+    const ConnectorConfig& config) {
+  PROXYSTORE_ASSIGN_OR_RETURN(KindEntry entry, FindKind(config.kind));
   // The factory runs without the registry lock: it may do I/O.
-  return factory(config);
+  return entry.factory(config);
 }
 
 connector_internal::Registrar::Registrar(absl::string_view kind,
-                                         ConnectorFactory factory) {
-  absl::Status s = RegisterConnectorKind(kind, std::move(factory));
+                                         ConnectorFactory factory,
+                                         ConnectorKindTraits traits) {
+  absl::Status s =
+      RegisterConnectorKind(kind, std::move(factory), std::move(traits));
   if (!s.ok()) {
     std::fprintf(stderr, "proxystore: %s\n", s.ToString().c_str());
     std::abort();

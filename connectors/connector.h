@@ -192,11 +192,43 @@ using ConnectorFactory =
     std::function<absl::StatusOr<std::unique_ptr<Connector>>(
         const ConnectorConfig&)>;
 
+// How a kind's configs are treated when they arrive from outside (inside a
+// serialized proxy); connectors/trust.h applies it.
+struct ConnectorKindTraits {
+  // Options that say where the data is: the only ones a receiver takes from
+  // the wire. A name ending in '*' matches every option it prefixes
+  // ("child.*"). Empty: nothing travels, the receiver's options alone make
+  // the connector.
+  std::vector<std::string> location_options;
+  // What a process does with a connector made from the wire unless it says
+  // otherwise (SetReceiverOptions): safe values, e.g. {"clear", "false"}.
+  std::map<std::string, std::string> receiver_defaults;
+  // The destinations a (location-only) config reaches, "<kind>:<where>"
+  // (trust.h), checked against the trust policy. Null: "<kind>:".
+  std::function<absl::StatusOr<std::vector<std::string>>(
+      const ConnectorConfig&)>
+      destinations;
+  // For kinds whose options hold other connector configs ("multi"): returns
+  // `config` with every nested config replaced by nested(it). The receiver
+  // passes a `nested` that reduces, checks and completes each the same way.
+  using NestedFn =
+      std::function<absl::StatusOr<ConnectorConfig>(const ConnectorConfig&)>;
+  std::function<absl::StatusOr<ConnectorConfig>(const ConnectorConfig&,
+                                                const NestedFn& nested)>
+      map_nested;
+};
+
 // Registers `kind`. AlreadyExists if the kind is taken; InvalidArgument for an
 // empty kind. Kinds are matched case-insensitively and an optional
 // "Connector" suffix is ignored ("local" == "LOCAL" == "LocalConnector").
 absl::Status RegisterConnectorKind(absl::string_view kind,
-                                   ConnectorFactory factory);
+                                   ConnectorFactory factory,
+                                   ConnectorKindTraits traits = {});
+
+// The traits `kind` registered with; InvalidArgument naming the kind (and
+// the registered ones) if it is not registered.
+absl::StatusOr<ConnectorKindTraits> GetConnectorKindTraits(
+    absl::string_view kind);
 
 // Re-creates a connector. InvalidArgument naming the kind (and listing the
 // registered ones) if no library linked into this process registered it.
@@ -210,17 +242,19 @@ namespace connector_internal {
 // Registers at static-initialization time; a duplicate is a fatal
 // programming error reported on stderr (there is no caller to return to).
 struct Registrar {
-  Registrar(absl::string_view kind, ConnectorFactory factory);
+  Registrar(absl::string_view kind, ConnectorFactory factory,
+            ConnectorKindTraits traits = {});
 };
 }  // namespace connector_internal
 
 }  // namespace proxystore
 
 // In a connector's .cc (its cc_library must be alwayslink = True):
-//   PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig);
-#define PROXYSTORE_REGISTER_CONNECTOR(kind, factory)                    \
+//   PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig,
+//                                 LocalConnector::KindTraits());
+#define PROXYSTORE_REGISTER_CONNECTOR(kind, ...)                        \
   static const ::proxystore::connector_internal::Registrar              \
   PROXYSTORE_STATUS_CONCAT_(proxystore_connector_registrar_, __LINE__)( \
-      kind, factory)
+      kind, __VA_ARGS__)
 
 #endif  // PROXYSTORE_CONNECTORS_CONNECTOR_H_
