@@ -1,26 +1,89 @@
 #include "connectors/fd_io.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 #include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 
 namespace proxystore {
+namespace {
+
+// flock(2) errors that mean "this file system has no such locks" (some
+// network and FUSE file systems).
+bool LocksUnsupported(int err) {
+  return err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL;
+}
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+}  // namespace
 
 ScopedFd::~ScopedFd() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+ScopedFd& ScopedFd::operator=(ScopedFd&& other) {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
 }
 
 int ScopedFd::Close() {
   const int rc = ::close(fd_);
   fd_ = -1;
   return rc;
+}
+
+namespace {
+constexpr uint64_t kCountMask = 0xffffffff;
+uint64_t ThisProcess() { return static_cast<uint64_t>(::getpid()) << 32; }
+}  // namespace
+
+bool PutGate::Enter() {
+  const uint64_t me = ThisProcess();
+  uint64_t state = state_.load();
+  // A count of another process (the parent's, copied by fork) restarts at 0.
+  while (!state_.compare_exchange_weak(
+      state, ((state & ~kCountMask) == me ? state : me) + 1)) {
+  }
+  // Sequentially consistent with CloseAndWait: either this sees closed_, or
+  // CloseAndWait sees the count.
+  if (closed_.load()) {
+    Leave();
+    return false;
+  }
+  return true;
+}
+
+void PutGate::Leave() {
+  // Only this process changes its count.
+  if (((state_.fetch_sub(1) - 1) & kCountMask) == 0) state_.notify_all();
+}
+
+void PutGate::CloseAndWait() {
+  closed_.store(true);
+  const uint64_t me = ThisProcess();
+  for (uint64_t state = state_.load();
+       (state & ~kCountMask) == me && (state & kCountMask) != 0;
+       state = state_.load()) {
+    state_.wait(state);
+  }
 }
 
 absl::Status ErrnoStatus(int err, absl::string_view message) {
@@ -87,6 +150,161 @@ absl::Status WriteAll(int fd, absl::Span<const absl::string_view> parts,
     after_write(written);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<char[]>> AllocateBuffer(size_t n,
+                                                       absl::string_view what) {
+  if (n == 0) return nullptr;
+  // Not make_unique_for_overwrite: the size comes from storage, and a
+  // bad_alloc would terminate the process.
+  std::unique_ptr<char[]> buffer(new (std::nothrow) char[n]);
+  if (buffer == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", n, " bytes for ", what));
+  }
+  return buffer;
+}
+
+bool IsObjectId(absl::string_view id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool IsTemporaryName(absl::string_view name) {
+  return name.size() == 37 && name.front() == '.' &&
+         name.substr(33) == ".tmp" && IsObjectId(name.substr(1, 32));
+}
+
+// Why flock: its lock belongs to the open file description, so it dies with
+// the writer's last descriptor (a killed process's included), it conflicts
+// between descriptors of one process (a sweep in the writer's own process
+// does not take it, unlike a POSIX record lock), and Linux NFS maps it to
+// whole-file byte-range locks that other clients see. A child forked during
+// the Put inherits the descriptor and the lock: the temporary then counts as
+// live until the child's copy is closed too (late, never early).
+absl::StatusOr<bool> LockTemporary(int fd, const std::string& path) {
+  // Blocking: a sweeper holds the lock only while it removes the file.
+  while (::flock(fd, LOCK_EX) != 0) {
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (LocksUnsupported(err)) return true;
+    return ErrnoStatus(err, absl::StrCat("cannot lock ", path));
+  }
+  // Between open and flock a sweeper may have taken the lock and removed
+  // the name (it cannot tell a writer not yet locked from a dead one).
+  struct stat mine, named;
+  if (::fstat(fd, &mine) != 0) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("fstat of ", path, " failed"));
+  }
+  if (::lstat(path.c_str(), &named) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return false;
+    return ErrnoStatus(err, absl::StrCat("lstat of ", path, " failed"));
+  }
+  return SameFile(mine, named);
+}
+
+absl::Status PublishTemporary(ScopedFd fd, const std::string& temp,
+                              const std::string& path) {
+  // The lock belongs to the open file description: a duplicate keeps it
+  // while `fd` is closed, so no sweep takes the finished temporary.
+  ScopedFd lock(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (lock.get() < 0) {
+    const int err = errno;
+    ::unlink(temp.c_str());
+    return ErrnoStatus(
+        err, absl::StrCat("cannot duplicate the descriptor of ", temp));
+  }
+  if (fd.Close() != 0) {
+    const int err = errno;
+    ::unlink(temp.c_str());
+    return ErrnoStatus(err, absl::StrCat("closing ", temp));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return absl::AbortedError(
+          absl::StrCat(temp, " was removed before it was published"));
+    }
+    ::unlink(temp.c_str());
+    return ErrnoStatus(err, absl::StrCat("renaming ", temp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RemoveIfAbandoned(int dir_fd, const std::string& name) {
+  // Look before opening: never open a device, FIFO or link.
+  struct stat before;
+  if (::fstatat(dir_fd, name.c_str(), &before, AT_SYMLINK_NOFOLLOW) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return false;
+    return ErrnoStatus(err, absl::StrCat("cannot stat ", name));
+  }
+  if (!S_ISREG(before.st_mode) || before.st_uid != ::geteuid()) return false;
+  ScopedFd fd(
+      ::openat(dir_fd, name.c_str(),
+               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == EACCES || err == ELOOP) return false;
+    return ErrnoStatus(err, absl::StrCat("cannot open ", name));
+  }
+  struct stat opened;
+  if (::fstat(fd.get(), &opened) != 0 || !SameFile(before, opened)) {
+    return false;
+  }
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EINTR) continue;
+    // EWOULDBLOCK: its writer is alive. Without locks nothing is known.
+    if (err == EWOULDBLOCK || LocksUnsupported(err)) return false;
+    return ErrnoStatus(err, absl::StrCat("cannot lock ", name));
+  }
+  // Locked: its writer is gone, or published it (the name is then gone, or
+  // names a newer file).
+  struct stat now;
+  if (::fstatat(dir_fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !SameFile(opened, now)) {
+    return false;
+  }
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return false;
+    return ErrnoStatus(err, absl::StrCat("cannot remove ", name));
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<std::string>> ListDirectory(int dir_fd) {
+  // fdopendir takes ownership of its descriptor: list through a duplicate
+  // (which shares the offset, hence the rewind).
+  const int copy = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    const int err = errno;
+    return ErrnoStatus(err, "cannot duplicate a directory descriptor");
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(copy), &::closedir);
+  if (dir == nullptr) {
+    const int err = errno;
+    ::close(copy);
+    return ErrnoStatus(err, "cannot list the directory");
+  }
+  ::rewinddir(dir.get());
+  std::vector<std::string> names;
+  while (true) {
+    errno = 0;
+    const struct dirent* e = ::readdir(dir.get());
+    if (e == nullptr) {
+      if (const int err = errno; err != 0) {
+        return ErrnoStatus(err, "cannot list the directory");
+      }
+      return names;
+    }
+    const absl::string_view name(e->d_name);
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
 }
 
 }  // namespace proxystore

@@ -73,9 +73,8 @@ Settings& GetSettings() {
 absl::StatusOr<ConnectorConfig> Location(const ConnectorConfig& config,
                                          int depth) {
   if (depth > kMaxNesting) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("connector configs nest more than ", kMaxNesting,
-                     " levels deep"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connector configs nest more than ", kMaxNesting, " levels deep"));
   }
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
                               GetConnectorKindTraits(config.kind));
@@ -106,16 +105,18 @@ absl::Status CheckDestinations(const ConnectorKindTraits& traits,
 }
 
 absl::StatusOr<ConnectorConfig> Receiver(const ConnectorConfig& wire,
-                                         const TrustPolicy& policy,
-                                         int depth) {
+                                         const TrustPolicy& policy, int depth) {
   if (depth > kMaxNesting) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("connector configs nest more than ", kMaxNesting,
-                     " levels deep"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connector configs nest more than ", kMaxNesting, " levels deep"));
   }
-  PROXYSTORE_RETURN_IF_ERROR(policy.CheckKind(KindOf(wire.kind)));
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
                               GetConnectorKindTraits(wire.kind));
+  // A kind that only nests others ("multi") is allowed when its children
+  // are: they are checked one by one below.
+  if (!traits.map_nested) {
+    PROXYSTORE_RETURN_IF_ERROR(policy.CheckKind(KindOf(wire.kind)));
+  }
   ConnectorConfig out{KindOf(wire.kind), {}};
   for (const auto& [name, value] : wire.options) {
     if (IsLocationOption(traits, name)) out.options.emplace(name, value);
@@ -160,9 +161,9 @@ absl::Status TrustPolicy::CheckKind(absl::string_view kind) const {
   for (const std::string& d : destinations_) {
     if (absl::StartsWith(d, absl::StrCat(k, ":"))) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "the trust policy does not allow connector kind \"", k,
-      "\" from serialized proxies (", DebugString(), ")"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("the trust policy does not allow connector kind \"", k,
+                   "\" from serialized proxies (", DebugString(), ")"));
 }
 
 absl::Status TrustPolicy::CheckDestination(

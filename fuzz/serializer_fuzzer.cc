@@ -13,15 +13,26 @@
 //  - an uncompressed envelope of exactly T's codec and type name re-serializes
 //    to the very same bytes; so does Python "BS\n"/"US\n" data;
 //  - InspectEnvelope's fields describe the buffer (sizes add up).
+// The lz4 block of a compressed envelope (claims around its own and at every
+// bound), or else the input as [4-byte claim][lz4 block], is also wrapped in
+// a well-formed compressed envelope and decoded under a 64 KiB
+// max_decompressed_size, so that arbitrary claims meet real and arbitrary
+// blocks without the fuzzer having to forge a whole header:
+//  - every error is DataLoss (a claim above the limit names the limit);
+//  - what decodes has exactly the claimed size, within the limit, and is
+//    what lz4 makes of the block;
+//  - internal::CheckLz4Block accepts whatever lz4 decodes to the claim.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "fuzz/fuzz_util.h"
@@ -202,6 +213,105 @@ void CheckFromBytes(const SharedBytes& in, const SharedBytes& odd) {
   Touch(*fb_odd);
 }
 
+constexpr uint64_t kFuzzLimit = 64 << 10;
+
+template <typename T>
+SharedBytes CompressedEnvelope(absl::string_view block, uint64_t claim) {
+  const size_t header =
+      *internal::EnvelopeHeaderSize(Codec<T>::kName, TypeName<T>());
+  std::string out(header + block.size(), '\0');
+  internal::WriteEnvelopeHeader(out.data(), header, Codec<T>::kName,
+                                TypeName<T>(), /*compressed=*/true,
+                                block.size(), claim);
+  if (!block.empty()) {
+    std::memcpy(out.data() + header, block.data(), block.size());
+  }
+  return SharedBytes::FromString(std::move(out));
+}
+
+template <typename T>
+size_t DecodedSize(const T& value) {
+  if constexpr (std::is_same_v<T, SampleBuffer>) {
+    return value.bytes().size();
+  } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+    return value.size() * sizeof(double);
+  } else {
+    return value.size();
+  }
+}
+
+// `decoded`: what lz4 makes of the block at exactly the claim, if anything.
+template <typename T>
+void CheckClaim(absl::string_view block, uint64_t claim,
+                const std::optional<std::string>& decoded) {
+  DeserializeOptions options;
+  options.max_decompressed_size = kFuzzLimit;
+  absl::StatusOr<T> got =
+      Deserialize<T>(CompressedEnvelope<T>(block, claim), options);
+  const std::string what =
+      absl::StrCat(TypeName<T>(), " claiming ", claim, " from ", block.size(),
+                   ": ", got.status().ToString());
+  if (!got.ok()) {
+    PROXYSTORE_FUZZ_CHECK(HasCode(got.status(), {absl::StatusCode::kDataLoss}),
+                          what);
+    if (claim > kFuzzLimit && claim > block.size() &&
+        claim <= 255 * block.size() + 16 && claim <= kMaxLz4Input) {
+      PROXYSTORE_FUZZ_CHECK(
+          absl::StrContains(got.status().message(), "max_decompressed_size"),
+          what);
+    }
+    return;
+  }
+  PROXYSTORE_FUZZ_CHECK(
+      claim <= kFuzzLimit && decoded.has_value() && DecodedSize(*got) == claim,
+      what);
+  if constexpr (std::is_same_v<T, std::string>) {
+    PROXYSTORE_FUZZ_CHECK(*got == *decoded, what);
+  } else if constexpr (std::is_same_v<T, SharedBytes>) {
+    PROXYSTORE_FUZZ_CHECK(got->view() == *decoded, what);
+  }
+  Touch(*got);
+}
+
+void CheckClaims(absl::string_view block, uint64_t claim) {
+  std::optional<std::string> decoded;
+  if (claim <= kFuzzLimit) {
+    std::string out(claim, '\0');
+    if (internal::DecompressTo(block, out.data(), claim).ok()) {
+      decoded = std::move(out);
+      const absl::Status walk = internal::CheckLz4Block(block, claim);
+      PROXYSTORE_FUZZ_CHECK(walk.ok(), walk.ToString());
+    }
+  }
+  CheckClaim<std::string>(block, claim, decoded);
+  CheckClaim<SharedBytes>(block, claim, decoded);
+  CheckClaim<std::vector<uint8_t>>(block, claim, decoded);
+  CheckClaim<std::vector<double>>(block, claim, decoded);
+  CheckClaim<SampleBuffer>(block, claim, decoded);
+}
+
+// A compressed envelope's block with claims around its own and at every
+// bound; any other input as [4-byte little-endian claim][block].
+void CheckCompressedClaims(absl::string_view input,
+                           const absl::StatusOr<EnvelopeInfo>& info) {
+  if (info.ok() && info->compressed) {
+    const absl::string_view block = input.substr(info->header_size);
+    const uint64_t s = block.size();
+    const uint64_t p = info->payload_size;
+    for (uint64_t claim :
+         {p - 1, p, p + 1, 4 * s, 4 * s + 1, 255 * s + 16, kFuzzLimit + 1}) {
+      CheckClaims(block, claim);
+    }
+    return;
+  }
+  if (input.size() < 4) return;
+  uint64_t claim = 0;
+  for (int i = 3; i >= 0; --i) {
+    claim = (claim << 8) | static_cast<uint8_t>(input[i]);
+  }
+  CheckClaims(input.substr(4), claim);
+}
+
 void TestOneInput(absl::string_view input) {
   // No owner: the decoded values do not outlive this call.
   const SharedBytes in = SharedBytes::FromOwner(nullptr, input);
@@ -224,6 +334,7 @@ void TestOneInput(absl::string_view input) {
   CheckType<std::vector<double>>(in, odd, info);
   CheckType<SampleBuffer>(in, odd, info);
   CheckFromBytes(in, odd);
+  CheckCompressedClaims(input, info);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <lz4.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -86,7 +87,84 @@ std::string Quote(absl::string_view s) {
   return absl::StrCat("'", absl::CHexEscape(s), "'");
 }
 
+constinit std::atomic<uint64_t> default_max_decompressed_size{
+    kDefaultMaxDecompressedSize};
+
+// Up to this many times its compressed size, a claimed decoded size is
+// allocated without walking the lz4 block first: walking costs about half a
+// decompression when sequences are short (ordinary data compresses 2-4x),
+// and a false claim then costs at most this many times the bytes already
+// read. Above it, where decompression bombs live (lz4 reaches 255x) and
+// sequences are long, the walk is cheap.
+constexpr uint64_t kUnwalkedRatio = 4;
+
+bool ReadLengthBytes(const unsigned char*& p, const unsigned char* end,
+                     uint64_t& length) {
+  // A length field of 15 continues in bytes of 255 until a smaller one.
+  unsigned char b;
+  do {
+    if (p == end) return false;
+    b = *p++;
+    length += b;
+  } while (b == 255);
+  return true;
+}
+
 }  // namespace
+
+absl::Status CheckLz4Block(absl::string_view block, uint64_t claim) {
+  auto corrupt = [&](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat(
+        "corrupt lz4 payload of ", block.size(), " bytes claiming ", claim,
+        " decoded bytes: ", what, "; refusing to allocate"));
+  };
+  const auto* p = reinterpret_cast<const unsigned char*>(block.data());
+  const unsigned char* const end = p + block.size();
+  uint64_t size = 0;  // decoded so far
+  while (true) {
+    if (p == end) return corrupt("it ends where a sequence should start");
+    const unsigned token = *p++;
+    uint64_t literals = token >> 4;
+    if (literals == 15 && !ReadLengthBytes(p, end, literals)) {
+      return corrupt("it ends inside a literal length");
+    }
+    if (literals > static_cast<uint64_t>(end - p)) {
+      return corrupt("a literal run goes past its end");
+    }
+    p += literals;
+    size += literals;
+    if (p == end) break;  // the last sequence has literals only
+    if (end - p < 2) return corrupt("it ends inside a match offset");
+    const uint64_t offset = p[0] | (uint64_t{p[1]} << 8);
+    p += 2;
+    if (offset > size) {
+      return corrupt("a match refers to bytes before the start");
+    }
+    uint64_t match = token & 15;
+    if (match == 15 && !ReadLengthBytes(p, end, match)) {
+      return corrupt("it ends inside a match length");
+    }
+    size += match + 4;  // the shortest match is 4 bytes
+    if (size > claim) return corrupt("it decodes to more than that");
+  }
+  if (size != claim) return corrupt(absl::StrCat("it decodes to ", size));
+  return absl::OkStatus();
+}
+
+absl::Status CheckDecompressedSize(absl::string_view block, uint64_t claim,
+                                   const DeserializeOptions& options) {
+  const uint64_t limit = options.max_decompressed_size.value_or(
+      default_max_decompressed_size.load(std::memory_order_relaxed));
+  if (claim > limit) {
+    return absl::DataLossError(absl::StrCat(
+        "lz4 payload of ", block.size(), " bytes claims to decompress to ",
+        claim, " bytes, more than this process accepts (", limit,
+        " bytes: DeserializeOptions::max_decompressed_size, "
+        "SetDefaultMaxDecompressedSize); refusing to allocate"));
+  }
+  if (claim <= kUnwalkedRatio * block.size()) return absl::OkStatus();
+  return CheckLz4Block(block, claim);
+}
 
 absl::StatusOr<OutputBuffer> OutputBuffer::Allocate(size_t capacity) {
   // malloc(0) may return null; always ask for at least one byte.
@@ -427,6 +505,16 @@ absl::Status FlatBufferError(absl::string_view what, absl::string_view table,
 }
 
 }  // namespace internal
+
+void SetDefaultMaxDecompressedSize(uint64_t bytes) {
+  internal::default_max_decompressed_size.store(bytes,
+                                                std::memory_order_relaxed);
+}
+
+uint64_t DefaultMaxDecompressedSize() {
+  return internal::default_max_decompressed_size.load(
+      std::memory_order_relaxed);
+}
 
 absl::StatusOr<EnvelopeInfo> InspectEnvelope(const SharedBytes& data) {
   PROXYSTORE_ASSIGN_OR_RETURN(const internal::ParsedData parsed,

@@ -12,7 +12,12 @@
 // applied only when the payload is big enough and actually shrinks. Any input
 // bytes are safe to deserialize: corrupt or truncated data gives
 // absl::DataLossError, data of another type absl::InvalidArgumentError (with
-// both type names), never a crash or undefined behaviour.
+// both type names), never a crash or undefined behaviour. No size read from
+// the data is allocated unless the bytes present back it (a compressed
+// payload's claimed size: up to 4x its compressed size, beyond that only if
+// its lz4 block decodes to it); a compressed payload may also decode to no
+// more than the receiver's limit (DeserializeOptions::max_decompressed_size,
+// 1 GiB unless set).
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(SharedBytes bytes,
 //   Serialize(std::string("hi"))); PROXYSTORE_ASSIGN_OR_RETURN(std::string s,
@@ -77,6 +82,9 @@
 //       size_t payload_size, absl::FunctionRef<absl::Status(char*)> fill);
 //       Decode by letting `fill` write payload_size bytes straight into the
 //       value's own storage (used after decompression to skip a copy).
+//       payload_size has been checked before the call: at most the
+//       receiver's max_decompressed_size, and at most 4x the compressed
+//       bytes unless the lz4 block decodes to it.
 //   static constexpr PythonType kPythonType;  // kBytes or kStr
 //       Enables SerializeOptions::Format::kProxyStorePython and reading
 //       ProxyStore Python bytes/str data.
@@ -96,6 +104,9 @@
 //   16       8     S = stored payload size (bytes after the header)
 //   24       8     P = payload size once decoded; P == S when not compressed;
 //                  when compressed S < P <= min(kMaxLz4Input, 255 * S + 16)
+//                  (and Deserialize also requires P <= the receiver's
+//                  max_decompressed_size and, if P > 4 * S, the lz4 block's
+//                  sequence lengths to add up to P, before it allocates)
 //   32       C     codec name (Codec<T>::kName), e.g. "string"
 //   32+C     N     type name (TypeName<T>()), e.g. "std::string"
 //   32+C+N   ...   zero bytes up to H
@@ -319,6 +330,26 @@ struct SerializeOptions {
 // are stored uncompressed. Also the largest decompressed size accepted.
 inline constexpr uint64_t kMaxLz4Input = 0x7E000000;
 
+// ---------------------------------------------------------- Deserialize ---
+
+// The initial process-wide max_decompressed_size: 1 GiB.
+inline constexpr uint64_t kDefaultMaxDecompressedSize = uint64_t{1} << 30;
+
+struct DeserializeOptions {
+  // The largest size a compressed payload may decompress to (the receiver's
+  // limit; the data says how large it claims to be). Unset: the process-wide
+  // DefaultMaxDecompressedSize(). Uncompressed payloads are not limited here:
+  // their bytes are already in memory and decoding them allocates at most
+  // that much.
+  std::optional<uint64_t> max_decompressed_size;
+};
+
+// The process-wide max_decompressed_size (initially
+// kDefaultMaxDecompressedSize). Nothing above kMaxLz4Input is ever
+// decompressed, whatever the limit. Thread-safe; affects later calls.
+void SetDefaultMaxDecompressedSize(uint64_t bytes);
+uint64_t DefaultMaxDecompressedSize();
+
 // What an envelope says about itself (InspectEnvelope).
 struct EnvelopeInfo {
   SerializeOptions::Format format = SerializeOptions::Format::kNative;
@@ -399,6 +430,16 @@ absl::StatusOr<SharedBytes> SerializeCompressed(absl::string_view codec,
                                                 absl::string_view type_name,
                                                 size_t header_size,
                                                 absl::string_view payload);
+// Before anything is allocated for a compressed payload: DataLoss unless
+// `claim` (the envelope's decoded size) is within the receiver's limit and,
+// when it is more than 4x the block's size, CheckLz4Block passes.
+absl::Status CheckDecompressedSize(absl::string_view block, uint64_t claim,
+                                   const DeserializeOptions& options);
+// Walks the sequences of an lz4 `block` without decoding it (no allocation,
+// time linear in its size): DataLoss unless it is well formed and decodes to
+// exactly `claim` bytes. Whatever LZ4_decompress_safe decodes to `claim`
+// bytes passes.
+absl::Status CheckLz4Block(absl::string_view block, uint64_t claim);
 // Decompresses an lz4 block into exactly payload_size bytes at dst.
 absl::Status DecompressTo(absl::string_view stored, char* dst,
                           size_t payload_size);
@@ -941,9 +982,13 @@ std::optional<SerializedParts> SerializeParts(
 
 // Reads a T from `data` (a native envelope, or ProxyStore Python bytes/str
 // data for std::string and the byte types). DataLoss for corrupt or truncated
-// data, InvalidArgument for data of another type/codec. Safe on any input.
+// data and for a compressed payload that claims more than
+// options.max_decompressed_size (or more than its bytes decode to),
+// InvalidArgument for data of another type/codec, ResourceExhausted if
+// memory for a decompressed payload cannot be allocated. Safe on any input.
 template <typename T>
-absl::StatusOr<T> Deserialize(const SharedBytes& data) {
+absl::StatusOr<T> Deserialize(const SharedBytes& data,
+                              const DeserializeOptions& options = {}) {
   static_assert(kHasCodec<T>,
                 "proxystore::Codec<T> is not defined for this T (or lacks "
                 "kName/EncodedSize/EncodeTo/Decode): specialize "
@@ -974,6 +1019,8 @@ absl::StatusOr<T> Deserialize(const SharedBytes& data) {
     return C::Decode(payload);
   }
   const absl::string_view stored = data.view().substr(parsed.header_size);
+  PROXYSTORE_RETURN_IF_ERROR(
+      internal::CheckDecompressedSize(stored, parsed.payload_size, options));
   const size_t payload_size = static_cast<size_t>(parsed.payload_size);
   if constexpr (internal::HasDecodeFilled<T>) {
     return C::DecodeFilled(payload_size, [stored, payload_size](char* dst) {

@@ -1,9 +1,16 @@
 #include "store/serializer.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -13,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "flatbuffers/flatbuffers.h"
@@ -137,8 +145,9 @@ TEST(TypeName, NamesTypes) {
 
 // A fresh, exactly sized heap copy, so ASan flags any read past the end.
 SharedBytes ExactCopy(absl::string_view data) {
-  return SharedBytes::FromVector(
-      std::vector<uint8_t>(data.begin(), data.end()));
+  std::vector<uint8_t> copy(data.size());
+  if (!data.empty()) std::memcpy(copy.data(), data.data(), data.size());
+  return SharedBytes::FromVector(std::move(copy));
 }
 
 std::string CompressibleText(size_t size) {
@@ -1032,6 +1041,399 @@ TEST(SerializeParts, NulloptWhenTheBytesAreNotCopiedVerbatim) {
   py.format = SerializeOptions::Format::kProxyStorePython;
   EXPECT_FALSE(SerializeParts(std::string("\xff"), py).has_value());
   EXPECT_FALSE(SerializeParts(std::vector<double>{1.0}, py).has_value());
+}
+
+// ---- lz4 decompression bombs and sizes read from the bytes ----
+
+// Every codec this file can name: the built-in ones (byte types, arithmetic,
+// "pod", vectors, FlatBuffers) and a user codec without DecodeFilled.
+template <typename... Ts>
+struct TypeList {};
+using EveryCodec =
+    TypeList<std::string, SharedBytes, std::vector<uint8_t>,
+             std::vector<std::byte>, std::vector<char>, bool, int8_t, uint16_t,
+             int32_t, int64_t, float, double, Color, Pixel, userland::Person,
+             std::vector<double>, std::vector<int16_t>, std::vector<uint64_t>,
+             std::vector<Pixel>, FlatBuffer<Point>>;
+
+template <typename... Ts, typename F>
+void ForEachCodec(TypeList<Ts...>, F&& f) {
+  (f.template operator()<Ts>(), ...);
+}
+
+// A compressed envelope for T whose lz4 block is `block` and whose decoded
+// size field says `claim`.
+template <typename T>
+SharedBytes Lz4Envelope(absl::string_view block, uint64_t claim) {
+  const size_t header =
+      *internal::EnvelopeHeaderSize(Codec<T>::kName, TypeName<T>());
+  // Exactly sized, as ExactCopy.
+  std::vector<uint8_t> out(header + block.size());
+  char* const dst = reinterpret_cast<char*>(out.data());
+  internal::WriteEnvelopeHeader(dst, header, Codec<T>::kName, TypeName<T>(),
+                                /*compressed=*/true, block.size(), claim);
+  std::memcpy(dst + header, block.data(), block.size());
+  return SharedBytes::FromVector(std::move(out));
+}
+
+// The lz4 block inside a compressed envelope.
+absl::string_view StoredBlock(const SharedBytes& envelope) {
+  return envelope.view().substr(InspectEnvelope(envelope)->header_size);
+}
+
+// A well-formed lz4 block of `count` literal bytes (one sequence).
+std::string LiteralsBlock(size_t count) {
+  std::string block(1, static_cast<char>(std::min<size_t>(count, 15) << 4));
+  if (count >= 15) {
+    block.append((count - 15) / 255, '\xff');
+    block.push_back(static_cast<char>((count - 15) % 255));
+  }
+  block.append(CompressibleText(count));
+  return block;
+}
+
+// A well-formed lz4 block that decodes to exactly `size` (>= 25) bytes: one
+// literal, one long match of it, five closing literals. About size / 255
+// bytes long.
+std::string RunBlock(uint64_t size) {
+  const uint64_t match = size - 6;  // >= 19: the length field is extended
+  std::string block = {'\x1f', 'x', '\x01', '\x00'};
+  block.append((match - 19) / 255, '\xff');
+  block.push_back(static_cast<char>((match - 19) % 255));
+  block.append("\x50tail!", 6);
+  return block;
+}
+
+DeserializeOptions Limit(uint64_t bytes) {
+  DeserializeOptions options;
+  options.max_decompressed_size = bytes;
+  return options;
+}
+
+// Sets the process-wide limit for one scope.
+class ScopedDefaultLimit {
+ public:
+  explicit ScopedDefaultLimit(uint64_t bytes)
+      : saved_(DefaultMaxDecompressedSize()) {
+    SetDefaultMaxDecompressedSize(bytes);
+  }
+  ~ScopedDefaultLimit() { SetDefaultMaxDecompressedSize(saved_); }
+
+ private:
+  const uint64_t saved_;
+};
+
+// One bomb: `block` claiming `claim` bytes, read as T under `options`.
+struct Bomb {
+  std::string name;
+  std::string block;
+  uint64_t claim;
+  DeserializeOptions options;
+  std::string why;  // expected in the DataLoss message
+};
+
+// A claim a process would notice: half a GiB.
+constexpr uint64_t kBigClaim = uint64_t{1} << 29;
+
+// Bombs claiming kBigClaim, within the 255:1 bound and the default limit:
+// refused before anything is allocated.
+std::vector<Bomb> BigBombs() {
+  const size_t fits = (kBigClaim - 16) / 255 + 1;  // bytes for the claim
+  return {
+      {"garbage", RandomBytes(fits, 3), kBigClaim, {}, "refusing to allocate"},
+      {"literals", LiteralsBlock(fits), kBigClaim, {}, "it decodes to"},
+      {"run one byte short",
+       RunBlock(kBigClaim - 1),
+       kBigClaim,
+       {},
+       "it decodes to"},
+  };
+}
+
+// Reads `bomb` as every codec; returns the types whose result was not a
+// DataLoss naming `bomb.why` (empty: all clean).
+std::vector<std::string> ReadBombAsEveryCodec(const Bomb& bomb) {
+  std::vector<std::string> unclean;
+  ForEachCodec(EveryCodec{}, [&]<typename T>() {
+    const absl::Status s =
+        Deserialize<T>(Lz4Envelope<T>(bomb.block, bomb.claim), bomb.options)
+            .status();
+    if (s.code() != absl::StatusCode::kDataLoss ||
+        !absl::StrContains(s.message(), bomb.why) ||
+        !absl::StrContains(s.message(), absl::StrCat(bomb.claim)) ||
+        !absl::StrContains(s.message(), absl::StrCat(bomb.block.size()))) {
+      unclean.push_back(
+          absl::StrCat(bomb.name, " as ", TypeName<T>(), ": ", s.ToString()));
+    }
+  });
+  return unclean;
+}
+
+TEST(Lz4Bombs, ImpossibleClaimsAreDataLossForEveryCodec) {
+  const std::string small = RandomBytes(64, 1);
+  // 8.4 MB: enough for 255x to reach 2 GiB, so the lz4 input limit decides.
+  const std::string big((uint64_t{1} << 31) / 255 + 1, '\xf0');
+  const std::vector<Bomb> bombs = {
+      {"2 GiB from 64 bytes", small, uint64_t{1} << 31, {}, "refusing"},
+      {"2 GiB from 8.4 MB", big, uint64_t{1} << 31, {}, "refusing"},
+      {"2^63", small, uint64_t{1} << 63, {}, "refusing"},
+      {"just above 255:1", small, 64 * 255 + 17, {}, "refusing"},
+      {"just above the limit", small, 64 * 255, Limit(64 * 255 - 1),
+       "max_decompressed_size"},
+      {"at the limit, garbage", small, 64 * 255, Limit(64 * 255),
+       "refusing to allocate"},
+      {"at the limit, literals", LiteralsBlock(100), 64 * 255, Limit(64 * 255),
+       "it decodes to 100;"},
+      {"at the limit, run", RunBlock(64 * 255 - 1), 64 * 255, Limit(64 * 255),
+       "it decodes to"},
+      {"run longer than the claim",
+       RunBlock(1 << 20),
+       100'000,
+       {},
+       "more than that"},
+  };
+  for (const Bomb& bomb : bombs) {
+    EXPECT_THAT(ReadBombAsEveryCodec(bomb), ::testing::IsEmpty());
+  }
+}
+
+TEST(Lz4Bombs, ClaimsUpToFourTimesTheBlockAreLeftToLz4) {
+  // Up to 4x its size a block is not walked: lz4 itself finds the lie
+  // (having allocated at most 4x the bytes read). Above, the walk does,
+  // before anything is allocated.
+  const std::string block = LiteralsBlock(100);
+  const Bomb lz4 = {"4x", block, 4 * block.size(), {}, "did not decode"};
+  const Bomb walk = {
+      "4x + 1", block, 4 * block.size() + 1, {}, "it decodes to 100;"};
+  EXPECT_THAT(ReadBombAsEveryCodec(lz4), ::testing::IsEmpty());
+  EXPECT_THAT(ReadBombAsEveryCodec(walk), ::testing::IsEmpty());
+}
+
+TEST(Lz4Bombs, ClaimsAboveTheDefaultLimitAreRefused) {
+  EXPECT_EQ(DefaultMaxDecompressedSize(), kDefaultMaxDecompressedSize);
+  EXPECT_EQ(kDefaultMaxDecompressedSize, uint64_t{1} << 30);
+  const Bomb bomb = {
+      "limit", RunBlock(4096), 4096, {}, "max_decompressed_size"};
+  {
+    ScopedDefaultLimit limit(4095);
+    EXPECT_EQ(DefaultMaxDecompressedSize(), 4095u);
+    EXPECT_THAT(ReadBombAsEveryCodec(bomb), ::testing::IsEmpty());
+    // An explicit limit wins over the default.
+    EXPECT_THAT(
+        Deserialize<std::string>(
+            Lz4Envelope<std::string>(bomb.block, bomb.claim), Limit(4096)),
+        IsOk());
+  }
+  EXPECT_EQ(DefaultMaxDecompressedSize(), kDefaultMaxDecompressedSize);
+}
+
+// The claim of a real compressed `value` is accepted at exactly the limit and
+// refused one byte below it, through options and the process-wide default.
+template <typename T>
+void ExpectDecodesAtExactlyTheLimit(const T& value) {
+  SCOPED_TRACE(TypeName<T>());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes b,
+                                  Serialize(value, Compressed()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(EnvelopeInfo info, InspectEnvelope(b));
+  ASSERT_TRUE(info.compressed);
+  const uint64_t size = info.payload_size;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(T back, Deserialize<T>(b, Limit(size)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes again, Serialize(back));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes want, Serialize(value));
+  EXPECT_EQ(again.view(), want.view());
+  const auto refused = StatusIs(
+      absl::StatusCode::kDataLoss,
+      AllOf(HasSubstr(absl::StrCat(size)), HasSubstr(absl::StrCat(size - 1)),
+            HasSubstr(absl::StrCat(info.stored_size)),
+            HasSubstr("max_decompressed_size")));
+  EXPECT_THAT(Deserialize<T>(b, Limit(size - 1)), refused);
+  {
+    ScopedDefaultLimit limit(size);
+    EXPECT_THAT(Deserialize<T>(b), IsOk());
+  }
+  {
+    ScopedDefaultLimit limit(size - 1);
+    EXPECT_THAT(Deserialize<T>(b), refused);
+  }
+}
+
+TEST(Lz4Bombs, AValidPayloadAtExactlyTheLimitDecodes) {
+  const std::string text = CompressibleText(100'000);
+  const auto* u = reinterpret_cast<const uint8_t*>(text.data());
+  const auto* b = reinterpret_cast<const std::byte*>(text.data());
+  ExpectDecodesAtExactlyTheLimit(text);
+  ExpectDecodesAtExactlyTheLimit(SharedBytes::Copy(text));
+  ExpectDecodesAtExactlyTheLimit(std::vector<uint8_t>(u, u + text.size()));
+  ExpectDecodesAtExactlyTheLimit(std::vector<std::byte>(b, b + text.size()));
+  ExpectDecodesAtExactlyTheLimit(std::vector<char>(text.begin(), text.end()));
+  std::vector<double> doubles(10'000);
+  std::vector<int16_t> shorts(10'000);
+  std::vector<uint64_t> longs(10'000);
+  std::vector<Pixel> pixels(10'000);
+  for (int i = 0; i < 10'000; ++i) {
+    doubles[i] = i % 7;
+    shorts[i] = static_cast<int16_t>(i % 5);
+    longs[i] = i % 3;
+    pixels[i] = Pixel{1, 2, static_cast<uint8_t>(i % 4), 0.5f};
+  }
+  ExpectDecodesAtExactlyTheLimit(doubles);
+  ExpectDecodesAtExactlyTheLimit(shorts);
+  ExpectDecodesAtExactlyTheLimit(longs);
+  ExpectDecodesAtExactlyTheLimit(pixels);
+  ExpectDecodesAtExactlyTheLimit(MakePoint("limit", 10'000));
+  ExpectDecodesAtExactlyTheLimit(userland::Person{text, 42});
+}
+
+TEST(Lz4Bombs, BigClaimsAreRefusedWithoutGrowingTheProcess) {
+  // Had any codec allocated (and zero-filled) a claim, the peak resident
+  // size would have grown by half a GiB.
+  rusage before;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &before), 0);
+  for (const Bomb& bomb : BigBombs()) {
+    EXPECT_THAT(ReadBombAsEveryCodec(bomb), ::testing::IsEmpty());
+  }
+  rusage after;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &after), 0);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss,
+            static_cast<long>(kBigClaim / 4 / 1024))  // KiB
+      << "peak RSS grew from " << before.ru_maxrss << " to " << after.ru_maxrss
+      << " KiB";
+}
+
+#ifndef PROXYSTORE_SANITIZER  // sanitizers reserve terabytes of address space
+// Runs in a child: with an address space that cannot grow by a claim, exits
+// 0 if every big bomb is a clean DataLoss. Had anything tried to allocate a
+// claim, malloc would have failed (ResourceExhausted) or std::bad_alloc would
+// have ended the child.
+[[noreturn]] void ReadBigBombsWithoutAddressSpace(
+    const std::vector<Bomb>& bombs) {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  statm >> pages;
+  rlimit as;
+  as.rlim_cur = as.rlim_max =
+      pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) + kBigClaim / 4;
+  if (pages == 0 || setrlimit(RLIMIT_AS, &as) != 0) std::_Exit(2);
+  for (const Bomb& bomb : bombs) {
+    for (const std::string& unclean : ReadBombAsEveryCodec(bomb)) {
+      std::fprintf(stderr, "%s\n", unclean.c_str());
+      std::_Exit(1);
+    }
+  }
+  std::_Exit(0);
+}
+
+TEST(Lz4Bombs, BigClaimsNeedNoAddressSpace) {
+  const std::vector<Bomb> bombs = BigBombs();
+  EXPECT_EXIT(ReadBigBombsWithoutAddressSpace(bombs),
+              ::testing::ExitedWithCode(0), "");
+}
+#endif
+
+TEST(Lz4Bombs, TheWalkAcceptsWhateverLz4Decodes) {
+  // Real blocks of many shapes and sizes.
+  for (size_t n : {16, 100, 4096, 65'543, 1 << 20}) {
+    for (const std::string& value :
+         {CompressibleText(n), std::string(n, '\0'),
+          absl::StrCat(RandomBytes(n / 2, n), std::string(n / 2, 'z'))}) {
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes b,
+                                      Serialize(value, Compressed()));
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(EnvelopeInfo info, InspectEnvelope(b));
+      if (!info.compressed) continue;
+      EXPECT_THAT(internal::CheckLz4Block(StoredBlock(b), info.payload_size),
+                  IsOk())
+          << n;
+    }
+  }
+  // Every byte of a real block overwritten, claims around the real size:
+  // whatever lz4 decodes to exactly the claim, the walk accepts too.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      SharedBytes b, Serialize(CompressibleText(600), Compressed()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(EnvelopeInfo info, InspectEnvelope(b));
+  ASSERT_TRUE(info.compressed);
+  const std::string block(StoredBlock(b));
+  int lz4_accepted = 0;
+  for (size_t i = 0; i < block.size(); ++i) {
+    for (int value : {0x00, 0x0F, 0xF0, 0xFF, block[i] ^ 0x01}) {
+      std::string mutated = block;
+      mutated[i] = static_cast<char>(value);
+      for (uint64_t claim :
+           {info.payload_size - 1, info.payload_size, info.payload_size + 1}) {
+        std::string out(claim, '\0');
+        if (!internal::DecompressTo(mutated, out.data(), claim).ok()) continue;
+        ++lz4_accepted;
+        EXPECT_THAT(internal::CheckLz4Block(mutated, claim), IsOk())
+            << "byte " << i << " = " << value << ", claim " << claim;
+      }
+    }
+  }
+  EXPECT_GT(lz4_accepted, 0);
+}
+
+TEST(Lz4Bombs, PythonDataIsNeverDecompressed) {
+  // Python bytes/str have no compressed form: the bytes come back verbatim.
+  const std::string run = RunBlock(1 << 20);
+  for (absl::string_view id : {"BS\n", "US\n", "01\n", "02\n"}) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        std::string s,
+        Deserialize<std::string>(ExactCopy(absl::StrCat(id, run))));
+    EXPECT_EQ(s, run);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        SharedBytes b,
+        Deserialize<SharedBytes>(ExactCopy(absl::StrCat(id, run))));
+    EXPECT_EQ(b.view(), run);
+  }
+}
+
+TEST(Corruption, CompressedVectorSizeIsCheckedBeforeAllocating) {
+  // A real block of 4097 bytes: not a whole number of doubles or shorts.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      SharedBytes b, Serialize(CompressibleText(4097), Compressed()));
+  const std::string block(StoredBlock(b));
+  EXPECT_THAT(Deserialize<std::vector<double>>(
+                  Lz4Envelope<std::vector<double>>(block, 4097)),
+              StatusIs(absl::StatusCode::kDataLoss, "not a multiple"));
+  EXPECT_THAT(Deserialize<std::vector<int16_t>>(
+                  Lz4Envelope<std::vector<int16_t>>(block, 4097)),
+              StatusIs(absl::StatusCode::kDataLoss, "not a multiple"));
+  EXPECT_THAT(Deserialize<Pixel>(Lz4Envelope<Pixel>(block, 4097)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       absl::StrCat("expected ", sizeof(Pixel))));
+  EXPECT_THAT(Deserialize<int64_t>(Lz4Envelope<int64_t>(block, 4097)),
+              StatusIs(absl::StatusCode::kDataLoss, "expected 8"));
+}
+
+// Offset of `needle` in `haystack`, which must contain it once.
+size_t FindOnce(absl::string_view haystack, absl::string_view needle) {
+  const size_t at = haystack.find(needle);
+  EXPECT_NE(at, absl::string_view::npos);
+  EXPECT_EQ(haystack.find(needle, at + 1), absl::string_view::npos);
+  return at;
+}
+
+TEST(FlatBuffers, ForgedLengthFieldsAreDataLoss) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const Vec2 pos(1, 2);
+  fbb.Finish(CreatePoint(
+      fbb, fbb.CreateString("NAME-MARK"), &pos,
+      fbb.CreateVector(std::vector<int32_t>{0x11223344, 0x55667788})));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      SharedBytes wire,
+      Serialize(FlatBuffer<Point>::FromBuilder(std::move(fbb))));
+  // A vector's or string's length is the uint32 just before its data.
+  const size_t samples_len =
+      FindOnce(wire.view(), "\x44\x33\x22\x11\x88\x77\x66\x55") - 4;
+  const size_t name_len = FindOnce(wire.view(), "NAME-MARK") - 4;
+  for (uint64_t forged : {3u, 0x40000000u, 0xFFFFFFFFu}) {
+    EXPECT_THAT(
+        Deserialize<FlatBuffer<Point>>(Patch(wire, samples_len, forged, 4)),
+        StatusIs(absl::StatusCode::kDataLoss, "verification"))
+        << forged;
+    EXPECT_THAT(
+        Deserialize<FlatBuffer<Point>>(Patch(wire, name_len, forged, 4)),
+        StatusIs(absl::StatusCode::kDataLoss, "verification"))
+        << forged;
+  }
 }
 
 }  // namespace

@@ -14,19 +14,26 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/fd_io.h"
+#include "connectors/trust.h"
 #include "store/status.h"
 
 namespace proxystore {
 namespace {
 
-constexpr size_t kMaxNameSize = 255;  // NAME_MAX on Linux file systems.
+// A Put whose temporary a concurrent sweep removed before the writer locked
+// it (the sweep cannot tell such a writer from a dead one) starts over under
+// a new name; a second loss in a row is all but impossible.
+constexpr int kPutAttempts = 3;
 
 std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
-// Missing file, or missing directory (another connector cleared it).
+// Missing file, or missing directory (another connector cleared it, or it
+// was never created).
 bool IsMissing(int err) { return err == ENOENT || err == ENOTDIR; }
 
 // Reads exactly `n` bytes at the current offset, looping over partial reads
@@ -57,13 +64,25 @@ absl::StatusOr<bool> HasMoreData(int fd) {
   }
 }
 
+absl::StatusOr<int64_t> NonNegativeOption(const ConnectorConfig& options,
+                                          absl::string_view name,
+                                          int64_t fallback) {
+  PROXYSTORE_ASSIGN_OR_RETURN(int64_t value, options.GetInt(name, fallback));
+  if (value < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connector \"file\": option \"", name, "\" must be >= 0, got ", value));
+  }
+  return value;
+}
+
 }  // namespace
 
-FileConnector::FileConnector(std::string directory, bool clear,
-                             int64_t mmap_min_size, TestHooks hooks)
-    : directory_(std::move(directory)),
-      clear_(clear),
-      mmap_min_size_(mmap_min_size),
+FileConnector::FileConnector(Options options, TestHooks hooks)
+    : directory_(std::move(options.directory)),
+      clear_(options.clear),
+      create_directory_(options.create_directory),
+      mmap_min_size_(options.mmap_min_size),
+      max_object_size_(options.max_object_size),
       hooks_(std::move(hooks)) {}
 
 absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::Create(
@@ -74,7 +93,8 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::Create(
 absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
     const ConnectorConfig& options, TestHooks hooks) {
   PROXYSTORE_RETURN_IF_ERROR(
-      options.CheckKnownOptions({"directory", "clear", "mmap_min_size"}));
+      options.CheckKnownOptions({"directory", "clear", "create_directory",
+                                 "mmap_min_size", "max_object_size"}));
   PROXYSTORE_ASSIGN_OR_RETURN(std::string dir, options.GetString("directory"));
   if (dir.empty()) {
     return absl::InvalidArgumentError(
@@ -85,15 +105,16 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
         "connector \"file\": option \"directory\" contains a NUL byte: ",
         Quote(dir)));
   }
-  PROXYSTORE_ASSIGN_OR_RETURN(bool clear, options.GetBool("clear", true));
+  Options o;
+  PROXYSTORE_ASSIGN_OR_RETURN(o.clear, options.GetBool("clear", true));
+  PROXYSTORE_ASSIGN_OR_RETURN(o.create_directory,
+                              options.GetBool("create_directory", true));
   PROXYSTORE_ASSIGN_OR_RETURN(
-      int64_t mmap_min_size,
-      options.GetInt("mmap_min_size", kDefaultMmapMinSize));
-  if (mmap_min_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "connector \"file\": option \"mmap_min_size\" must be >= 0, got ",
-        mmap_min_size));
-  }
+      o.mmap_min_size,
+      NonNegativeOption(options, "mmap_min_size", kDefaultMmapMinSize));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      o.max_object_size,
+      NonNegativeOption(options, "max_object_size", kNoSizeLimit));
 
   std::error_code ec;
   std::filesystem::path path = std::filesystem::absolute(dir, ec);
@@ -108,9 +129,8 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
       path != path.root_path()) {
     path = path.parent_path();
   }
-  std::string absolute = path.string();
+  o.directory = path.string();
   if (path == path.root_path()) {
-    // Clearing (the default on Close) removes the whole directory.
     return absl::InvalidArgumentError(absl::StrCat(
         "connector \"file\": option \"directory\" must not be the file "
         "system root, got ",
@@ -118,24 +138,30 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
   }
 
   struct stat st;
-  if (::stat(absolute.c_str(), &st) == 0) {
+  if (::stat(o.directory.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) {
       return absl::FailedPreconditionError(
-          absl::StrCat("connector \"file\": ", Quote(absolute),
+          absl::StrCat("connector \"file\": ", Quote(o.directory),
                        " exists and is not a directory"));
     }
-  } else {
+  } else if (const int err = errno; o.create_directory) {
     std::filesystem::create_directories(path, ec);
     if (ec) {
       return ErrnoStatus(ec.value(),
                          absl::StrCat("connector \"file\": cannot create "
                                       "directory ",
-                                      Quote(absolute)));
+                                      Quote(o.directory)));
     }
-  }
+  } else if (!IsMissing(err)) {
+    return ErrnoStatus(err, absl::StrCat("connector \"file\": cannot stat ",
+                                         Quote(o.directory)));
+  }  // Else missing, and not to be created: it holds no objects.
   // Not make_unique: the constructor is private.
-  return std::unique_ptr<FileConnector>(new FileConnector(
-      std::move(absolute), clear, mmap_min_size, std::move(hooks)));
+  std::unique_ptr<FileConnector> c(
+      new FileConnector(std::move(o), std::move(hooks)));
+  // Best effort: reclaiming space is no reason to fail.
+  c->Sweep(/*objects=*/false).IgnoreError();
+  return c;
 }
 
 absl::StatusOr<std::unique_ptr<Connector>> FileConnector::FromConfig(
@@ -144,34 +170,48 @@ absl::StatusOr<std::unique_ptr<Connector>> FileConnector::FromConfig(
   return std::unique_ptr<Connector>(std::move(c));
 }
 
+ConnectorKindTraits FileConnector::KindTraits() {
+  ConnectorKindTraits traits;
+  traits.location_options = {"directory"};
+  traits.receiver_defaults = {
+      {"clear", "false"},
+      {"create_directory", "false"},
+      {"max_object_size", absl::StrCat(kReceiverMaxObjectSize)}};
+  traits.destinations = [](const ConnectorConfig& config)
+      -> absl::StatusOr<std::vector<std::string>> {
+    auto it = config.options.find("directory");
+    if (it == config.options.end() || it->second.empty()) {
+      return absl::InvalidArgumentError(
+          "connector \"file\": option \"directory\" is required");
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        std::string dir, trust_internal::CanonicalDirectory(kKind, it->second));
+    return std::vector<std::string>{absl::StrCat(kKind, ":", dir)};
+  };
+  return traits;
+}
+
 ConnectorConfig FileConnector::Config() const {
-  return ConnectorConfig{std::string(kKind),
-                         {{"directory", directory_},
-                          {"clear", clear_ ? "true" : "false"},
-                          {"mmap_min_size", absl::StrCat(mmap_min_size_)}}};
+  return ConnectorConfig{
+      std::string(kKind),
+      {{"directory", directory_},
+       {"clear", clear_ ? "true" : "false"},
+       {"create_directory", create_directory_ ? "true" : "false"},
+       {"mmap_min_size", absl::StrCat(mmap_min_size_)},
+       {"max_object_size", absl::StrCat(max_object_size_)}}};
 }
 
 absl::Status FileConnector::ValidateObjectName(absl::string_view id) {
-  absl::string_view problem;
-  if (id.empty()) {
-    problem = "it is empty";
-  } else if (id.size() > kMaxNameSize) {
-    problem = "it is longer than 255 bytes";
-  } else if (id.find('/') != absl::string_view::npos) {
-    problem = "it contains '/'";
-  } else if (id.find('\0') != absl::string_view::npos) {
-    problem = "it contains a NUL byte";
-  } else if (id.front() == '.') {
-    problem = "it starts with '.'";
-  } else {
-    return absl::OkStatus();
-  }
+  if (IsObjectId(id)) return absl::OkStatus();
+  // Keys may come from a proxy: echo a bounded part.
   return absl::InvalidArgumentError(absl::StrCat(
-      "key ", Quote(id), " is not a valid object file name: ", problem));
+      "key ", QuoteForMessage(id, 100),
+      " is not a valid object file name: this connector names objects with "
+      "32 lowercase hex digits"));
 }
 
 absl::Status FileConnector::CheckOpen(absl::string_view op) const {
-  if (closed_.load(std::memory_order_acquire)) {
+  if (puts_.closed()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "file connector (", directory_, "): ", op, " after Close"));
   }
@@ -200,65 +240,67 @@ absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
 
 absl::StatusOr<Key> FileConnector::DoPutParts(
     absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
-  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
-  Key key(NewObjectId());
-  const std::string path = absl::StrCat(directory_, "/", key.id());
-  // A leading '.' keeps the temporary name out of every key's reach.
-  const std::string temp = absl::StrCat(directory_, "/.", key.id(), ".tmp");
-  auto fail = [&](int err, absl::string_view what) {
-    ::unlink(temp.c_str());
-    return ErrnoStatus(
-        err, absl::StrCat("file connector Put of key ", Quote(key.id()), " to ",
-                          path, ": ", what));
-  };
+  if (!puts_.Enter()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("file connector (", directory_, "): Put after Close"));
+  }
+  absl::Cleanup leave = [this] { puts_.Leave(); };
+  for (int attempt = 1;; ++attempt) {
+    Key key(NewObjectId());
+    const std::string path = absl::StrCat(directory_, "/", key.id());
+    // A leading '.' keeps the temporary name out of every key's reach.
+    const std::string temp = absl::StrCat(directory_, "/.", key.id(), ".tmp");
+    const std::string context = absl::StrCat("file connector Put of key ",
+                                             Quote(key.id()), " to ", path);
 
-  ScopedFd fd(
-      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-  if (fd.get() < 0) {
-    int err = errno;
-    if (IsMissing(err)) {
-      // Typically another connector's clearing Close removed the directory.
-      return absl::FailedPreconditionError(
-          absl::StrCat("file connector Put of key ", Quote(key.id()),
-                       ": directory ", directory_, " no longer exists"));
+    ScopedFd fd(
+        ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) {
+      const int err = errno;
+      if (IsMissing(err)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            context, ": directory ", directory_, " does not exist",
+            create_directory_ ? " (removed by a clearing Close?)"
+                              : " (option \"create_directory\" is false)"));
+      }
+      return ErrnoStatus(err, absl::StrCat(context, ": cannot create ", temp));
     }
-    return ErrnoStatus(
-        err, absl::StrCat("file connector Put of key ", Quote(key.id()),
-                          ": cannot create ", temp));
+    if (hooks_.before_lock) hooks_.before_lock(temp);
+    absl::StatusOr<bool> locked = LockTemporary(fd.get(), temp);
+    if (!locked.ok()) {
+      ::unlink(temp.c_str());
+      return Annotate(locked.status(), context);
+    }
+    if (!*locked) {
+      if (attempt < kPutAttempts) continue;
+      return absl::AbortedError(absl::StrCat(
+          context, ": temporary files were removed by concurrent sweeps ",
+          kPutAttempts, " times in a row"));
+    }
+    absl::Status wrote =
+        WriteAll(fd.get(), parts, max_io_chunk(), [&](size_t written) {
+          if (hooks_.after_write) hooks_.after_write(key, temp, written);
+        });
+    if (!wrote.ok()) {
+      ::unlink(temp.c_str());
+      return Annotate(wrote, absl::StrCat(context, ": writing ", temp));
+    }
+    PROXYSTORE_RETURN_IF_ERROR(
+        Annotate(PublishTemporary(std::move(fd), temp, path), context));
+    return key;
   }
-  absl::Status wrote =
-      WriteAll(fd.get(), parts, max_io_chunk(), [&](size_t written) {
-        if (hooks_.after_write) hooks_.after_write(key, temp, written);
-      });
-  if (!wrote.ok()) {
-    ::unlink(temp.c_str());
-    return Annotate(wrote,
-                    absl::StrCat("file connector Put of key ", Quote(key.id()),
-                                 " to ", path, ": writing ", temp));
-  }
-  if (fd.Close() != 0) {
-    int err = errno;
-    return fail(err, absl::StrCat("closing ", temp));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    return fail(err, absl::StrCat("renaming ", temp));
-  }
-  return key;
 }
 
 absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
     const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
+  const std::string context = absl::StrCat("file connector Get of key ",
+                                           Quote(key.id()), " from ", path);
   auto error = [&](absl::StatusCode code, absl::string_view what) {
-    return absl::Status(
-        code, absl::StrCat("file connector Get of key ", Quote(key.id()),
-                           " from ", path, ": ", what));
+    return absl::Status(code, absl::StrCat(context, ": ", what));
   };
   auto errno_error = [&](int err, absl::string_view what) {
-    return ErrnoStatus(
-        err, absl::StrCat("file connector Get of key ", Quote(key.id()),
-                          " from ", path, ": ", what));
+    return ErrnoStatus(err, absl::StrCat(context, ": ", what));
   };
 
   // O_NONBLOCK: opening a FIFO planted under a key's name must not hang.
@@ -272,6 +314,13 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
   if (::fstat(fd.get(), &st) != 0) return errno_error(errno, "fstat failed");
   if (!S_ISREG(st.st_mode)) {
     return error(absl::StatusCode::kFailedPrecondition, "not a regular file");
+  }
+  // The size is the file's say: check it before allocating or mapping.
+  if (st.st_size > max_object_size_) {
+    return error(absl::StatusCode::kResourceExhausted,
+                 absl::StrCat("the object is ", st.st_size,
+                              " bytes, more than option \"max_object_size\" (",
+                              max_object_size_, ")"));
   }
   const size_t n = static_cast<size_t>(st.st_size);
   if (hooks_.before_read) hooks_.before_read(path);
@@ -299,17 +348,16 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
           std::move(owner),
           absl::string_view(static_cast<const char*>(addr), n));
     }
-    // mmap unsupported here (some FUSE/network file systems): read instead.
+    // mmap unsupported here (some FUSE/network file systems), or no address
+    // space for it: read instead.
   }
 
-  std::unique_ptr<char[]> buffer = std::make_unique_for_overwrite<char[]>(n);
+  absl::StatusOr<std::unique_ptr<char[]>> buffer =
+      AllocateBuffer(n, "reading it");
+  if (!buffer.ok()) return Annotate(buffer.status(), context);
   absl::StatusOr<size_t> got =
-      ReadFully(fd.get(), buffer.get(), n, max_io_chunk());
-  if (!got.ok()) {
-    return Annotate(got.status(),
-                    absl::StrCat("file connector Get of key ", Quote(key.id()),
-                                 " from ", path));
-  }
+      ReadFully(fd.get(), buffer->get(), n, max_io_chunk());
+  if (!got.ok()) return Annotate(got.status(), context);
   if (*got != n) {
     return error(absl::StatusCode::kDataLoss,
                  absl::StrCat("file shrank from ", n, " to ", *got,
@@ -321,9 +369,9 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
                  absl::StrCat("file grew past ", n, " bytes while being read"));
   }
   if (n == 0) return SharedBytes();
-  const char* data = buffer.get();
+  const char* data = buffer->get();
   return SharedBytes::FromOwner(
-      std::shared_ptr<const char[]>(std::move(buffer)),
+      std::shared_ptr<const char[]>(*std::move(buffer)),
       absl::string_view(data, n));
 }
 
@@ -355,20 +403,66 @@ absl::Status FileConnector::DoEvict(const Key& key) {
   return absl::OkStatus();
 }
 
-absl::Status FileConnector::DoClose(const CloseOptions& options) {
-  closed_.store(true, std::memory_order_release);
-  if (!options.clear.value_or(clear_)) return absl::OkStatus();
-  std::error_code ec;
-  // Idempotent: a directory that is already gone removes nothing.
-  std::filesystem::remove_all(directory_, ec);
-  if (ec) {
+absl::Status FileConnector::Sweep(bool objects) const {
+  const absl::string_view op = objects ? "Close" : "sweep";
+  // Names are resolved in the directory opened here, even if its path is
+  // replaced meanwhile.
+  ScopedFd dir(::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) {
+    const int err = errno;
+    if (IsMissing(err)) return absl::OkStatus();  // Nothing to clear.
     return ErrnoStatus(
-        ec.value(),
-        absl::StrCat("file connector Close: cannot remove ", directory_));
+        err, absl::StrCat("file connector ", op, ": cannot open ", directory_));
   }
-  return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dir.get());
+  if (!names.ok()) {
+    return Annotate(names.status(),
+                    absl::StrCat("file connector ", op, ": ", directory_));
+  }
+  absl::Status result;
+  for (const std::string& name : *names) {
+    if (objects && IsObjectId(name)) {
+      if (::unlinkat(dir.get(), name.c_str(), 0) != 0) {
+        const int err = errno;
+        // Keep going; report the first failure.
+        if (err != ENOENT) {
+          result.Update(ErrnoStatus(
+              err, absl::StrCat("file connector Close: cannot remove ",
+                                directory_, "/", name)));
+        }
+      }
+    } else if (IsTemporaryName(name)) {
+      absl::StatusOr<bool> removed = RemoveIfAbandoned(dir.get(), name);
+      if (!removed.ok()) {
+        result.Update(
+            Annotate(removed.status(),
+                     absl::StrCat("file connector ", op, ": ", directory_)));
+      }
+    }
+  }
+  if (!objects) return result;
+  dir.Close();
+  // Only if empty: whatever else is there (or a live writer's temporary)
+  // keeps it.
+  if (::rmdir(directory_.c_str()) != 0) {
+    const int err = errno;
+    if (err != ENOENT && err != ENOTEMPTY && err != EEXIST && err != EBUSY &&
+        err != ENOTDIR) {
+      result.Update(ErrnoStatus(
+          err,
+          absl::StrCat("file connector Close: cannot remove ", directory_)));
+    }
+  }
+  return result;
 }
 
-PROXYSTORE_REGISTER_CONNECTOR("file", &FileConnector::FromConfig);
+absl::Status FileConnector::DoClose(const CloseOptions& options) {
+  puts_.CloseAndWait();
+  if (!options.clear.value_or(clear_)) return absl::OkStatus();
+  return Sweep(/*objects=*/true);
+}
+
+PROXYSTORE_REGISTER_CONNECTOR("file", &FileConnector::FromConfig,
+                              FileConnector::KindTraits());
 
 }  // namespace proxystore

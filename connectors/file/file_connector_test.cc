@@ -9,10 +9,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,12 +27,22 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
 #include "testing/child_process.h"
 #include "testing/connector_conformance.h"
 #include "testing/status_matchers.h"
+
+// Under the sanitizers a failed allocation returns null, as it does with the
+// plain allocator: the tests below check that such a failure is a Status.
+extern "C" const char* __asan_default_options() {
+  return "allocator_may_return_null=1";
+}
+extern "C" const char* __tsan_default_options() {
+  return "allocator_may_return_null=1";
+}
 
 namespace proxystore {
 namespace {
@@ -150,8 +164,12 @@ TEST_F(FileConnectorTest, CreatesMissingParentsAndConfigIsAbsolute) {
   EXPECT_EQ(config.kind, "file");
   EXPECT_EQ(config.options.at("directory"), nested);
   EXPECT_EQ(config.options.at("clear"), "true");
+  EXPECT_EQ(config.options.at("create_directory"), "true");
   EXPECT_EQ(config.options.at("mmap_min_size"),
             absl::StrCat(FileConnector::kDefaultMmapMinSize));
+  EXPECT_EQ(config.options.at("max_object_size"),
+            absl::StrCat(FileConnector::kNoSizeLimit));
+  EXPECT_EQ(config.options.size(), 5u);
   PROXYSTORE_ASSERT_OK(c->Close());
   EXPECT_FALSE(fs::exists(nested));
 }
@@ -214,6 +232,13 @@ TEST_F(FileConnectorTest, BadOptionsAreInvalidArgument) {
   EXPECT_THAT(FileConnector::Create(
                   {"file", {{"directory", dir_}, {"mmap_min_size", "big"}}}),
               StatusIs(absl::StatusCode::kInvalidArgument, "mmap_min_size"));
+  EXPECT_THAT(FileConnector::Create(
+                  {"file", {{"directory", dir_}, {"max_object_size", "-1"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_object_size"));
+  EXPECT_THAT(
+      FileConnector::Create(
+          {"file", {{"directory", dir_}, {"create_directory", "perhaps"}}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "create_directory"));
   // Clearing removes the whole directory: never the root.
   EXPECT_THAT(FileConnector::Create(FileConfig("/")),
               StatusIs(absl::StatusCode::kInvalidArgument, "root"));
@@ -231,18 +256,30 @@ TEST_F(FileConnectorTest, InvalidObjectNamesAreRejectedWithoutTouchingFiles) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key real,
                                   connector().Put(SharedBytes::Copy("real")));
 
+  // Only the names the connector mints (32 lowercase hex digits) pass.
+  std::string upper = real.id();
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
   const std::vector<Key> bad = {
       Key(""),
       Key("."),
       Key(".."),
       Key(absl::StrCat("../", victim_name)),
       Key(victim),  // Absolute path.
+      Key("../etc/passwd"),
+      Key(".bashrc"),
+      Key("x.tmp"),
       Key("a/b"),
       Key("/"),
       Key(std::string("ab\0cd", 5)),
       Key(std::string(256, 'a')),
+      Key(std::string(255, 'a')),
       Key(absl::StrCat(".", real.id(), ".tmp")),  // A temporary name.
       Key(".hidden"),
+      Key(upper),
+      Key(real.id().substr(1)),
+      Key(absl::StrCat(real.id(), "0")),
+      Key(absl::StrCat(real.id().substr(1), "g")),
+      Key(absl::StrCat(real.id().substr(2), "/x")),
   };
   for (const Key& key : bad) {
     EXPECT_THAT(connector().Get(key),
@@ -261,8 +298,9 @@ TEST_F(FileConnectorTest, InvalidObjectNamesAreRejectedWithoutTouchingFiles) {
   }
   EXPECT_EQ(ReadWholeFile(victim), "precious");
   EXPECT_THAT(connector().Exists(real), IsOkAndHolds(true));
-  // The longest valid name is fine (and simply missing).
-  EXPECT_THAT(connector().Exists(Key(std::string(255, 'a'))),
+  // A name of the minted form is fine (and simply missing).
+  EXPECT_THAT(connector().Exists(Key(NewObjectId())), IsOkAndHolds(false));
+  EXPECT_THAT(connector().Exists(Key(std::string(32, 'f'))),
               IsOkAndHolds(false));
   fs::remove(victim);
 }
@@ -437,6 +475,14 @@ TEST_F(FileConnectorTest, NonRegularFileUnderAKeyIsAnError) {
   ASSERT_EQ(::mkfifo(absl::StrCat(dir_, "/", fifo_id).c_str(), 0600), 0);
   EXPECT_THAT(connector().Get(Key(fifo_id)),
               StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  // Clearing unlinks the FIFO (it has an object's name) and names the
+  // directory it cannot remove; that directory keeps the store's.
+  EXPECT_THAT(connector().Close(CloseOptions{.clear = true}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("cannot remove"), HasSubstr(id))));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(id));
+  ASSERT_TRUE(fs::remove(absl::StrCat(dir_, "/", id)));
 }
 
 TEST_F(FileConnectorTest, TwoConnectorsOnOneDirectoryShareData) {
@@ -460,7 +506,7 @@ TEST_F(FileConnectorTest, TwoConnectorsOnOneDirectoryShareData) {
   EXPECT_THAT(connector().Evict(key2), IsOk());
   EXPECT_THAT(connector().Put(SharedBytes::Copy("y")),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr(dir_), HasSubstr("no longer exists"))));
+                       AllOf(HasSubstr(dir_), HasSubstr("does not exist"))));
 }
 
 TEST_F(FileConnectorTest, CloseClearsByDefaultAndIsIdempotent) {
@@ -475,13 +521,41 @@ TEST_F(FileConnectorTest, CloseClearsByDefaultAndIsIdempotent) {
   EXPECT_FALSE(fs::exists(dir_));
 }
 
-TEST_F(FileConnectorTest, ClearRemovesEverythingInTheDirectory) {
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
-                                  connector().Put(SharedBytes::Copy("x")));
-  (void)key;
-  std::ofstream(absl::StrCat(dir_, "/.stray.tmp")) << "t";
+TEST_F(FileConnectorTest, ClearRemovesOnlyWhatIsOurs) {
+  // Objects and an abandoned temporary (what a killed writer leaves) go;
+  // everything else in the directory stays, and so does the directory.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key a,
+                                  connector().Put(SharedBytes::Copy("a")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key b,
+                                  connector().Put(SharedBytes::Copy("b")));
+  std::ofstream(absl::StrCat(dir_, "/.", NewObjectId(), ".tmp")) << "t";
+  std::string upper = NewObjectId();
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+  const std::vector<std::string> foreign = {
+      "notes.txt",  ".bashrc", "x.tmp",
+      ".stray.tmp", upper,     absl::StrCat(NewObjectId(), ".bak")};
+  for (const std::string& name : foreign) {
+    std::ofstream(absl::StrCat(dir_, "/", name)) << "keep " << name;
+  }
   ASSERT_TRUE(fs::create_directories(absl::StrCat(dir_, "/sub/deeper")));
   std::ofstream(absl::StrCat(dir_, "/sub/deeper/f")) << "f";
+  PROXYSTORE_ASSERT_OK(connector().Close(CloseOptions{.clear = true}));
+
+  std::vector<std::string> expected = foreign;
+  expected.push_back("sub");
+  EXPECT_THAT(ListDir(dir_), ::testing::UnorderedElementsAreArray(expected));
+  for (const std::string& name : foreign) {
+    EXPECT_EQ(ReadWholeFile(absl::StrCat(dir_, "/", name)),
+              absl::StrCat("keep ", name));
+  }
+  EXPECT_EQ(ReadWholeFile(absl::StrCat(dir_, "/sub/deeper/f")), "f");
+  EXPECT_FALSE(fs::exists(ObjectPath(a)));
+  EXPECT_FALSE(fs::exists(ObjectPath(b)));
+  // Once the foreign entries are gone, clearing removes the directory too.
+  fs::remove_all(absl::StrCat(dir_, "/sub"));
+  for (const std::string& name : foreign) {
+    fs::remove(absl::StrCat(dir_, "/", name));
+  }
   PROXYSTORE_ASSERT_OK(connector().Close(CloseOptions{.clear = true}));
   EXPECT_FALSE(fs::exists(dir_));
 }
@@ -585,6 +659,509 @@ TEST_F(FileConnectorTest, ManyConnectorsAndThreadsOnOneDirectory) {
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(ListDir(dir_).size(), size_t{kThreads * 20});
   for (auto& c : connectors) PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+// Runs `child` in a forked process; returns its exit code (or 128 +
+// signal). The child makes no gtest assertions: it reports through the code.
+template <typename F>
+int RunInChild(F child) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(child());
+  if (pid < 0) return -1;
+  int wstatus = 0;
+  if (::waitpid(pid, &wstatus, 0) != pid) return -2;
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return WEXITSTATUS(wstatus);
+}
+
+// A sparse file of `size` bytes at `path`: no data blocks, any size.
+void MakeSparseFile(const std::string& path, off_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(::ftruncate(fd, size), 0) << path;
+  ASSERT_EQ(::close(fd), 0);
+}
+
+// Limits this process's address space to what it has now plus `headroom`.
+bool LimitAddressSpace(uint64_t headroom) {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  if (!(statm >> pages)) return false;
+  const uint64_t limit =
+      pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) + headroom;
+  const struct rlimit r = {limit, limit};
+  return ::setrlimit(RLIMIT_AS, &r) == 0;
+}
+
+constexpr off_t kSparseSize = off_t{64} << 30;  // 64 GiB, no blocks.
+
+TEST_F(FileConnectorTest, ReceiverConfigKeepsOnlyTheDirectory) {
+  // What a serialized proxy may carry, whatever it says.
+  const ConnectorConfig wire = {"file",
+                                {{"directory", dir_},
+                                 {"clear", "true"},
+                                 {"create_directory", "true"},
+                                 {"mmap_min_size", "9223372036854775807"},
+                                 {"max_object_size", "9223372036854775807"},
+                                 {"unknown", "x"}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig receiver,
+                                  ReceiverConfig(wire, TrustPolicy::Default()));
+  EXPECT_EQ(receiver, (ConnectorConfig{"file",
+                                       {{"directory", dir_},
+                                        {"clear", "false"},
+                                        {"create_directory", "false"},
+                                        {"max_object_size", "1073741824"}}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig location,
+                                  LocationConfig(wire));
+  EXPECT_EQ(location, (ConnectorConfig{"file", {{"directory", dir_}}}));
+  // The destination is the directory with links resolved and dots gone.
+  const std::string link = absl::StrCat(dir_, "-link");
+  ASSERT_EQ(::symlink(dir_.c_str(), link.c_str()), 0);
+  EXPECT_THAT(
+      ConnectorDestinations(
+          {"file", {{"directory", absl::StrCat(link, "/a/../b/")}}}),
+      IsOkAndHolds(::testing::ElementsAre(absl::StrCat("file:", dir_, "/b"))));
+  ASSERT_EQ(::unlink(link.c_str()), 0);
+  // A policy on destinations sees through "..".
+  const TrustPolicy policy =
+      TrustPolicy::DenyAll().AllowDestination(absl::StrCat("file:", dir_));
+  EXPECT_THAT(ReceiverConfig(wire, policy), IsOk());
+  EXPECT_THAT(
+      ReceiverConfig({"file", {{"directory", absl::StrCat(dir_, "/../x")}}},
+                     policy),
+      StatusIs(
+          absl::StatusCode::kPermissionDenied,
+          absl::StrCat("file:", fs::path(dir_).parent_path().string(), "/x")));
+  // A location that names no absolute directory is refused.
+  EXPECT_THAT(ReceiverConfig({"file", {}}, TrustPolicy::Default()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "\"directory\""));
+  EXPECT_THAT(ReceiverConfig({"file", {{"directory", "rel/dir"}}},
+                             TrustPolicy::Default()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not absolute"));
+  // A process may raise its own limits; they still come from it alone.
+  PROXYSTORE_ASSERT_OK(
+      SetReceiverOptions("file", {{"max_object_size", "8589934592"}}));
+  EXPECT_THAT(
+      ReceiverConfig(wire, TrustPolicy::Default()),
+      IsOkAndHolds(::testing::Field(&ConnectorConfig::options,
+                                    ::testing::Contains(::testing::Pair(
+                                        "max_object_size", "8589934592")))));
+  PROXYSTORE_ASSERT_OK(SetReceiverOptions("file", {}));
+}
+
+TEST_F(FileConnectorTest, ConnectorFromAProxyNeverCreatesClearsOrOverReads) {
+  // 1. A proxy naming a directory that does not exist creates nothing,
+  // even if it asks to.
+  const std::string missing = absl::StrCat(FreshDir("absent"), "/a/b");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Connector> far,
+      MakeConnectorFromWire({"file",
+                             {{"directory", missing},
+                              {"create_directory", "true"},
+                              {"clear", "true"}}}));
+  EXPECT_FALSE(fs::exists(fs::path(missing).parent_path()));
+  EXPECT_THAT(far->Get(Key(NewObjectId())), IsOkAndHolds(std::nullopt));
+  EXPECT_THAT(far->Exists(Key(NewObjectId())), IsOkAndHolds(false));
+  EXPECT_THAT(far->Put(SharedBytes::Copy("x")),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(missing), HasSubstr("does not exist"))));
+  PROXYSTORE_ASSERT_OK(far->Close());
+  EXPECT_FALSE(fs::exists(fs::path(missing).parent_path()));
+
+  // 2. A proxy's config (clear=true, the user default) does not make the
+  // receiver delete the data when it closes.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
+                                  connector().Put(SharedBytes::Copy("kept")));
+  ASSERT_EQ(connector().Config().options.at("clear"), "true");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> near,
+                                  MakeConnectorFromWire(connector().Config()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,
+                                  near->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "kept");
+  PROXYSTORE_ASSERT_OK(near->Close());
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), "kept");
+
+  // 3. A huge sparse file under a key's name, and a config that would read
+  // it into memory whole: refused at the receiver's 1 GiB.
+  const std::string id = NewObjectId();
+  MakeSparseFile(ObjectPath(Key(id)), kSparseSize);
+  ConnectorConfig greedy = connector().Config();
+  greedy.options["mmap_min_size"] = "9223372036854775807";
+  greedy.options["max_object_size"] = "9223372036854775807";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> reader,
+                                  MakeConnectorFromWire(greedy));
+  EXPECT_THAT(reader->Get(Key(id)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr(id), HasSubstr("68719476736"),
+                             HasSubstr("1073741824"))));
+  PROXYSTORE_ASSERT_OK(reader->Close());
+}
+
+TEST_F(FileConnectorTest, CreateDirectoryFalseCreatesNothing) {
+  const std::string parent = FreshDir("nocreate");
+  const std::string dir = absl::StrCat(parent, "/store");
+  ConnectorConfig config = FileConfig(dir);
+  config.options["create_directory"] = "false";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                  FileConnector::Create(config));
+  EXPECT_FALSE(fs::exists(parent));
+  EXPECT_EQ(c->Config().options.at("create_directory"), "false");
+  const Key key(NewObjectId());
+  EXPECT_THAT(c->Get(key), IsOkAndHolds(std::nullopt));
+  EXPECT_THAT(c->GetBatch({key, key}),
+              IsOkAndHolds(::testing::ElementsAre(std::nullopt, std::nullopt)));
+  EXPECT_THAT(c->Exists(key), IsOkAndHolds(false));
+  EXPECT_THAT(c->Evict(key), IsOk());
+  EXPECT_THAT(c->Put(SharedBytes::Copy("x")),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(dir),
+                             HasSubstr("\"create_directory\" is false"))));
+  EXPECT_THAT(c->PutBatch({SharedBytes::Copy("x")}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, dir));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_FALSE(fs::exists(parent));
+
+  // Once someone else made the directory, the same connector works in it.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(c, FileConnector::Create(config));
+  ASSERT_TRUE(fs::create_directories(dir));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key stored, c->Put(SharedBytes::Copy("y")));
+  EXPECT_THAT(c->Exists(stored), IsOkAndHolds(true));
+  // A path through a regular file reads as missing too.
+  const std::string file = absl::StrCat(parent, "/file");
+  std::ofstream(file) << "x";
+  ConnectorConfig through = FileConfig(absl::StrCat(file, "/sub"));
+  through.options["create_directory"] = "false";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> odd,
+                                  FileConnector::Create(through));
+  EXPECT_THAT(odd->Exists(key), IsOkAndHolds(false));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(FileConnectorTest, MaxObjectSizeBoundsGetOnBothReadPaths) {
+  for (int64_t mmap_min_size : {int64_t{0}, int64_t{1} << 62}) {
+    SCOPED_TRACE(mmap_min_size);
+    ConnectorConfig config = FileConfig(FreshDir("limit"));
+    config.options["mmap_min_size"] = absl::StrCat(mmap_min_size);
+    config.options["max_object_size"] = "1000";
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                    FileConnector::Create(config));
+    EXPECT_EQ(c->Config().options.at("max_object_size"), "1000");
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key fits,
+                                    c->Put(SharedBytes::Copy(Pattern(1000))));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key big,
+                                    c->Put(SharedBytes::Copy(Pattern(1001))));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,
+                                    c->Get(fits));
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->view(), Pattern(1000));
+    const auto refused =
+        StatusIs(absl::StatusCode::kResourceExhausted,
+                 AllOf(HasSubstr(big.id()), HasSubstr("1001 bytes"),
+                       HasSubstr("\"max_object_size\" (1000)")));
+    EXPECT_THAT(c->Get(big), refused);
+    EXPECT_THAT(c->GetBatch({fits, big}), refused);
+    EXPECT_THAT(c->Exists(big), IsOkAndHolds(true));
+    PROXYSTORE_ASSERT_OK(c->Close());
+  }
+}
+
+TEST_F(FileConnectorTest, HugeSparseFileIsRefusedBeforeAllocatingOrMapping) {
+  const std::string id = NewObjectId();
+  MakeSparseFile(ObjectPath(Key(id)), kSparseSize);
+  for (int64_t mmap_min_size :
+       {int64_t{0}, FileConnector::kDefaultMmapMinSize, int64_t{1} << 62}) {
+    SCOPED_TRACE(mmap_min_size);
+    ConnectorConfig config = FileConfig(dir_);
+    config.options["clear"] = "false";
+    config.options["mmap_min_size"] = absl::StrCat(mmap_min_size);
+    config.options["max_object_size"] =
+        absl::StrCat(FileConnector::kReceiverMaxObjectSize);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                    FileConnector::Create(config));
+    EXPECT_THAT(c->Get(Key(id)),
+                StatusIs(absl::StatusCode::kResourceExhausted,
+                         AllOf(HasSubstr(id), HasSubstr("68719476736 bytes"),
+                               HasSubstr("(1073741824)"))));
+  }
+}
+
+TEST_F(FileConnectorTest, HugeFileWithoutALimitIsResourceExhaustedNotACrash) {
+  // No limit, and not enough memory for the object: the read buffer is
+  // allocated without throwing (it once threw bad_alloc and terminated).
+  const std::string id = NewObjectId();
+  MakeSparseFile(ObjectPath(Key(id)), kSparseSize);
+  for (int64_t mmap_min_size :
+       {FileConnector::kDefaultMmapMinSize, int64_t{1} << 62}) {
+    SCOPED_TRACE(mmap_min_size);
+    ConnectorConfig config = FileConfig(dir_);
+    config.options["clear"] = "false";
+    config.options["mmap_min_size"] = absl::StrCat(mmap_min_size);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                    FileConnector::Create(config));
+    const int code = RunInChild([&] {
+      // 512 MiB more address space: neither a 64 GiB mapping nor a 64 GiB
+      // buffer fits.
+      if (!LimitAddressSpace(uint64_t{512} << 20)) return 10;
+      absl::StatusOr<std::optional<SharedBytes>> got = c->Get(Key(id));
+      if (got.ok()) return 11;
+      if (got.status().code() != absl::StatusCode::kResourceExhausted) {
+        return 12;
+      }
+      const std::string message(got.status().message());
+      if (!absl::StrContains(message, "cannot allocate 68719476736 bytes")) {
+        return 13;
+      }
+      if (!absl::StrContains(message, id)) return 14;
+      return 0;
+    });
+    EXPECT_EQ(code, 0) << "child exit code (see the test's return codes)";
+  }
+}
+
+TEST_F(FileConnectorTest, ObjectsAndTemporariesArePrivateToTheUser) {
+  // Whatever the umask allows: 0600.
+  const mode_t old_umask = ::umask(0);
+  std::optional<mode_t> temp_mode;
+  FileConnector::TestHooks hooks;
+  hooks.after_write = [&](const Key&, const std::string& temp, size_t) {
+    struct stat st;
+    if (::stat(temp.c_str(), &st) == 0) temp_mode = st.st_mode & 07777;
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("x")));
+  ::umask(old_umask);
+  struct stat st;
+  ASSERT_EQ(::stat(ObjectPath(key).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_TRUE(temp_mode.has_value());
+  EXPECT_EQ(*temp_mode, 0600u);
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+TEST_F(FileConnectorTest, KilledWritersTemporaryIsReclaimedLiveOnesAreNot) {
+  // A child process writes an object and parks in the middle of the write;
+  // it is then killed with SIGKILL (no cleanup of any kind runs).
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    FileConnector::TestHooks hooks;
+    hooks.max_io_chunk = 4096;
+    hooks.after_write = [&](const Key&, const std::string&, size_t written) {
+      if (written != 8192) return;
+      (void)!::write(ready[1], "w", 1);
+      while (true) ::pause();  // Mid-write until killed.
+    };
+    absl::StatusOr<std::unique_ptr<FileConnector>> c =
+        FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks));
+    if (c.ok()) (void)(*c)->Put(SharedBytes::Copy(Pattern(100'000)));
+    ::_exit(1);  // Not reached.
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  ::close(ready[0]);
+  const std::vector<std::string> left = ListDir(dir_);
+  ASSERT_THAT(left, ::testing::SizeIs(1));
+  const std::string temp = left[0];
+  EXPECT_TRUE(absl::StartsWith(temp, ".") && absl::EndsWith(temp, ".tmp"))
+      << temp;
+  EXPECT_EQ(fs::file_size(absl::StrCat(dir_, "/", temp)), 8192u);
+
+  // The writer lives: neither a new connector nor a clearing one touches its
+  // temporary (and the directory stays for it).
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> other,
+                                  FileConnector::Create(FileConfig(dir_)));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(temp));
+  PROXYSTORE_ASSERT_OK(other->Close(CloseOptions{.clear = true}));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(temp));
+
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+  // Dead: the next connector made on the directory reclaims it.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(other,
+                                  FileConnector::Create(FileConfig(dir_)));
+  EXPECT_THAT(ListDir(dir_), IsEmpty());
+  PROXYSTORE_ASSERT_OK(other->Close(CloseOptions{.clear = false}));
+}
+
+TEST_F(FileConnectorTest, ClearReclaimsADeadWritersTemporary) {
+  // As above, reclaimed by the clearing Close instead: directory gone.
+  const std::string dir = FreshDir("dead");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                  FileConnector::Create(FileConfig(dir)));
+  const int code = RunInChild([&] {
+    FileConnector::TestHooks hooks;
+    hooks.max_io_chunk = 4096;
+    hooks.after_write = [](const Key&, const std::string&, size_t written) {
+      if (written >= 8192) ::raise(SIGKILL);
+    };
+    absl::StatusOr<std::unique_ptr<FileConnector>> writer =
+        FileConnector::CreateForTesting(FileConfig(dir), std::move(hooks));
+    if (!writer.ok()) return 10;
+    (void)(*writer)->Put(SharedBytes::Copy(Pattern(100'000)));
+    return 11;
+  });
+  ASSERT_EQ(code, 128 + SIGKILL);
+  EXPECT_THAT(ListDir(dir), ::testing::SizeIs(1));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(FileConnectorTest, ATemporarySweptBeforeItsLockIsRewrittenUnderANewKey) {
+  // A sweep that runs between a writer's open and its lock cannot tell it
+  // from a dead writer and removes the temporary; the writer notices and
+  // starts over, so the Put still succeeds, with a new key.
+  std::vector<std::string> temps;
+  FileConnector::TestHooks hooks;
+  hooks.before_lock = [&](const std::string& temp) {
+    temps.push_back(temp);
+    if (temps.size() > 1) return;
+    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
+        FileConnector::Create(FileConfig(dir_));
+    ASSERT_THAT(sweeper, IsOk());
+    EXPECT_FALSE(fs::exists(temp));
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("again")));
+  ASSERT_EQ(temps.size(), 2u);
+  EXPECT_NE(temps[0], temps[1]);
+  EXPECT_TRUE(absl::StrContains(temps[1], key.id()));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), "again");
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+TEST_F(FileConnectorTest, ConcurrentSweepsNeverBreakAPut) {
+  // Writers, and a thread that keeps creating connectors on the same
+  // directory, each of which sweeps it for abandoned temporaries.
+  constexpr int kWriters = 2;
+  constexpr int kPuts = 100;
+  std::atomic<bool> writing{true};
+  std::atomic<int> failures{0};
+  std::thread sweeper([&] {
+    while (writing.load()) {
+      absl::StatusOr<std::unique_ptr<FileConnector>> c =
+          FileConnector::Create(FileConfig(dir_));
+      if (!c.ok() || !(*c)->Close({.clear = false}).ok()) failures++;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPuts; ++i) {
+        const std::string value = absl::StrCat(t, ":", i);
+        absl::StatusOr<Key> key = connector().Put(SharedBytes::Copy(value));
+        if (!key.ok()) {
+          ADD_FAILURE() << key.status();
+          failures++;
+          continue;
+        }
+        absl::StatusOr<std::optional<SharedBytes>> got = connector().Get(*key);
+        if (!got.ok() || !got->has_value() || (*got)->view() != value) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (std::thread& w : writers) w.join();
+  writing.store(false);
+  sweeper.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_THAT(ListDir(dir_), ::testing::SizeIs(kWriters * kPuts));
+}
+
+TEST_F(FileConnectorTest, PutBatchOverTheFileSizeLimitLeavesNothing) {
+  // All or nothing: a batch whose second item hits RLIMIT_FSIZE (as a full
+  // disk would) leaves neither its first item nor a temporary.
+  const std::string dir = FreshDir("batch");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> c,
+                                  FileConnector::Create(FileConfig(dir)));
+  const std::vector<SharedBytes> batch = {SharedBytes::Copy("first"),
+                                          SharedBytes::Copy(Pattern(1'000'000)),
+                                          SharedBytes::Copy("third")};
+  const int code = RunInChild([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const struct rlimit limit = {64 * 1024, 64 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+    absl::StatusOr<std::vector<Key>> keys = c->PutBatch(batch);
+    if (keys.ok()) return 11;
+    if (keys.status().code() != absl::StatusCode::kResourceExhausted) {
+      return 12;
+    }
+    // The connector is still usable after the failure.
+    absl::StatusOr<std::vector<Key>> small =
+        c->PutBatch({SharedBytes::Copy("a"), SharedBytes::Copy("b")});
+    if (!small.ok() || small->size() != 2) return 13;
+    for (const Key& k : *small) {
+      if (!c->Evict(k).ok()) return 14;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "child exit code (see the test's return codes)";
+  EXPECT_THAT(ListDir(dir), IsEmpty());
+  PROXYSTORE_ASSERT_OK(c->Close());
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(FileConnectorTest, AChildForkedDuringAPutUsesAndClosesTheConnector) {
+  // The connector keeps no descriptor, mapping or lock between calls, and
+  // Close waits only for Puts of its own process: a child forked while a
+  // parent thread is in the middle of a Put uses the connector and closes
+  // it without waiting for a Put that does not exist in the child.
+  const pid_t parent = ::getpid();
+  std::latch in_write(1);
+  std::latch release(1);
+  auto hook = [&](const Key&, const std::string&, size_t written) {
+    if (::getpid() != parent || written != 4096) return;
+    in_write.count_down();
+    release.wait();
+  };
+  FileConnector::TestHooks hooks;
+  hooks.max_io_chunk = 4096;
+  hooks.after_write = hook;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> owned,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  FileConnector* c = owned.get();
+  std::thread writer([&] {
+    absl::StatusOr<Key> key = c->Put(SharedBytes::Copy(Pattern(100'000)));
+    EXPECT_THAT(key, IsOk());
+  });
+  in_write.wait();
+  const int code = RunInChild([c] {
+    absl::StatusOr<Key> key = c->Put(SharedBytes::Copy(Pattern(10'000)));
+    if (!key.ok()) return 10;
+    absl::StatusOr<std::optional<SharedBytes>> got = c->Get(*key);
+    if (!got.ok() || !got->has_value() || (*got)->view() != Pattern(10'000)) {
+      return 11;
+    }
+    if (!c->Evict(*key).ok()) return 12;
+    if (!c->Close(CloseOptions{.clear = false}).ok()) return 13;
+    if (c->Put(SharedBytes::Copy("late")).ok()) return 14;
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "child exit code (see the test's return codes)";
+  release.count_down();
+  writer.join();
+  // The parent's connector is still open, and its Put completed.
+  EXPECT_THAT(ListDir(dir_), ::testing::SizeIs(1));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key last, c->Put(SharedBytes::Copy("x")));
+  EXPECT_THAT(c->Exists(last), IsOkAndHolds(true));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_THAT(ListDir(dir_), IsEmpty());
 }
 
 }  // namespace

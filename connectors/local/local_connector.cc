@@ -96,6 +96,18 @@ void Release(const std::string& id) {
   }
 }
 
+// The "namespace" option: nullopt if absent, InvalidArgument if empty.
+absl::StatusOr<std::optional<std::string>> NamespaceOption(
+    const ConnectorConfig& config) {
+  if (!config.options.contains("namespace")) return std::nullopt;
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string id, config.GetString("namespace"));
+  if (id.empty()) {
+    return absl::InvalidArgumentError(
+        "connector \"local\": option \"namespace\" must not be empty");
+  }
+  return id;
+}
+
 }  // namespace
 }  // namespace local_internal
 
@@ -110,16 +122,9 @@ LocalConnector::~LocalConnector() { local_internal::Release(namespace_id_); }
 absl::StatusOr<std::unique_ptr<LocalConnector>> LocalConnector::Create(
     const ConnectorConfig& options) {
   PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions({"namespace"}));
-  std::string id;
-  if (options.options.contains("namespace")) {
-    PROXYSTORE_ASSIGN_OR_RETURN(id, options.GetString("namespace"));
-    if (id.empty()) {
-      return absl::InvalidArgumentError(
-          "connector \"local\": option \"namespace\" must not be empty");
-    }
-  } else {
-    id = NewObjectId();
-  }
+  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<std::string> named,
+                              local_internal::NamespaceOption(options));
+  std::string id = named.has_value() ? *std::move(named) : NewObjectId();
   std::shared_ptr<Namespace> ns = local_internal::Acquire(id);
   // Not make_unique: the constructor is private.
   return std::unique_ptr<LocalConnector>(
@@ -131,6 +136,20 @@ absl::StatusOr<std::unique_ptr<Connector>> LocalConnector::FromConfig(
   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<LocalConnector> c,
                               Create(config));
   return std::unique_ptr<Connector>(std::move(c));
+}
+
+ConnectorKindTraits LocalConnector::KindTraits() {
+  ConnectorKindTraits traits;
+  traits.location_options = {"namespace"};
+  // Without a namespace the config makes a fresh, empty one: "local:".
+  traits.destinations = [](const ConnectorConfig& config)
+      -> absl::StatusOr<std::vector<std::string>> {
+    PROXYSTORE_ASSIGN_OR_RETURN(std::optional<std::string> named,
+                                local_internal::NamespaceOption(config));
+    return std::vector<std::string>{
+        absl::StrCat(kKind, ":", named.value_or(""))};
+  };
+  return traits;
 }
 
 ConnectorConfig LocalConnector::Config() const {
@@ -210,6 +229,7 @@ absl::Status LocalConnector::DoClose(const CloseOptions& options) {
   return absl::OkStatus();
 }
 
-PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig);
+PROXYSTORE_REGISTER_CONNECTOR("local", &LocalConnector::FromConfig,
+                              LocalConnector::KindTraits());
 
 }  // namespace proxystore

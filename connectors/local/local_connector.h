@@ -23,6 +23,10 @@
 // Options: "namespace" (string, optional; non-empty). Unknown options are
 // InvalidArgument.
 //
+// From a serialized proxy (connectors/trust.h): "namespace" is the location
+// (destination "local:<namespace>"); there are no other options, so no
+// receiver defaults.
+//
 // After Close, Put/Get/Exists/Evict on that connector object are
 // FailedPrecondition; other connectors on the same namespace keep working.
 //
@@ -67,6 +71,8 @@ class LocalConnector : public Connector {
   // Registry factory; the config's kind is not checked here.
   static absl::StatusOr<std::unique_ptr<Connector>> FromConfig(
       const ConnectorConfig& config);
+  // What "local" registers with (see the file comment).
+  static ConnectorKindTraits KindTraits();
 
   ~LocalConnector() override;
 

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
@@ -19,7 +20,9 @@ namespace {
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::StatusIs;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 MATCHER_P(IsOkAndHolds, matcher, "") {
   if (!arg.ok()) {
@@ -216,6 +219,62 @@ TEST(LocalConnector, CreatingConnectorsOnOneNamespaceFromManyThreads) {
   for (std::thread& th : threads) th.join();
   EXPECT_THAT(anchor->Get(key), IsOk());
   PROXYSTORE_ASSERT_OK(anchor->Close(CloseOptions{.clear = true}));
+}
+
+// ---- configs from serialized proxies (connectors/trust.h) ----
+
+TEST(LocalConnector, RegistersTheNamespaceAsItsOnlyLocation) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorKindTraits traits,
+                                  GetConnectorKindTraits("local"));
+  EXPECT_THAT(traits.location_options, ElementsAre("namespace"));
+  EXPECT_THAT(traits.receiver_defaults, IsEmpty());
+  // "namespace" always comes from the proxy.
+  EXPECT_THAT(SetReceiverOptions("local", {{"namespace", "mine"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "location"));
+}
+
+TEST(LocalConnector, ReceiverConfigKeepsTheNamespace) {
+  const ConnectorConfig wire{"LocalConnector",
+                             {{"namespace", "wire-ns"}, {"bogus", "1"}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig config,
+                                  ReceiverConfig(wire, TrustPolicy::Default()));
+  EXPECT_EQ(config, (ConnectorConfig{"local", {{"namespace", "wire-ns"}}}));
+  EXPECT_THAT(LocationConfig(wire), IsOkAndHolds(ConnectorConfig{
+                                        "local", {{"namespace", "wire-ns"}}}));
+  // Without a namespace the receiver gets a fresh, empty one.
+  EXPECT_THAT(ReceiverConfig({"local", {}}, TrustPolicy::Default()),
+              IsOkAndHolds(ConnectorConfig{"local", {}}));
+}
+
+TEST(LocalConnector, DestinationIsLocalColonNamespace) {
+  EXPECT_THAT(ConnectorDestinations({"local", {{"namespace", "ns-a"}}}),
+              IsOkAndHolds(ElementsAre("local:ns-a")));
+  EXPECT_THAT(ConnectorDestinations({"local", {}}),
+              IsOkAndHolds(ElementsAre("local:")));
+  EXPECT_THAT(ConnectorDestinations({"local", {{"namespace", ""}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "namespace"));
+
+  const TrustPolicy policy =
+      TrustPolicy::DenyAll().AllowDestination("local:ns-a");
+  EXPECT_THAT(ReceiverConfig({"local", {{"namespace", "ns-a"}}}, policy),
+              IsOk());
+  EXPECT_THAT(ReceiverConfig({"local", {{"namespace", "ns-ab"}}}, policy),
+              StatusIs(absl::StatusCode::kPermissionDenied, "\"local:ns-ab\""));
+  EXPECT_THAT(ReceiverConfig({"local", {}}, policy),
+              StatusIs(absl::StatusCode::kPermissionDenied, "\"local:\""));
+}
+
+TEST(LocalConnector, ConnectorFromTheWireReachesTheSameObjects) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalConnector> a,
+                                  LocalConnector::Create());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, a->Put(SharedBytes::Copy("wire")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> b,
+                                  MakeConnectorFromWire(a->Config()));
+  EXPECT_EQ(b->Config(), a->Config());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got, b->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "wire");
+  PROXYSTORE_ASSERT_OK(a->Close(CloseOptions{.clear = true}));
 }
 
 }  // namespace

@@ -848,6 +848,56 @@ absl::Status MultiConnector::DoClose(const CloseOptions& options) {
   return first;
 }
 
-PROXYSTORE_REGISTER_CONNECTOR("multi", &MultiConnector::FromConfig);
+ConnectorKindTraits MultiConnector::KindTraits() {
+  ConnectorKindTraits traits;
+  // Children (their names, configs and policies) are where the data is.
+  traits.location_options = {"child.*"};
+  // A multi connector reaches nothing itself: its children's destinations
+  // are checked when `nested` visits them.
+  traits.destinations = [](const ConnectorConfig&) {
+    return absl::StatusOr<std::vector<std::string>>(std::vector<std::string>{});
+  };
+  traits.map_nested = [](const ConnectorConfig& config,
+                         const ConnectorKindTraits::NestedFn& nested)
+      -> absl::StatusOr<ConnectorConfig> {
+    const std::string host = CurrentHostname();
+    ConnectorConfig out = config;
+    for (auto& [option, value] : out.options) {
+      std::optional<std::pair<size_t, std::string>> parsed =
+          ParseChildOption(option);
+      if (!parsed.has_value() || parsed->second != "config") continue;
+      // A child that is dormant on this host is never instantiated here
+      // (FromConfig): its config is carried as it came, unread.
+      const std::string policy_option =
+          absl::StrCat("child.", parsed->first, ".policy");
+      auto policy_text = config.options.find(policy_option);
+      if (policy_text != config.options.end()) {
+        absl::StatusOr<Policy> policy = Policy::Parse(policy_text->second);
+        if (policy.ok() && policy->Validate().ok() &&
+            !policy->IsValidOnHost(host)) {
+          continue;
+        }
+      }
+      absl::StatusOr<ConnectorConfig> child = ParseChildConfig(value);
+      if (!child.ok()) {
+        return Annotate(
+            child.status(),
+            absl::StrCat("connector \"multi\": option ", Quote(option)));
+      }
+      absl::StatusOr<ConnectorConfig> mapped = nested(*child);
+      if (!mapped.ok()) {
+        return Annotate(
+            mapped.status(),
+            absl::StrCat("connector \"multi\": option ", Quote(option)));
+      }
+      value = SerializeChildConfig(*mapped);
+    }
+    return out;
+  };
+  return traits;
+}
+
+PROXYSTORE_REGISTER_CONNECTOR("multi", &MultiConnector::FromConfig,
+                              MultiConnector::KindTraits());
 
 }  // namespace proxystore

@@ -191,6 +191,12 @@ class MultiConnector : public Connector {
   // Registry factory (see the file comment); InvalidArgument for malformed
   // options, naming the option; a child that fails to be created fails the
   // whole creation, with the child's name in the message.
+  // How "multi" configs from serialized proxies are treated
+  // (connectors/trust.h): every "child.*" option travels; each active
+  // child's config is reduced, checked and completed as a config of its own
+  // kind would be; dormant children's configs are carried unread.
+  static ConnectorKindTraits KindTraits();
+
   static absl::StatusOr<std::unique_ptr<Connector>> FromConfig(
       const ConnectorConfig& config);
 

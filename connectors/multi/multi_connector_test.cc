@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/file/file_connector.h"
 #include "connectors/local/local_connector.h"
+#include "connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
@@ -1211,6 +1212,40 @@ ConnectorTestParams LocalAndFileParams() {
 }
 
 PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(Multi, LocalAndFileParams());
+
+TEST(MultiFromTheWire, ActiveChildrenAreReducedAndDormantOnesCarriedUnread) {
+  Policy dormant_policy;
+  dormant_policy.host_patterns = {"no-such-host-[0-9]+"};
+  const ConnectorConfig wire{
+      "multi",
+      {{"child.0.name", "f"},
+       {"child.0.config",
+        "\"file\" {\"directory\": \"/srv/ps\", \"clear\": \"true\"}"},
+       {"child.0.policy", "{}"},
+       {"child.1.name", "elsewhere"},
+       {"child.1.config", "\"kind-not-linked-here\" {\"x\": \"y\"}"},
+       {"child.1.policy", dormant_policy.Serialize()},
+       {"injected", "dropped"}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig got,
+                                  ReceiverConfig(wire, TrustPolicy::Default()));
+  EXPECT_FALSE(got.options.contains("injected"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      ConnectorConfig child,
+      MultiConnector::ParseChildConfig(got.options.at("child.0.config")));
+  EXPECT_EQ(child.options.at("directory"), "/srv/ps");
+  EXPECT_EQ(child.options.at("clear"), "false");
+  EXPECT_EQ(got.options.at("child.1.config"),
+            wire.options.at("child.1.config"));
+
+  // Only the active child's destination is judged.
+  EXPECT_THAT(ReceiverConfig(
+                  wire, TrustPolicy::DenyAll().AllowDestination("file:/srv")),
+              IsOk());
+  EXPECT_THAT(
+      ReceiverConfig(wire, TrustPolicy::DenyAll().AllowDestination("file:/x")),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr("\"file:/srv/ps\"")));
+}
 
 }  // namespace
 }  // namespace proxystore

@@ -1,43 +1,56 @@
 #include "connectors/redis/redis_connector.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/trust.h"
+#include "store/no_destructor.h"
 #include "store/status.h"
 
 namespace proxystore {
 namespace {
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
 // Command arguments at least this long are sent from the caller's memory;
 // shorter ones are copied next to the protocol framing.
 constexpr size_t kExternalArgMin = size_t{16} << 10;
-// A connection going back to the pool keeps at most this much hiredis read
-// buffer (a big GET grows it to the reply's size; hiredis itself would only
-// shrink it at the connection's next read).
-constexpr size_t kMaxIdleReadBuffer = size_t{64} << 10;
 // Keys per SCAN step of a clearing Close.
 constexpr absl::string_view kScanCount = "1000";
+// Longest SCAN cursor accepted (a uint64 in decimal has 20 digits).
+constexpr int64_t kMaxCursorSize = 64;
+// "max_object_size" of connectors made from serialized proxies: 1 GiB.
+constexpr absl::string_view kReceiverMaxObjectSize = "1073741824";
+
+// Bumped in every child by a pthread_atfork handler: a connection opened at
+// another generation belongs to another process.
+std::atomic<uint64_t> fork_generation{0};
+
+uint64_t ForkGeneration() {
+  return fork_generation.load(std::memory_order_acquire);
+}
 
 std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
@@ -48,10 +61,11 @@ timeval ToTimeval(int64_t ms) {
   return tv;
 }
 
-// hiredis's text for a socket timeout (SO_RCVTIMEO/SO_SNDTIMEO -> EAGAIN).
+// The text of a socket timeout (SO_RCVTIMEO/SO_SNDTIMEO -> EAGAIN).
 const std::string& TimeoutText() {
-  static const std::string text = std::generic_category().message(EAGAIN);
-  return text;
+  static NoDestructor<const std::string> text(
+      std::generic_category().message(EAGAIN));
+  return *text;
 }
 
 // Marks `c` failed the way hiredis does, so that it is never reused.
@@ -88,28 +102,42 @@ absl::Status TransportError(const redisContext* c, absl::string_view timeout) {
   }
 }
 
-absl::string_view ReplyTypeName(int type) {
-  switch (type) {
-    case REDIS_REPLY_STRING:
-      return "string";
-    case REDIS_REPLY_ARRAY:
-      return "array";
-    case REDIS_REPLY_INTEGER:
-      return "integer";
-    case REDIS_REPLY_NIL:
-      return "nil";
-    case REDIS_REPLY_STATUS:
+// The first line of a RESP2 reply.
+struct Reply {
+  char type = 0;  // '+' status, '-' error, ':' integer, '$' string, '*' array
+  // '+' and '-': the text, valid until the connection reads again.
+  absl::string_view text;
+  // ':' the integer; '$' the string's length, '*' the element count, -1 for
+  // nil.
+  int64_t number = 0;
+
+  bool nil() const { return (type == '$' || type == '*') && number < 0; }
+  // Whether more of the reply follows this line.
+  bool has_body() const {
+    return (type == '$' && number >= 0) || (type == '*' && number > 0);
+  }
+};
+
+absl::string_view ReplyTypeName(const Reply& r) {
+  if (r.nil()) return "nil";
+  switch (r.type) {
+    case '+':
       return "status";
-    case REDIS_REPLY_ERROR:
+    case '-':
       return "error";
+    case ':':
+      return "integer";
+    case '$':
+      return "string";
+    case '*':
+      return "array";
   }
   return "unknown";
 }
 
 // An error reply, as a status naming the command and quoting the server.
 absl::Status ErrorReplyStatus(absl::string_view command,
-                              const redisReply& reply) {
-  const absl::string_view message(reply.str, reply.len);
+                              absl::string_view message) {
   // The first word of a Redis error is its class ("ERR", "WRONGPASS", ...).
   const absl::string_view cls = message.substr(0, message.find(' '));
   absl::StatusCode code = absl::StatusCode::kInternal;
@@ -131,24 +159,6 @@ absl::Status ErrorReplyStatus(absl::string_view command,
   return absl::Status(code, absl::StrCat(command, " failed: ", message));
 }
 
-// OK if `reply` has type `type`; an error reply becomes ErrorReplyStatus.
-absl::Status ExpectType(absl::string_view command, const redisReply& reply,
-                        int type) {
-  if (reply.type == type) return absl::OkStatus();
-  if (reply.type == REDIS_REPLY_ERROR) return ErrorReplyStatus(command, reply);
-  return absl::InternalError(
-      absl::StrCat(command, " returned a ", ReplyTypeName(reply.type),
-                   " reply, expected ", ReplyTypeName(type)));
-}
-
-// The bytes of a string reply, owned by the reply itself: no copy.
-SharedBytes ReplyBytes(ReplyPtr reply) {
-  const absl::string_view view(reply->str, reply->len);
-  std::shared_ptr<const void> owner(reply.release(),
-                                    [](redisReply* r) { freeReplyObject(r); });
-  return SharedBytes::FromOwner(std::move(owner), view);
-}
-
 // Redis glob patterns treat * ? [ ] \ specially; escape them so that MATCH
 // sees the prefix literally.
 std::string EscapeGlob(absl::string_view s) {
@@ -163,24 +173,14 @@ std::string EscapeGlob(absl::string_view s) {
   return out;
 }
 
-// Reads one reply; a transport failure leaves c->err set.
-absl::StatusOr<ReplyPtr> ReadReply(redisContext* c, absl::string_view timeout) {
-  void* raw = nullptr;
-  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-    if (c->err == 0) SetContextError(c, REDIS_ERR_OTHER, "no reply");
-    return TransportError(c, timeout);
-  }
-  return ReplyPtr(static_cast<redisReply*>(raw));
-}
-
 // RESP commands, pipelined, sent with sendmsg(2) straight from the callers'
 // buffers: long arguments (values) are iovecs pointing at the caller's bytes
 // and only the framing and short arguments are copied. hiredis's own writer
 // would copy each value twice into its output buffer and memmove the rest
 // after every partial write; and its write(2) raises SIGPIPE on a dead
 // connection, where MSG_NOSIGNAL gives EPIPE. The viewed arguments must
-// outlive Send(). Replies are read with hiredis (ReadReply); hiredis's
-// output buffer stays empty throughout.
+// outlive Send(). Replies are read by Connection; hiredis's buffers stay
+// empty throughout.
 class CommandWriter {
  public:
   void Add(absl::Span<const absl::string_view> args) {
@@ -286,35 +286,6 @@ class CommandWriter {
   size_t commands_ = 0;
 };
 
-// Sends `writer`'s commands and checks that each reply has `type`. Reads
-// every reply even after an error reply, so the connection stays in step.
-absl::Status RoundTrip(redisContext* c, const CommandWriter& writer,
-                       absl::string_view command, int type,
-                       absl::string_view timeout) {
-  PROXYSTORE_RETURN_IF_ERROR(writer.Send(c, timeout));
-  absl::Status first = absl::OkStatus();
-  for (size_t i = 0; i < writer.commands(); ++i) {
-    PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr reply, ReadReply(c, timeout));
-    first.Update(ExpectType(command, *reply, type));
-  }
-  return first;
-}
-
-// Frees a big, fully consumed read buffer, as hiredis would on its next read,
-// by swapping in a fresh reader (sds.h lacks extern "C", so its sdsfree and
-// sdsempty cannot be called from C++). False if the connection is unusable.
-bool TrimReadBuffer(redisContext* c) {
-  redisReader* r = c->reader;
-  if (r == nullptr || r->buf == nullptr) return false;
-  const bool idle = r->pos == r->len && r->ridx == -1;
-  if (!idle || sdsalloc(r->buf) <= kMaxIdleReadBuffer) return true;
-  redisReader* fresh = redisReaderCreate();
-  if (fresh == nullptr) return false;
-  redisReaderFree(r);
-  c->reader = fresh;
-  return true;
-}
-
 absl::Status OptionError(absl::string_view message) {
   return absl::InvalidArgumentError(
       absl::StrCat("connector \"redis\": ", message));
@@ -331,25 +302,272 @@ absl::StatusOr<int64_t> GetIntInRange(const ConnectorConfig& config,
   return value;
 }
 
+// Host names and IP addresses (an IPv6 zone after '%'): nothing that could
+// read as another part of a destination ("redis:<host>:<port>/...").
+bool ValidHost(absl::string_view host) {
+  if (host.empty()) return false;
+  for (char ch : host) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' &&
+        ch != '-' && ch != '_' && ch != ':' && ch != '%') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The connectors alive in this process, for the fork handlers. A std::mutex
+// for the reason given at RedisConnector::mu_.
+struct LiveConnectors {
+  std::mutex mu;
+  absl::flat_hash_set<RedisConnector*> all;  // Guarded by mu.
+};
+
+LiveConnectors& Live() {
+  static NoDestructor<LiveConnectors> live;
+  return *live;
+}
+
 }  // namespace
 
-void RedisConnector::ContextDeleter::operator()(redisContext* c) const {
-  redisFree(c);
+namespace redis_internal {
+
+// One connection: hiredis connected it (name resolution, connect timeout,
+// keepalive); the connector writes commands (CommandWriter) and reads replies
+// (below) on its descriptor itself, through a fixed buffer.
+class Connection {
+ public:
+  // Takes `context`: connected, blocking, with socket timeouts set.
+  explicit Connection(redisContext* context)
+      : context_(context), generation_(ForkGeneration()) {}
+  // redisFree: close(2) of this process's descriptor and free(3); never any
+  // I/O (no QUIT), so a forked child may drop its parent's connections.
+  ~Connection() { redisFree(context_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  redisContext* context() const { return context_; }
+  // The fork generation of the process that opened it.
+  uint64_t generation() const { return generation_; }
+  // False once the connection failed, or holds unread reply bytes.
+  bool usable() const { return context_->err == 0 && !discarded_; }
+  // A reply was left unread on purpose (too large): close, server is fine.
+  void Discard() { discarded_ = true; }
+
+  // Marks the connection failed (error `type`) and returns its status.
+  absl::Status Fail(int type, absl::string_view message,
+                    absl::string_view timeout) {
+    SetContextError(context_, type, message);
+    return TransportError(context_, timeout);
+  }
+
+  // The first line of the next reply; a malformed one is a protocol error.
+  absl::StatusOr<Reply> ReadReply(absl::string_view timeout) {
+    if (context_->err != 0) return TransportError(context_, timeout);
+    absl::string_view line;
+    for (;;) {
+      const absl::string_view pending(buf_ + begin_, end_ - begin_);
+      const size_t eol = pending.find("\r\n");
+      if (eol != absl::string_view::npos) {
+        line = pending.substr(0, eol);
+        begin_ += eol + 2;
+        break;
+      }
+      if (pending.size() == RedisConnector::kReadBufferSize) {
+        return Fail(REDIS_ERR_PROTOCOL,
+                    absl::StrCat("a reply line is longer than ",
+                                 RedisConnector::kReadBufferSize, " bytes"),
+                    timeout);
+      }
+      PROXYSTORE_RETURN_IF_ERROR(Fill(timeout));
+    }
+    Reply r;
+    if (!line.empty()) r.type = line[0];
+    const absl::string_view rest = line.substr(line.empty() ? 0 : 1);
+    switch (r.type) {
+      case '+':
+      case '-':
+        r.text = rest;
+        return r;
+      case ':':
+      case '$':
+      case '*':
+        if (!absl::SimpleAtoi(rest, &r.number) ||
+            (r.type != ':' && r.number < -1)) {
+          return Fail(
+              REDIS_ERR_PROTOCOL,
+              absl::StrCat("malformed reply line ", QuoteForMessage(line, 64)),
+              timeout);
+        }
+        return r;
+    }
+    return Fail(
+        REDIS_ERR_PROTOCOL,
+        absl::StrCat("not a RESP2 reply line: ", QuoteForMessage(line, 64)),
+        timeout);
+  }
+
+  // The `size` bytes of a string reply whose length line was just read, in
+  // a buffer of their own. The caller has checked `size` against its limit.
+  absl::StatusOr<SharedBytes> ReadString(size_t size,
+                                         absl::string_view timeout) {
+    std::unique_ptr<char[]> data;
+    if (size > 0) {
+      data.reset(new (std::nothrow) char[size]);
+      if (data == nullptr) {
+        Discard();
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "cannot allocate ", size, " bytes for a value in a reply"));
+      }
+    }
+    size_t have = 0;
+    while (have < size) {
+      const size_t left = size - have;
+      if (begin_ == end_ && left >= RedisConnector::kReadBufferSize) {
+        // Straight from the socket into the value.
+        PROXYSTORE_ASSIGN_OR_RETURN(size_t n,
+                                    Recv(data.get() + have, left, timeout));
+        have += n;
+        continue;
+      }
+      if (begin_ == end_) PROXYSTORE_RETURN_IF_ERROR(Fill(timeout));
+      const size_t n = std::min(left, end_ - begin_);
+      std::memcpy(data.get() + have, buf_ + begin_, n);
+      begin_ += n;
+      have += n;
+    }
+    while (end_ - begin_ < 2) PROXYSTORE_RETURN_IF_ERROR(Fill(timeout));
+    if (buf_[begin_] != '\r' || buf_[begin_ + 1] != '\n') {
+      return Fail(
+          REDIS_ERR_PROTOCOL,
+          absl::StrCat("a string of ", size, " bytes is not followed by CRLF"),
+          timeout);
+    }
+    begin_ += 2;
+    if (size == 0) return SharedBytes();
+    const absl::string_view view(data.get(), size);
+    return SharedBytes::FromOwner(
+        std::shared_ptr<const char[]>(std::move(data)), view);
+  }
+
+ private:
+  // Appends what the socket has (at least one byte) to the buffer.
+  absl::Status Fill(absl::string_view timeout) {
+    if (begin_ > 0) {
+      std::memmove(buf_, buf_ + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        size_t n,
+        Recv(buf_ + end_, RedisConnector::kReadBufferSize - end_, timeout));
+    end_ += n;
+    return absl::OkStatus();
+  }
+
+  // One recv(2) of at most `size` (> 0) bytes; EOF is an error.
+  absl::StatusOr<size_t> Recv(char* out, size_t size,
+                              absl::string_view timeout) {
+    for (;;) {
+      const ssize_t n = ::recv(context_->fd, out, size, 0);
+      if (n > 0) return static_cast<size_t>(n);
+      if (n == 0) {
+        return Fail(REDIS_ERR_EOF, "Server closed the connection", timeout);
+      }
+      if (errno != EINTR) {
+        return Fail(REDIS_ERR_IO, std::generic_category().message(errno),
+                    timeout);
+      }
+    }
+  }
+
+  redisContext* const context_;
+  const uint64_t generation_;
+  bool discarded_ = false;
+  size_t begin_ = 0;  // buf_[begin_, end_) is read but not yet parsed.
+  size_t end_ = 0;
+  char buf_[RedisConnector::kReadBufferSize];
+};
+
+}  // namespace redis_internal
+
+namespace {
+
+using redis_internal::Connection;
+
+// OK if `r` has type `type` (nil counts as '$' and '*'). An error reply is
+// ErrorReplyStatus; another type is Internal, and if more of it follows,
+// the connection is out of step and marked failed.
+absl::Status Expect(Connection& c, absl::string_view command, const Reply& r,
+                    char type, absl::string_view timeout) {
+  if (r.type == type) return absl::OkStatus();
+  if (r.type == '-') return ErrorReplyStatus(command, r.text);
+  const std::string message = absl::StrCat(command, " returned an unexpected ",
+                                           ReplyTypeName(r), " reply");
+  if (r.has_body()) return c.Fail(REDIS_ERR_PROTOCOL, message, timeout);
+  return absl::InternalError(message);
+}
+
+// Sends `writer`'s commands and checks that each reply has `type` ('+' or
+// ':'). Reads every reply even after an error reply, so the connection stays
+// in step.
+absl::Status RoundTrip(Connection& c, const CommandWriter& writer,
+                       absl::string_view command, char type,
+                       absl::string_view timeout) {
+  PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout));
+  absl::Status first = absl::OkStatus();
+  for (size_t i = 0; i < writer.commands(); ++i) {
+    PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout));
+    first.Update(Expect(c, command, reply, type, timeout));
+    if (!c.usable()) return first;
+  }
+  return first;
+}
+
+}  // namespace
+
+void RedisConnector::PrepareFork() {
+  LiveConnectors& live = Live();
+  live.mu.lock();
+  for (RedisConnector* c : live.all) c->mu_.lock();
+}
+
+void RedisConnector::ParentAfterFork() {
+  LiveConnectors& live = Live();
+  for (RedisConnector* c : live.all) c->mu_.unlock();
+  live.mu.unlock();
+}
+
+// Only an atomic add and unlocks: the inherited connections are closed later,
+// by the first operation that finds them (Run), outside fork's handlers.
+void RedisConnector::ChildAfterFork() {
+  fork_generation.fetch_add(1, std::memory_order_acq_rel);
+  ParentAfterFork();
 }
 
 RedisConnector::RedisConnector(Settings settings)
     : settings_(std::move(settings)),
       endpoint_(settings_.unix_socket.empty()
                     ? absl::StrCat(settings_.host, ":", settings_.port)
-                    : settings_.unix_socket) {}
+                    : settings_.unix_socket),
+      timeout_(absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms,
+                            " ms")) {
+  static const bool fork_handlers = [] {
+    return pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork) == 0;
+  }();
+  (void)fork_handlers;
+  LiveConnectors& live = Live();
+  std::lock_guard<std::mutex> lock(live.mu);
+  live.all.insert(this);
+}
 
-RedisConnector::~RedisConnector() = default;
+RedisConnector::~RedisConnector() {
+  LiveConnectors& live = Live();
+  std::lock_guard<std::mutex> lock(live.mu);
+  live.all.erase(this);
+}
 
-absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
+absl::StatusOr<RedisConnector::Settings> RedisConnector::ParseLocation(
     const ConnectorConfig& options) {
-  PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
-      {"host", "port", "unix_socket", "db", "password", "prefix",
-       "connect_timeout_ms", "command_timeout_ms", "clear"}));
   auto has = [&options](const char* name) {
     return options.options.count(name) > 0;
   };
@@ -377,10 +595,10 @@ absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
     }
   } else {
     PROXYSTORE_ASSIGN_OR_RETURN(s.host, options.GetString("host", "127.0.0.1"));
-    if (s.host.empty() || s.host.find('\0') != std::string::npos) {
+    if (!ValidHost(s.host)) {
       return OptionError(absl::StrCat(
-          "option \"host\" must be a non-empty host name without NUL bytes, "
-          "got ",
+          "option \"host\" must be a host name or IP address (letters, "
+          "digits, \".-_:%\"), got ",
           Quote(s.host)));
     }
     PROXYSTORE_ASSIGN_OR_RETURN(
@@ -402,9 +620,25 @@ absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
       return OptionError(absl::StrCat("option \"prefix\" is longer than ",
                                       kMaxPrefixSize, " bytes"));
     }
-  } else {
-    s.prefix = absl::StrCat("proxystore:", NewObjectId(), ":");
   }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
+    const ConnectorConfig& options) {
+  PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
+      {"host", "port", "unix_socket", "db", "password", "prefix",
+       "max_object_size", "connect_timeout_ms", "command_timeout_ms",
+       "clear"}));
+  PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(options));
+  // A fresh key space: clearing it touches this connector's objects only.
+  if (s.prefix.empty())
+    s.prefix = absl::StrCat("proxystore:", NewObjectId(), ":");
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      int64_t max_object_size,
+      GetIntInRange(options, "max_object_size",
+                    static_cast<int64_t>(kMaxValueSize), 0, INT64_MAX));
+  s.max_object_size = static_cast<size_t>(max_object_size);
   PROXYSTORE_ASSIGN_OR_RETURN(
       s.connect_timeout_ms,
       GetIntInRange(options, "connect_timeout_ms", kDefaultConnectTimeoutMs, 1,
@@ -425,11 +659,54 @@ absl::StatusOr<std::unique_ptr<Connector>> RedisConnector::FromConfig(
   return std::unique_ptr<Connector>(std::move(c));
 }
 
+absl::StatusOr<std::vector<std::string>> RedisConnector::Destinations(
+    const ConnectorConfig& location) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(location));
+  std::string where;
+  if (!s.unix_socket.empty()) {
+    if (s.unix_socket[0] != '/') {
+      return OptionError(absl::StrCat(
+          "option \"unix_socket\" from a serialized proxy must be an absolute "
+          "path, got ",
+          Quote(s.unix_socket)));
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        std::string path,
+        trust_internal::CanonicalDirectory(kKind, s.unix_socket));
+    where = absl::StrCat("unix:", path);
+  } else {
+    const std::string host = absl::AsciiStrToLower(s.host);
+    // "redis:unix:..." names Unix sockets.
+    if (host == "unix") {
+      return OptionError(
+          "option \"host\" \"unix\" is ambiguous in a destination; use its "
+          "address");
+    }
+    where = host.find(':') == std::string::npos
+                ? absl::StrCat(host, ":", s.port)
+                : absl::StrCat("[", host, "]:", s.port);
+  }
+  return std::vector<std::string>{
+      absl::StrCat(kKind, ":", where, "/", s.db, "/", s.prefix)};
+}
+
+ConnectorKindTraits RedisConnector::KindTraits() {
+  ConnectorKindTraits traits;
+  traits.location_options = {"host", "port",   "unix_socket",
+                             "db",   "prefix", "password"};
+  traits.receiver_defaults = {
+      {"clear", "false"},
+      {"max_object_size", std::string(kReceiverMaxObjectSize)}};
+  traits.destinations = &RedisConnector::Destinations;
+  return traits;
+}
+
 ConnectorConfig RedisConnector::Config() const {
   ConnectorConfig config{
       std::string(kKind),
       {{"db", absl::StrCat(settings_.db)},
        {"prefix", settings_.prefix},
+       {"max_object_size", absl::StrCat(settings_.max_object_size)},
        {"connect_timeout_ms", absl::StrCat(settings_.connect_timeout_ms)},
        {"command_timeout_ms", absl::StrCat(settings_.command_timeout_ms)},
        {"clear", settings_.clear ? "true" : "false"}}};
@@ -474,34 +751,50 @@ absl::Status RedisConnector::CheckValueSize(size_t size,
       kMaxValueSize, " bytes)"));
 }
 
-absl::StatusOr<RedisConnector::ContextPtr> RedisConnector::Connect() const {
+absl::Status RedisConnector::CheckReadSize(int64_t size, const Key& key) const {
+  if (static_cast<uint64_t>(size) <= settings_.max_object_size) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the value of key ", Quote(key.id()), " (Redis key ",
+                   Quote(RedisKey(key)), ") is ", size,
+                   " bytes, more than this connector's max_object_size of ",
+                   settings_.max_object_size, " bytes; it was not read"));
+}
+
+absl::StatusOr<std::unique_ptr<RedisConnector::Connection>>
+RedisConnector::Connect() const {
   const timeval connect_tv = ToTimeval(settings_.connect_timeout_ms);
-  ContextPtr c(settings_.unix_socket.empty()
-                   ? redisConnectWithTimeout(settings_.host.c_str(),
-                                             settings_.port, connect_tv)
-                   : redisConnectUnixWithTimeout(settings_.unix_socket.c_str(),
-                                                 connect_tv));
-  if (c == nullptr) {
+  redisContext* raw = settings_.unix_socket.empty()
+                          ? redisConnectWithTimeout(settings_.host.c_str(),
+                                                    settings_.port, connect_tv)
+                          : redisConnectUnixWithTimeout(
+                                settings_.unix_socket.c_str(), connect_tv);
+  if (raw == nullptr) {
     return absl::ResourceExhaustedError(
         "hiredis could not allocate a connection");
   }
-  if (c->err != 0) {
+  auto c = std::make_unique<Connection>(raw);
+  if (raw->err != 0) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot connect to ", endpoint_, ": ", c->errstr,
+        "cannot connect to ", endpoint_, ": ", raw->errstr,
         // hiredis reports its own connect timeout as ETIMEDOUT.
-        TimedOut(c.get()) || std::strstr(c->errstr, "timed out") != nullptr
+        TimedOut(raw) || std::strstr(raw->errstr, "timed out") != nullptr
             ? absl::StrCat(
                   " (connect_timeout_ms=", settings_.connect_timeout_ms, ")")
             : ""));
   }
+  // Not inherited by programs this process executes. (A fork+exec by another
+  // thread between connect and here still inherits it.)
+  (void)::fcntl(raw->fd, F_SETFD, FD_CLOEXEC);
   // AUTH and SELECT are bounded by the connect timeout too.
-  if (redisSetTimeout(c.get(), connect_tv) != REDIS_OK) {
+  if (redisSetTimeout(raw, connect_tv) != REDIS_OK) {
     return absl::UnavailableError(
-        absl::StrCat("cannot set socket timeouts: ", c->errstr));
+        absl::StrCat("cannot set socket timeouts: ", raw->errstr));
   }
   if (settings_.unix_socket.empty()) {
     // Detects a vanished peer on idle pooled connections; best effort.
-    (void)redisEnableKeepAlive(c.get());
+    (void)redisEnableKeepAlive(raw);
   }
   const std::string timeout =
       absl::StrCat("connect_timeout_ms=", settings_.connect_timeout_ms, " ms");
@@ -511,39 +804,48 @@ absl::StatusOr<RedisConnector::ContextPtr> RedisConnector::Connect() const {
   if (!settings_.password.empty()) setup.Add({"AUTH", settings_.password});
   if (settings_.db != 0) setup.Add({"SELECT", db});
   if (setup.commands() > 0) {
-    PROXYSTORE_RETURN_IF_ERROR(setup.Send(c.get(), timeout));
+    PROXYSTORE_RETURN_IF_ERROR(setup.Send(raw, timeout));
     absl::Status first = absl::OkStatus();
     if (!settings_.password.empty()) {
-      PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr r, ReadReply(c.get(), timeout));
-      first.Update(ExpectType("AUTH", *r, REDIS_REPLY_STATUS));
+      PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c->ReadReply(timeout));
+      first.Update(Expect(*c, "AUTH", r, '+', timeout));
     }
-    if (settings_.db != 0) {
-      PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr r, ReadReply(c.get(), timeout));
-      first.Update(
-          ExpectType(absl::StrCat("SELECT ", db), *r, REDIS_REPLY_STATUS));
+    if (settings_.db != 0 && c->usable()) {
+      PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c->ReadReply(timeout));
+      first.Update(Expect(*c, absl::StrCat("SELECT ", db), r, '+', timeout));
     }
     PROXYSTORE_RETURN_IF_ERROR(first);
   }
-  if (redisSetTimeout(c.get(), ToTimeval(settings_.command_timeout_ms)) !=
+  if (redisSetTimeout(raw, ToTimeval(settings_.command_timeout_ms)) !=
       REDIS_OK) {
     return absl::UnavailableError(
-        absl::StrCat("cannot set socket timeouts: ", c->errstr));
+        absl::StrCat("cannot set socket timeouts: ", raw->errstr));
   }
   return c;
 }
 
 absl::Status RedisConnector::Run(
     absl::string_view op, bool check_open,
-    absl::FunctionRef<absl::Status(redisContext*)> fn) {
+    absl::FunctionRef<absl::Status(Connection&)> fn) {
   if (check_open) PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
   auto annotate = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("redis connector (", endpoint_, "): ", op));
   };
   for (int attempt = 0;; ++attempt) {
-    ContextPtr c;
+    std::unique_ptr<Connection> c;
     bool reused = false;
     if (attempt == 0) {
-      MutexLock lock(mu_);
+      // Closed outside the lock.
+      std::vector<std::unique_ptr<Connection>> inherited;
+      std::lock_guard<std::mutex> lock(mu_);
+      // Connections opened by a parent process are never used here.
+      const uint64_t generation = ForkGeneration();
+      for (std::unique_ptr<Connection>& idle : idle_) {
+        if (idle->generation() != generation) {
+          inherited.push_back(std::move(idle));
+        }
+      }
+      std::erase(idle_, nullptr);
       if (!idle_.empty()) {
         c = std::move(idle_.back());
         idle_.pop_back();
@@ -551,42 +853,49 @@ absl::Status RedisConnector::Run(
       }
     }
     if (c == nullptr) {
-      absl::StatusOr<ContextPtr> made = Connect();
+      absl::StatusOr<std::unique_ptr<Connection>> made = Connect();
       if (!made.ok()) return annotate(made.status());
       c = *std::move(made);
     }
-    absl::Status status = fn(c.get());
-    if (c->err == 0) {
+    absl::Status status = fn(*c);
+    if (c->usable()) {
       Release(std::move(c));
       return annotate(status);
     }
-    // The connection is broken. Idle ones probably are too (a restarted or
-    // crashed server): drop them all.
-    const bool timed_out = TimedOut(c.get());
+    const redisContext* context = c->context();
+    // Only EOF or a reset on a connection that sat in the pool is worth a
+    // second try: it may have died while idle. Not after a timeout (that
+    // would double the wait) or a bad reply.
+    const bool stale =
+        reused && (context->err == REDIS_ERR_EOF ||
+                   (context->err == REDIS_ERR_IO && !TimedOut(context)));
+    const bool failed = context->err != 0;
     c.reset();
-    DropIdle();
-    // A connection that sat in the pool may have died while idle: try once
-    // more on a new one. Not after a timeout: that would double the wait.
-    if (!reused || timed_out || attempt > 0) return annotate(status);
+    // A failed connection: idle ones probably are too (a restarted or
+    // crashed server): drop them all.
+    if (failed) DropIdle();
+    if (!stale || attempt > 0) return annotate(status);
   }
 }
 
-void RedisConnector::Release(ContextPtr context) {
-  if (!TrimReadBuffer(context.get())) return;
-  ContextPtr surplus;  // Closed outside the lock.
-  MutexLock lock(mu_);
+void RedisConnector::Release(std::unique_ptr<Connection> connection) {
+  if (!connection->usable() || connection->generation() != ForkGeneration()) {
+    return;
+  }
+  std::unique_ptr<Connection> surplus;  // Closed outside the lock.
+  std::lock_guard<std::mutex> lock(mu_);
   if (closed_.load(std::memory_order_acquire) ||
       idle_.size() >= kMaxIdleConnections) {
-    surplus = std::move(context);
+    surplus = std::move(connection);
   } else {
-    idle_.push_back(std::move(context));
+    idle_.push_back(std::move(connection));
   }
 }
 
 void RedisConnector::DropIdle() {
-  std::vector<ContextPtr> idle;
+  std::vector<std::unique_ptr<Connection>> idle;
   {
-    MutexLock lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     idle.swap(idle_);
   }
 }
@@ -607,13 +916,11 @@ absl::StatusOr<Key> RedisConnector::DoPutParts(
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.AddJoiningLast({"SET", redis_key}, parts);
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
-  PROXYSTORE_RETURN_IF_ERROR(
-      Run(absl::StrCat("Put of key ", Quote(key.id())), /*check_open=*/true,
-          [&](redisContext* c) {
-            return RoundTrip(c, writer, "SET", REDIS_REPLY_STATUS, timeout);
-          }));
+  PROXYSTORE_RETURN_IF_ERROR(Run(absl::StrCat("Put of key ", Quote(key.id())),
+                                 /*check_open=*/true, [&](Connection& c) {
+                                   return RoundTrip(c, writer, "SET", '+',
+                                                    timeout_);
+                                 }));
   return key;
 }
 
@@ -636,8 +943,10 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
   // MSETs of at most kMaxBatchItems pairs and about kMaxBatchBytes of values
   // (a bigger value goes alone), all sent before any reply is read.
   CommandWriter writer;
+  std::vector<size_t> chunk_starts;  // Item index where each MSET starts.
   std::vector<absl::string_view> args;
   for (size_t i = 0; i < data.size();) {
+    chunk_starts.push_back(i);
     args.assign({"MSET"});
     size_t bytes = 0;
     while (i < data.size() && args.size() / 2 < kMaxBatchItems &&
@@ -649,14 +958,65 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
     }
     writer.Add(args);
   }
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
-  PROXYSTORE_RETURN_IF_ERROR(
+  chunk_starts.push_back(data.size());
+  const size_t chunks = writer.commands();
+  // Chunks that may have been stored: sent, and not refused by the server.
+  std::vector<bool> maybe_stored(chunks, false);
+  const absl::Status status =
       Run(absl::StrCat("PutBatch of ", data.size(), " objects"),
-          /*check_open=*/true, [&](redisContext* c) {
-            return RoundTrip(c, writer, "MSET", REDIS_REPLY_STATUS, timeout);
-          }));
-  return keys;
+          /*check_open=*/true, [&](Connection& c) -> absl::Status {
+            maybe_stored.assign(chunks, true);
+            PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+            absl::Status first = absl::OkStatus();
+            for (size_t k = 0; k < chunks; ++k) {
+              PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+              const absl::Status s = Expect(c, "MSET", reply, '+', timeout_);
+              if (s.ok()) continue;
+              if (c.usable()) maybe_stored[k] = false;
+              first.Update(
+                  Annotate(s, absl::StrCat("MSET ", k + 1, " of ", chunks,
+                                           " (items ", chunk_starts[k], " to ",
+                                           chunk_starts[k + 1] - 1, ")")));
+              if (!c.usable()) return first;
+            }
+            return first;
+          });
+  if (status.ok()) return keys;
+  // All or nothing: take back what the other chunks stored.
+  std::vector<std::string> stored;
+  for (size_t k = 0; k < chunks; ++k) {
+    if (!maybe_stored[k]) continue;
+    for (size_t i = chunk_starts[k]; i < chunk_starts[k + 1]; ++i) {
+      stored.push_back(redis_keys[i]);
+    }
+  }
+  if (stored.empty()) return status;
+  const absl::Status undo = Unlink(stored);
+  return absl::Status(
+      status.code(),
+      undo.ok()
+          ? absl::StrCat(status.message(), "; the ", stored.size(),
+                         " objects of the other chunks were removed "
+                         "again")
+          : absl::StrCat(status.message(), "; removing the ", stored.size(),
+                         " objects of the other chunks failed too, some "
+                         "may remain under prefix ",
+                         Quote(settings_.prefix), ": ", undo.message()));
+}
+
+absl::Status RedisConnector::Unlink(absl::Span<const std::string> redis_keys) {
+  CommandWriter writer;
+  std::vector<absl::string_view> args;
+  for (size_t i = 0; i < redis_keys.size(); i += kMaxBatchItems) {
+    args.assign({"UNLINK"});
+    const size_t end = std::min(redis_keys.size(), i + kMaxBatchItems);
+    for (size_t j = i; j < end; ++j) args.push_back(redis_keys[j]);
+    writer.Add(args);
+  }
+  return Run(absl::StrCat("UNLINK of ", redis_keys.size(), " keys"),
+             /*check_open=*/false, [&](Connection& c) {
+               return RoundTrip(c, writer, "UNLINK", ':', timeout_);
+             });
 }
 
 absl::StatusOr<std::optional<SharedBytes>> RedisConnector::DoGet(
@@ -667,18 +1027,20 @@ absl::StatusOr<std::optional<SharedBytes>> RedisConnector::DoGet(
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.Add({"GET", redis_key});
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
   std::optional<SharedBytes> result;
   PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](redisContext* c) -> absl::Status {
+      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
         result.reset();
-        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c, timeout));
-        PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr reply, ReadReply(c, timeout));
-        if (reply->type == REDIS_REPLY_NIL) return absl::OkStatus();
-        PROXYSTORE_RETURN_IF_ERROR(
-            ExpectType("GET", *reply, REDIS_REPLY_STRING));
-        result = ReplyBytes(std::move(reply));
+        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+        PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+        PROXYSTORE_RETURN_IF_ERROR(Expect(c, "GET", reply, '$', timeout_));
+        if (reply.nil()) return absl::OkStatus();
+        if (absl::Status s = CheckReadSize(reply.number, key); !s.ok()) {
+          c.Discard();  // The value stays unread.
+          return s;
+        }
+        PROXYSTORE_ASSIGN_OR_RETURN(
+            result, c.ReadString(static_cast<size_t>(reply.number), timeout_));
         return absl::OkStatus();
       }));
   return result;
@@ -699,53 +1061,55 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
   }
   // MGETs of at most kMaxBatchItems keys, all sent before any reply is read.
   CommandWriter writer;
-  std::vector<size_t> chunk_sizes;
   std::vector<absl::string_view> args;
   for (size_t i = 0; i < keys.size(); i += kMaxBatchItems) {
     const size_t n = std::min(kMaxBatchItems, keys.size() - i);
     args.assign({"MGET"});
     for (size_t j = i; j < i + n; ++j) args.push_back(redis_keys[j]);
     writer.Add(args);
-    chunk_sizes.push_back(n);
   }
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
   PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](redisContext* c) -> absl::Status {
+      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
         results.clear();
         results.reserve(keys.size());
-        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c, timeout));
+        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
         absl::Status first = absl::OkStatus();
-        for (size_t n : chunk_sizes) {
-          PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr reply, ReadReply(c, timeout));
-          absl::Status s = ExpectType("MGET", *reply, REDIS_REPLY_ARRAY);
-          if (s.ok() && reply->elements != n) {
-            s = absl::InternalError(absl::StrCat(
-                "MGET of ", n, " keys returned ", reply->elements, " values"));
-          }
-          if (!s.ok()) {
+        for (size_t i = 0; i < keys.size(); i += kMaxBatchItems) {
+          const size_t n = std::min(kMaxBatchItems, keys.size() - i);
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+          if (absl::Status s = Expect(c, "MGET", reply, '*', timeout_);
+              !s.ok()) {
+            if (!c.usable()) return s;
             first.Update(s);
+            results.resize(results.size() + n);
             continue;
           }
-          // Each value takes its own element out of the array, so that it
-          // keeps only its own bytes alive. The emptied array is freed here.
-          std::vector<ReplyPtr> elements;
-          elements.reserve(n);
-          for (size_t j = 0; j < n; ++j) {
-            elements.emplace_back(reply->element[j]);
-            reply->element[j] = nullptr;
+          if (reply.number != static_cast<int64_t>(n)) {
+            return c.Fail(REDIS_ERR_PROTOCOL,
+                          absl::StrCat("MGET of ", n, " keys returned ",
+                                       reply.number, " values"),
+                          timeout_);
           }
-          reply->elements = 0;
-          reply.reset();
-          for (ReplyPtr& e : elements) {
-            if (e == nullptr || e->type == REDIS_REPLY_NIL) {
-              results.emplace_back();
-            } else if (e->type == REDIS_REPLY_STRING) {
-              results.emplace_back(ReplyBytes(std::move(e)));
-            } else {
-              first.Update(ExpectType("MGET", *e, REDIS_REPLY_STRING));
-              results.emplace_back();
+          for (size_t j = i; j < i + n; ++j) {
+            PROXYSTORE_ASSIGN_OR_RETURN(Reply e, c.ReadReply(timeout_));
+            if (e.type != '$') {
+              return c.Fail(REDIS_ERR_PROTOCOL,
+                            absl::StrCat("MGET returned an unexpected ",
+                                         ReplyTypeName(e), " element"),
+                            timeout_);
             }
+            if (e.nil()) {
+              results.emplace_back();
+              continue;
+            }
+            if (absl::Status s = CheckReadSize(e.number, keys[j]); !s.ok()) {
+              c.Discard();  // The rest of the reply stays unread.
+              return s;
+            }
+            PROXYSTORE_ASSIGN_OR_RETURN(
+                SharedBytes value,
+                c.ReadString(static_cast<size_t>(e.number), timeout_));
+            results.emplace_back(std::move(value));
           }
         }
         return first;
@@ -760,16 +1124,13 @@ absl::StatusOr<bool> RedisConnector::DoExists(const Key& key) {
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.Add({"EXISTS", redis_key});
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
   bool exists = false;
   PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](redisContext* c) -> absl::Status {
-        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c, timeout));
-        PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr reply, ReadReply(c, timeout));
-        PROXYSTORE_RETURN_IF_ERROR(
-            ExpectType("EXISTS", *reply, REDIS_REPLY_INTEGER));
-        exists = reply->integer > 0;
+      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
+        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+        PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+        PROXYSTORE_RETURN_IF_ERROR(Expect(c, "EXISTS", reply, ':', timeout_));
+        exists = reply.number > 0;
         return absl::OkStatus();
       }));
   return exists;
@@ -782,48 +1143,63 @@ absl::Status RedisConnector::DoEvict(const Key& key) {
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.Add({"UNLINK", redis_key});
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
-  return Run(op, /*check_open=*/true, [&](redisContext* c) {
-    return RoundTrip(c, writer, "UNLINK", REDIS_REPLY_INTEGER, timeout);
+  return Run(op, /*check_open=*/true, [&](Connection& c) {
+    return RoundTrip(c, writer, "UNLINK", ':', timeout_);
   });
 }
 
 absl::Status RedisConnector::ClearKeys() {
   const std::string pattern = absl::StrCat(EscapeGlob(settings_.prefix), "*");
-  const std::string timeout =
-      absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms, " ms");
   return Run(
       absl::StrCat("Close, clearing keys matching ", Quote(pattern)),
-      /*check_open=*/false, [&](redisContext* c) -> absl::Status {
+      /*check_open=*/false, [&](Connection& c) -> absl::Status {
+        auto malformed = [&](absl::string_view what) {
+          return c.Fail(REDIS_ERR_PROTOCOL,
+                        absl::StrCat("SCAN returned ", what), timeout_);
+        };
         std::string cursor = "0";
         do {
           CommandWriter scan;
           scan.Add({"SCAN", cursor, "MATCH", pattern, "COUNT", kScanCount});
-          PROXYSTORE_RETURN_IF_ERROR(scan.Send(c, timeout));
-          PROXYSTORE_ASSIGN_OR_RETURN(ReplyPtr reply, ReadReply(c, timeout));
-          PROXYSTORE_RETURN_IF_ERROR(
-              ExpectType("SCAN", *reply, REDIS_REPLY_ARRAY));
-          if (reply->elements != 2 ||
-              reply->element[0]->type != REDIS_REPLY_STRING ||
-              reply->element[1]->type != REDIS_REPLY_ARRAY) {
-            return absl::InternalError("SCAN returned a malformed reply");
+          PROXYSTORE_RETURN_IF_ERROR(scan.Send(c.context(), timeout_));
+          // [cursor, [key, ...]]
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+          PROXYSTORE_RETURN_IF_ERROR(Expect(c, "SCAN", reply, '*', timeout_));
+          if (reply.number != 2) return malformed("a malformed reply");
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply head, c.ReadReply(timeout_));
+          if (head.type != '$' || head.nil() || head.number > kMaxCursorSize) {
+            return malformed("a malformed cursor");
           }
-          cursor.assign(reply->element[0]->str, reply->element[0]->len);
-          const redisReply& found = *reply->element[1];
-          if (found.elements == 0) continue;
+          PROXYSTORE_ASSIGN_OR_RETURN(
+              SharedBytes next,
+              c.ReadString(static_cast<size_t>(head.number), timeout_));
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply found, c.ReadReply(timeout_));
+          if (found.type != '*' ||
+              found.number > static_cast<int64_t>(kMaxScanKeys)) {
+            return malformed("a malformed or oversized list of keys");
+          }
+          std::vector<SharedBytes> names;
           std::vector<absl::string_view> args = {"UNLINK"};
-          for (size_t i = 0; i < found.elements; ++i) {
-            const redisReply& k = *found.element[i];
-            if (k.type != REDIS_REPLY_STRING) {
-              return absl::InternalError("SCAN returned a non-string key");
+          size_t bytes = 0;
+          for (int64_t i = 0; i < found.number; ++i) {
+            PROXYSTORE_ASSIGN_OR_RETURN(Reply k, c.ReadReply(timeout_));
+            if (k.type != '$' || k.nil() ||
+                static_cast<uint64_t>(k.number) > kMaxBatchBytes - bytes) {
+              return malformed("a non-string key or too many key bytes");
             }
-            args.emplace_back(k.str, k.len);
+            bytes += static_cast<size_t>(k.number);
+            PROXYSTORE_ASSIGN_OR_RETURN(
+                SharedBytes name,
+                c.ReadString(static_cast<size_t>(k.number), timeout_));
+            names.push_back(std::move(name));
           }
+          cursor = next.ToString();
+          if (names.empty()) continue;
+          for (const SharedBytes& name : names) args.push_back(name.view());
           CommandWriter unlink;
           unlink.Add(args);
           PROXYSTORE_RETURN_IF_ERROR(
-              RoundTrip(c, unlink, "UNLINK", REDIS_REPLY_INTEGER, timeout));
+              RoundTrip(c, unlink, "UNLINK", ':', timeout_));
         } while (cursor != "0");
         return absl::OkStatus();
       });
@@ -837,6 +1213,7 @@ absl::Status RedisConnector::DoClose(const CloseOptions& options) {
   return status;
 }
 
-PROXYSTORE_REGISTER_CONNECTOR("redis", &RedisConnector::FromConfig);
+PROXYSTORE_REGISTER_CONNECTOR("redis", &RedisConnector::FromConfig,
+                              RedisConnector::KindTraits());
 
 }  // namespace proxystore

@@ -1,20 +1,26 @@
 #include "connectors/redis/redis_connector.h"
 
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
@@ -31,6 +37,7 @@ using ::proxystore::testing::RedisServer;
 using ::proxystore::testing::RedisServerOptions;
 using ::proxystore::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
@@ -675,6 +682,308 @@ TEST_F(RedisConnectorTest, SilentServerTimesOutAsUnavailable) {
   PROXYSTORE_ASSERT_OK(own->Resume());
   EXPECT_THAT(c->Get(key),
               IsOkAndHolds(::testing::Optional(SharedBytes::Copy("v"))));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest,
+       DefaultPrefixesAreUniqueAndClearingOneLeavesTheOther) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto a, Connect(TcpConfig(server())));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto b, Connect(TcpConfig(server())));
+  EXPECT_THAT(a->prefix(), MatchesRegex("proxystore:[0-9a-f]{32}:"));
+  EXPECT_THAT(b->prefix(), MatchesRegex("proxystore:[0-9a-f]{32}:"));
+  ASSERT_NE(a->prefix(), b->prefix());
+  // Neither prefix is a prefix of the other (both end in ':').
+  ASSERT_FALSE(b->prefix().starts_with(a->prefix()));
+  std::vector<Key> b_keys;
+  for (int i = 0; i < 20; ++i) {
+    PROXYSTORE_ASSERT_OK(
+        a->Put(SharedBytes::Copy(absl::StrCat("a", i))).status());
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        Key k, b->Put(SharedBytes::Copy(absl::StrCat("b", i))));
+    b_keys.push_back(k);
+  }
+  ASSERT_EQ(Raw().Command({"SET", "proxystore:someone-else", "theirs"}), "+OK");
+  ASSERT_EQ(server().CountKeys(a->prefix()), 20);
+
+  PROXYSTORE_ASSERT_OK(a->Close({.clear = true}));
+  EXPECT_EQ(server().CountKeys(a->prefix()), 0);
+  EXPECT_EQ(server().CountKeys(b->prefix()), 20);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(b->Get(b_keys[i]),
+                IsOkAndHolds(::testing::Optional(
+                    SharedBytes::Copy(absl::StrCat("b", i)))));
+  }
+  EXPECT_EQ(Raw().Command({"GET", "proxystore:someone-else"}), "$theirs");
+  PROXYSTORE_ASSERT_OK(b->Close({.clear = true}));
+  EXPECT_EQ(Raw().Command({"DEL", "proxystore:someone-else"}), ":1");
+}
+
+TEST_F(RedisConnectorTest, PutBatchIsAllOrNothingWhenALaterChunkFails) {
+  // A server of its own: its memory limit must not disturb other tests.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<RedisServer> own,
+      RedisServer::Start({.extra_args = {"--maxmemory-policy", "noeviction"}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  // Three MSET chunks of 1000 values of 4 KB (4 MB each), against a limit
+  // 6 MB above what the server uses now: the first chunk fits, the second
+  // finds the server full and is refused (OOM).
+  std::vector<SharedBytes> values;
+  for (size_t i = 0; i < 3 * RedisConnector::kMaxBatchItems; ++i) {
+    values.push_back(
+        SharedBytes::Copy(Pattern(4000, static_cast<uint32_t>(i))));
+  }
+  RawClient raw(*own);
+  const int64_t used = raw.Info("memory", "used_memory");
+  ASSERT_GT(used, 0);
+  ASSERT_EQ(raw.Command({"CONFIG", "SET", "maxmemory",
+                         absl::StrCat(used + (int64_t{6} << 20))}),
+            "+OK");
+  const int64_t msets = raw.Calls("mset");
+
+  EXPECT_THAT(c->PutBatch(values),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("MSET 2 of 3 (items 1000 to 1999)"),
+                             HasSubstr("OOM"),
+                             HasSubstr("the 1000 objects of the other chunks "
+                                       "were removed again"))));
+  EXPECT_EQ(raw.Calls("mset") - msets, 1);    // The first chunk was stored...
+  EXPECT_EQ(own->CountKeys(c->prefix()), 0);  // ...and removed again.
+
+  // Room again: the same batch goes through whole.
+  ASSERT_EQ(raw.Command({"CONFIG", "SET", "maxmemory", "0"}), "+OK");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys, c->PutBatch(values));
+  EXPECT_EQ(own->CountKeys(c->prefix()), 3000);
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, ValuesOverMaxObjectSizeAreRefusedNamingKeyAndSizes) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto writer, Connect(TcpConfig(server())));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key big, writer->Put(SharedBytes::Copy(Pattern(100'000, 3))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key small,
+                                  writer->Put(SharedBytes::Copy("small")));
+  ConnectorConfig config = writer->Config();
+  EXPECT_EQ(config.options.at("max_object_size"),
+            absl::StrCat(RedisConnector::kMaxValueSize));
+  config.options["max_object_size"] = "1000";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto reader, Connect(config));
+  EXPECT_EQ(reader->Config().options.at("max_object_size"), "1000");
+
+  const auto too_big =
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr(big.id()), HasSubstr("100000 bytes"),
+                     HasSubstr("max_object_size of 1000 bytes")));
+  EXPECT_THAT(reader->Get(big), too_big);
+  EXPECT_THAT(reader->GetBatch({small, big}), too_big);
+  // The connection that held the unread value was closed; the next one works.
+  EXPECT_THAT(reader->Get(small),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("small"))));
+  EXPECT_THAT(
+      reader->GetBatch({small, Key("missing")}),
+      IsOkAndHolds(ElementsAre(::testing::Optional(SharedBytes::Copy("small")),
+                               std::nullopt)));
+  EXPECT_THAT(Connect(TcpConfig(server(), {{"max_object_size", "-1"}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_object_size"));
+  PROXYSTORE_EXPECT_OK(writer->Close({.clear = true}));
+}
+
+// A fake server: accepts connections one at a time on a loopback port, reads
+// the request, answers `reply` (any bytes), then half-closes and waits for
+// the client to hang up.
+class FakeServer {
+ public:
+  explicit FakeServer(std::string reply) : reply_(std::move(reply)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 8) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeServer() {
+    ::shutdown(fd_, SHUT_RDWR);  // Wakes accept().
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+
+  int port() const { return port_; }
+
+ private:
+  void Serve() {
+    for (;;) {
+      const int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) return;
+      char buf[4096];
+      (void)::recv(conn, buf, sizeof(buf), 0);
+      size_t sent = 0;
+      while (sent < reply_.size()) {
+        const ssize_t n = ::send(conn, reply_.data() + sent,
+                                 reply_.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+      ::shutdown(conn, SHUT_WR);
+      while (::recv(conn, buf, sizeof(buf), 0) > 0) {
+      }
+      ::close(conn);
+    }
+  }
+
+  const std::string reply_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// What a connector makes of `reply` to its first command, `op`.
+absl::Status AgainstFakeServer(
+    const std::string& reply,
+    const std::function<absl::Status(RedisConnector&)>& op,
+    std::map<std::string, std::string> more = {}) {
+  FakeServer fake(reply);
+  if (fake.port() == 0) return absl::InternalError("no fake server");
+  more["host"] = "127.0.0.1";
+  more["port"] = absl::StrCat(fake.port());
+  more["command_timeout_ms"] = "60000";
+  PROXYSTORE_ASSIGN_OR_RETURN(auto c, Connect({"redis", std::move(more)}));
+  absl::Status status = op(*c);
+  c.reset();  // Hangs up, so that the fake server's thread ends.
+  return status;
+}
+
+TEST(RedisHostileServer, RepliesAreReadWithBoundedMemory) {
+  const auto get = [](RedisConnector& c) { return c.Get(Key("k")).status(); };
+  const auto get_batch = [](RedisConnector& c) {
+    return c.GetBatch({Key("a"), Key("b")}).status();
+  };
+  const auto exists = [](RedisConnector& c) {
+    return c.Exists(Key("k")).status();
+  };
+  const auto clear = [](RedisConnector& c) { return c.Close({.clear = true}); };
+  // An announced length past max_object_size: refused before any allocation
+  // (1 TiB here; with a 1 MB limit, 2 MB).
+  EXPECT_THAT(AgainstFakeServer("$1099511627776\r\n", get),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("\"k\""), HasSubstr("1099511627776"),
+                             HasSubstr("max_object_size of 536870912"))));
+  EXPECT_THAT(AgainstFakeServer("*2\r\n$-1\r\n$2000000\r\n", get_batch,
+                                {{"max_object_size", "1000000"}}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("\"b\""), HasSubstr("2000000 bytes"))));
+  // An array longer than what was asked for, or absurdly long.
+  EXPECT_THAT(AgainstFakeServer("*3\r\n", get_batch),
+              StatusIs(absl::StatusCode::kInternal, "returned 3 values"));
+  EXPECT_THAT(AgainstFakeServer("*9223372036854775807\r\n", get_batch),
+              StatusIs(absl::StatusCode::kInternal, "protocol error"));
+  EXPECT_THAT(AgainstFakeServer("*2\r\n$1\r\n7\r\n*4294967296\r\n", clear),
+              StatusIs(absl::StatusCode::kInternal, "oversized list of keys"));
+  EXPECT_THAT(AgainstFakeServer(
+                  absl::StrCat("*2\r\n$1\r\n0\r\n*1\r\n$",
+                               RedisConnector::kMaxBatchBytes + 1, "\r\n"),
+                  clear),
+              StatusIs(absl::StatusCode::kInternal, "too many key bytes"));
+  // A line that never ends: the read buffer's size, no more.
+  EXPECT_THAT(AgainstFakeServer(std::string(1 << 20, '+'), exists),
+              StatusIs(absl::StatusCode::kInternal,
+                       "a reply line is longer than 16384 bytes"));
+  // Not RESP2 at all, malformed numbers, a string without its CRLF.
+  EXPECT_THAT(AgainstFakeServer("HTTP/1.1 400 Bad Request\r\n", get),
+              StatusIs(absl::StatusCode::kInternal, "not a RESP2 reply line"));
+  EXPECT_THAT(AgainstFakeServer("$-2\r\n", get),
+              StatusIs(absl::StatusCode::kInternal, "malformed reply line"));
+  EXPECT_THAT(AgainstFakeServer(":12x\r\n", exists),
+              StatusIs(absl::StatusCode::kInternal, "malformed reply line"));
+  EXPECT_THAT(AgainstFakeServer("$3\r\nabcXY", get),
+              StatusIs(absl::StatusCode::kInternal, "not followed by CRLF"));
+  // The wrong type, or a reply cut short.
+  EXPECT_THAT(AgainstFakeServer("*1\r\n$1\r\nx\r\n", get),
+              StatusIs(absl::StatusCode::kInternal,
+                       "GET returned an unexpected array reply"));
+  EXPECT_THAT(AgainstFakeServer("$100\r\nshort", get),
+              StatusIs(absl::StatusCode::kUnavailable, "closed"));
+  // Well-formed replies still work against the fake server.
+  EXPECT_THAT(AgainstFakeServer("$5\r\nhello\r\n", get), IsOk());
+  EXPECT_THAT(AgainstFakeServer("*2\r\n$0\r\n\r\n$-1\r\n", get_batch), IsOk());
+}
+
+TEST_F(RedisConnectorTest, ReceiverConfigKeepsOnlyTheLocationAndSafeDefaults) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c,
+                                  Connect(TcpConfig(server(), {{"db", "4"}})));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("data")));
+  // What a hostile proxy could carry: clear on close, timeouts of a day, a
+  // huge read limit, options this kind does not even have.
+  ConnectorConfig wire = c->Config();
+  wire.options["clear"] = "true";
+  wire.options["connect_timeout_ms"] = "86400000";
+  wire.options["command_timeout_ms"] = "86400000";
+  wire.options["max_object_size"] = "9223372036854775807";
+  wire.options["max_idle_connections"] = "1000000";
+  wire.options["password"] = "";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig receiver,
+                                  ReceiverConfig(wire, TrustPolicy::Default()));
+  const std::map<std::string, std::string> expected = {
+      {"host", server().host()},
+      {"port", absl::StrCat(server().port())},
+      {"db", "4"},
+      {"prefix", c->prefix()},
+      {"password", ""},
+      {"clear", "false"},
+      {"max_object_size", "1073741824"}};
+  EXPECT_EQ(receiver.kind, "redis");
+  EXPECT_EQ(receiver.options, expected);
+  // It reaches the data, and its plain Close() leaves it there.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> r,
+                                  MakeConnector(receiver));
+  EXPECT_THAT(r->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("data"))));
+  PROXYSTORE_EXPECT_OK(r->Close());
+  EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+
+  // Destinations, as documented in the header.
+  const std::string endpoint =
+      absl::StrCat("redis:127.0.0.1:", server().port());
+  EXPECT_THAT(
+      ConnectorDestinations(wire),
+      IsOkAndHolds(ElementsAre(absl::StrCat(endpoint, "/4/", c->prefix()))));
+  EXPECT_THAT(ConnectorDestinations(
+                  {"redis", {{"host", "LocalHost"}, {"prefix", "app:x"}}}),
+              IsOkAndHolds(ElementsAre("redis:localhost:6379/0/app:x")));
+  EXPECT_THAT(ConnectorDestinations({"redis", {{"host", "::1"}, {"db", "2"}}}),
+              IsOkAndHolds(ElementsAre("redis:[::1]:6379/2/")));
+  EXPECT_THAT(ConnectorDestinations(UnixConfig(server(), {{"prefix", "p:"}})),
+              IsOkAndHolds(ElementsAre(absl::StrCat(
+                  "redis:unix:", server().unix_socket(), "/0/p:"))));
+  EXPECT_THAT(ConnectorDestinations(
+                  {"redis", {{"unix_socket", "/run/../tmp/./r.sock"}}}),
+              IsOkAndHolds(ElementsAre("redis:unix:/tmp/r.sock/0/")));
+  EXPECT_THAT(ConnectorDestinations({"redis", {{"unix_socket", "r.sock"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "absolute"));
+  EXPECT_THAT(ConnectorDestinations({"redis", {{"host", "unix"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "ambiguous"));
+  EXPECT_THAT(
+      ConnectorDestinations({"redis", {{"host", "10.0.0.5:6379/0/app:"}}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "host"));
+
+  // A policy naming one server, database and key prefix.
+  const TrustPolicy policy = TrustPolicy::DenyAll().AllowDestination(
+      absl::StrCat(endpoint, "/4/", c->prefix()));
+  EXPECT_THAT(ReceiverConfig(wire, policy), IsOk());
+  ConnectorConfig elsewhere = wire;
+  elsewhere.options["db"] = "5";
+  EXPECT_THAT(ReceiverConfig(elsewhere, policy),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       absl::StrCat(endpoint, "/5/")));
+  elsewhere = wire;
+  elsewhere.options["prefix"] = "proxystore:";
+  EXPECT_THAT(ReceiverConfig(elsewhere, policy),
+              StatusIs(absl::StatusCode::kPermissionDenied));
   PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
 }
 

@@ -1,6 +1,5 @@
 #include "connectors/shm/shm_connector.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -16,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -25,7 +25,10 @@
 namespace proxystore {
 namespace {
 
-constexpr size_t kMaxNameSize = 255;  // NAME_MAX of tmpfs.
+// A Put whose temporary a concurrent sweep removed before the writer locked
+// it (the sweep cannot tell such a writer from a dead one) starts over under
+// a new name; a second loss in a row is all but impossible.
+constexpr int kPutAttempts = 3;
 
 std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 
@@ -43,14 +46,27 @@ std::optional<char> FirstBadChar(absl::string_view s) {
   return *it;
 }
 
+absl::StatusOr<int64_t> NonNegativeOption(const ConnectorConfig& options,
+                                          absl::string_view name,
+                                          int64_t fallback) {
+  PROXYSTORE_ASSIGN_OR_RETURN(int64_t value, options.GetInt(name, fallback));
+  if (value < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connector \"shm\": option \"", name, "\" must be >= 0, got ", value));
+  }
+  return value;
+}
+
 }  // namespace
 
 ShmConnector::ShmConnector(std::string ns, bool clear,
-                           int64_t populate_min_size, TestHooks hooks)
+                           int64_t populate_min_size, int64_t max_object_size,
+                           TestHooks hooks)
     : namespace_(std::move(ns)),
       file_prefix_(absl::StrCat(kNamePrefix, namespace_, ".")),
       clear_(clear),
       populate_min_size_(populate_min_size),
+      max_object_size_(max_object_size),
       hooks_(std::move(hooks)) {}
 
 absl::Status ShmConnector::ValidateNamespace(absl::string_view ns) {
@@ -66,8 +82,8 @@ absl::Status ShmConnector::ValidateNamespace(absl::string_view ns) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("connector \"shm\": option \"namespace\" ", Quote(ns),
-                   " is not valid: ", problem));
+      absl::StrCat("connector \"shm\": option \"namespace\" ",
+                   QuoteForMessage(ns, 100), " is not valid: ", problem));
 }
 
 absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::Create(
@@ -77,8 +93,8 @@ absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::Create(
 
 absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::CreateForTesting(
     const ConnectorConfig& options, TestHooks hooks) {
-  PROXYSTORE_RETURN_IF_ERROR(
-      options.CheckKnownOptions({"namespace", "clear", "populate_min_size"}));
+  PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
+      {"namespace", "clear", "populate_min_size", "max_object_size"}));
   std::string ns;
   if (auto it = options.options.find("namespace");
       it != options.options.end()) {
@@ -90,12 +106,10 @@ absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::CreateForTesting(
   PROXYSTORE_ASSIGN_OR_RETURN(bool clear, options.GetBool("clear", false));
   PROXYSTORE_ASSIGN_OR_RETURN(
       int64_t populate_min_size,
-      options.GetInt("populate_min_size", kDefaultPopulateMinSize));
-  if (populate_min_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "connector \"shm\": option \"populate_min_size\" must be >= 0, got ",
-        populate_min_size));
-  }
+      NonNegativeOption(options, "populate_min_size", kDefaultPopulateMinSize));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      int64_t max_object_size,
+      NonNegativeOption(options, "max_object_size", kNoSizeLimit));
   const std::string dir(kShmDirectory);
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -105,8 +119,12 @@ absl::StatusOr<std::unique_ptr<ShmConnector>> ShmConnector::CreateForTesting(
                      "/dev/shm (Linux) is required"));
   }
   // Not make_unique: the constructor is private.
-  return std::unique_ptr<ShmConnector>(new ShmConnector(
-      std::move(ns), clear, populate_min_size, std::move(hooks)));
+  std::unique_ptr<ShmConnector> c(
+      new ShmConnector(std::move(ns), clear, populate_min_size, max_object_size,
+                       std::move(hooks)));
+  // Best effort: reclaiming RAM is no reason to fail.
+  c->Sweep(/*objects=*/false).IgnoreError();
+  return c;
 }
 
 absl::StatusOr<std::unique_ptr<Connector>> ShmConnector::FromConfig(
@@ -115,17 +133,37 @@ absl::StatusOr<std::unique_ptr<Connector>> ShmConnector::FromConfig(
   return std::unique_ptr<Connector>(std::move(c));
 }
 
+ConnectorKindTraits ShmConnector::KindTraits() {
+  ConnectorKindTraits traits;
+  traits.location_options = {"namespace"};
+  traits.receiver_defaults = {
+      {"clear", "false"},
+      {"max_object_size", absl::StrCat(kReceiverMaxObjectSize)}};
+  traits.destinations = [](const ConnectorConfig& config)
+      -> absl::StatusOr<std::vector<std::string>> {
+    auto it = config.options.find("namespace");
+    if (it == config.options.end()) {
+      return absl::InvalidArgumentError(
+          "connector \"shm\": option \"namespace\" is required in a config "
+          "from outside (Config() always has it)");
+    }
+    PROXYSTORE_RETURN_IF_ERROR(ValidateNamespace(it->second));
+    return std::vector<std::string>{absl::StrCat(kKind, ":", it->second)};
+  };
+  return traits;
+}
+
 ConnectorConfig ShmConnector::Config() const {
   return ConnectorConfig{
       std::string(kKind),
       {{"namespace", namespace_},
        {"clear", clear_ ? "true" : "false"},
-       {"populate_min_size", absl::StrCat(populate_min_size_)}}};
+       {"populate_min_size", absl::StrCat(populate_min_size_)},
+       {"max_object_size", absl::StrCat(max_object_size_)}}};
 }
 
 absl::Status ShmConnector::CheckOpen(absl::string_view op) const {
-  ReaderMutexLock lock(mu_);
-  if (closed_) {
+  if (puts_.closed()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "shm connector (namespace ", namespace_, "): ", op, " after Close"));
   }
@@ -134,24 +172,12 @@ absl::Status ShmConnector::CheckOpen(absl::string_view op) const {
 
 absl::StatusOr<std::string> ShmConnector::FileName(const Key& key,
                                                    absl::string_view op) const {
-  const std::string& id = key.id();
-  const size_t max_id = kMaxNameSize - file_prefix_.size();
-  std::string problem;
-  if (id.empty()) {
-    problem = "it is empty";
-  } else if (id.size() > max_id) {
-    problem = absl::StrCat("it is longer than ", max_id,
-                           " bytes (the segment name must fit in ",
-                           kMaxNameSize, ")");
-  } else if (std::optional<char> bad = FirstBadChar(id)) {
-    problem = absl::StrCat("it contains ", Quote(absl::string_view(&*bad, 1)),
-                           " (allowed: letters, digits, '_', '-')");
-  } else {
-    return absl::StrCat(file_prefix_, id);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("shm connector ", op, ": key ", Quote(id),
-                   " is not a valid shm object name: ", problem));
+  if (IsObjectId(key.id())) return absl::StrCat(file_prefix_, key.id());
+  // Keys may come from a proxy: echo a bounded part.
+  return absl::InvalidArgumentError(absl::StrCat(
+      "shm connector ", op, ": key ", QuoteForMessage(key.id(), 100),
+      " is not a valid shm object name: this connector names objects with 32 "
+      "lowercase hex digits"));
 }
 
 absl::StatusOr<std::string> ShmConnector::SegmentName(const Key& key) const {
@@ -167,60 +193,56 @@ absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
 
 absl::StatusOr<Key> ShmConnector::DoPutParts(
     absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
-  // Held for the whole Put: Close waits for it (see mu_).
-  ReaderMutexLock lock(mu_);
-  if (closed_) {
+  if (!puts_.Enter()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "shm connector (namespace ", namespace_, "): Put after Close"));
   }
-  Key key(NewObjectId());
-  const std::string path =
-      absl::StrCat(kShmDirectory, "/", file_prefix_, key.id());
-  // "<prefix>.<id>.tmp": a key id cannot contain '.', so no key names it.
-  const std::string temp =
-      absl::StrCat(kShmDirectory, "/", file_prefix_, ".", key.id(), ".tmp");
-  auto fail = [&](int err, absl::string_view what) {
-    ::unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("shm connector Put of key ",
-                                         Quote(key.id()), ": ", what));
-  };
+  absl::Cleanup leave = [this] { puts_.Leave(); };
+  for (int attempt = 1;; ++attempt) {
+    Key key(NewObjectId());
+    const std::string path =
+        absl::StrCat(kShmDirectory, "/", file_prefix_, key.id());
+    // "<prefix>.<id>.tmp": a key id cannot contain '.', so no key names it.
+    const std::string temp =
+        absl::StrCat(kShmDirectory, "/", file_prefix_, ".", key.id(), ".tmp");
+    const std::string context =
+        absl::StrCat("shm connector Put of key ", Quote(key.id()),
+                     " (namespace ", namespace_, ")");
 
-  // Flags as glibc's shm_open adds them (O_NOFOLLOW | O_CLOEXEC).
-  ScopedFd fd(::open(temp.c_str(),
-                     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    int err = errno;
-    return ErrnoStatus(
-        err, absl::StrCat("shm connector Put of key ", Quote(key.id()),
-                          ": cannot create ", temp));
-  }
-  absl::Status wrote = WriteAll(
-      fd.get(), parts,
-      (hooks_.max_io_chunk == 0 ? kDefaultMaxIoChunk : hooks_.max_io_chunk),
-      [&](size_t written) {
-        if (hooks_.after_write) hooks_.after_write(key, temp, written);
-      });
-  if (!wrote.ok()) {
-    ::unlink(temp.c_str());
-    return Annotate(wrote, absl::StrCat("shm connector Put of key ",
-                                        Quote(key.id()), ": writing ", temp));
-  }
-  if (fd.Close() != 0) {
-    int err = errno;
-    return fail(err, absl::StrCat("closing ", temp));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      // Another connector's Close(clear) on this namespace removed it.
-      return absl::AbortedError(
-          absl::StrCat("shm connector Put of key ", Quote(key.id()), ": ", temp,
-                       " was removed before it was published (namespace ",
-                       namespace_, " cleared concurrently?)"));
+    // Flags as glibc's shm_open adds them (O_NOFOLLOW | O_CLOEXEC).
+    ScopedFd fd(::open(temp.c_str(),
+                       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0600));
+    if (fd.get() < 0) {
+      const int err = errno;
+      return ErrnoStatus(err, absl::StrCat(context, ": cannot create ", temp));
     }
-    return fail(err, absl::StrCat("renaming ", temp, " to ", path));
+    absl::StatusOr<bool> locked = LockTemporary(fd.get(), temp);
+    if (!locked.ok()) {
+      ::unlink(temp.c_str());
+      return Annotate(locked.status(), context);
+    }
+    if (!*locked) {
+      // A concurrent sweep took it for abandoned: start over.
+      if (attempt < kPutAttempts) continue;
+      return absl::AbortedError(absl::StrCat(
+          context, ": temporary segments were removed by concurrent sweeps ",
+          kPutAttempts, " times in a row"));
+    }
+    absl::Status wrote = WriteAll(
+        fd.get(), parts,
+        (hooks_.max_io_chunk == 0 ? kDefaultMaxIoChunk : hooks_.max_io_chunk),
+        [&](size_t written) {
+          if (hooks_.after_write) hooks_.after_write(key, temp, written);
+        });
+    if (!wrote.ok()) {
+      ::unlink(temp.c_str());
+      return Annotate(wrote, absl::StrCat(context, ": writing ", temp));
+    }
+    PROXYSTORE_RETURN_IF_ERROR(
+        Annotate(PublishTemporary(std::move(fd), temp, path), context));
+    return key;
   }
-  return key;
 }
 
 absl::StatusOr<std::optional<SharedBytes>> ShmConnector::DoGet(const Key& key) {
@@ -254,6 +276,13 @@ absl::StatusOr<std::optional<SharedBytes>> ShmConnector::DoGet(const Key& key) {
   if (!S_ISREG(st.st_mode)) {
     return error(absl::StatusCode::kFailedPrecondition,
                  "not a shared memory segment (not a regular file)");
+  }
+  // The size is the segment's say: check it before mapping.
+  if (st.st_size > max_object_size_) {
+    return error(absl::StatusCode::kResourceExhausted,
+                 absl::StrCat("the object is ", st.st_size,
+                              " bytes, more than option \"max_object_size\" (",
+                              max_object_size_, ")"));
   }
   const size_t n = static_cast<size_t>(st.st_size);
   if (n == 0) return SharedBytes();
@@ -322,56 +351,54 @@ absl::Status ShmConnector::DoEvict(const Key& key) {
   return absl::OkStatus();
 }
 
-absl::Status ShmConnector::RemoveSegments() const {
+absl::Status ShmConnector::Sweep(bool objects) const {
+  const absl::string_view op = objects ? "Close" : "sweep";
   const std::string dir(kShmDirectory);
-  // Collect first, then unlink: no reliance on readdir across removals.
-  std::vector<std::string> names;
-  {
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
-    if (d == nullptr) {
-      int err = errno;
-      return ErrnoStatus(
-          err, absl::StrCat("shm connector Close: cannot list ", dir));
-    }
-    while (true) {
-      errno = 0;
-      const struct dirent* e = ::readdir(d.get());
-      if (e == nullptr) {
-        if (int err = errno; err != 0) {
-          return ErrnoStatus(
-              err, absl::StrCat("shm connector Close: cannot list ", dir));
-        }
-        break;
-      }
-      if (absl::StartsWith(e->d_name, file_prefix_)) {
-        names.emplace_back(e->d_name);
-      }
-    }
+  ScopedFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) {
+    const int err = errno;
+    return ErrnoStatus(
+        err, absl::StrCat("shm connector ", op, ": cannot open ", dir));
+  }
+  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dir_fd.get());
+  if (!names.ok()) {
+    return Annotate(names.status(),
+                    absl::StrCat("shm connector ", op, ": ", dir));
   }
   absl::Status result;
-  for (const std::string& name : names) {
-    const std::string path = absl::StrCat(dir, "/", name);
-    if (::unlink(path.c_str()) != 0) {
-      int err = errno;
-      if (err == ENOENT) continue;  // Evicted or cleared concurrently.
-      // Keep going; report the first failure.
-      result.Update(ErrnoStatus(
-          err, absl::StrCat("shm connector Close: cannot remove ", path)));
+  for (const std::string& name : *names) {
+    if (!absl::StartsWith(name, file_prefix_)) continue;
+    const absl::string_view rest =
+        absl::string_view(name).substr(file_prefix_.size());
+    if (objects && IsObjectId(rest)) {
+      if (::unlinkat(dir_fd.get(), name.c_str(), 0) != 0) {
+        const int err = errno;
+        // Evicted or cleared concurrently; else keep going, report the
+        // first failure.
+        if (err != ENOENT) {
+          result.Update(ErrnoStatus(
+              err, absl::StrCat("shm connector Close: cannot remove ", dir, "/",
+                                name)));
+        }
+      }
+    } else if (IsTemporaryName(rest)) {
+      absl::StatusOr<bool> removed = RemoveIfAbandoned(dir_fd.get(), name);
+      if (!removed.ok()) {
+        result.Update(Annotate(removed.status(),
+                               absl::StrCat("shm connector ", op, ": ", dir)));
+      }
     }
   }
   return result;
 }
 
 absl::Status ShmConnector::DoClose(const CloseOptions& options) {
-  {
-    // Exclusive: waits for in-flight Puts, and no Put starts after this.
-    MutexLock lock(mu_);
-    closed_ = true;
-  }
+  puts_.CloseAndWait();
   if (!options.clear.value_or(clear_)) return absl::OkStatus();
-  return RemoveSegments();
+  return Sweep(/*objects=*/true);
 }
 
-PROXYSTORE_REGISTER_CONNECTOR("shm", &ShmConnector::FromConfig);
+PROXYSTORE_REGISTER_CONNECTOR("shm", &ShmConnector::FromConfig,
+                              ShmConnector::KindTraits());
 
 }  // namespace proxystore

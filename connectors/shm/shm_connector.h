@@ -9,12 +9,14 @@
 // with FailedPrecondition if /dev/shm is not a directory. Segments live in
 // RAM (counted against the tmpfs size) until evicted, cleared, or reboot;
 // they are created with mode 0600, so only the same user's processes share
-// them. Options:
+// them. Options (user default; default for a config from a proxy,
+// connectors/trust.h):
 //   "namespace"          letters, digits, '_' and '-', 1 to 64 characters;
-//                        default: a fresh NewObjectId() per connector created
-//                        without one. Config() includes it, so FromConfig in
-//                        another process reaches the same segments.
-//   "clear"              bool, default false: what Close() does when
+//                        the only location option. Default: a fresh
+//                        NewObjectId() per connector created without one.
+//                        Config() includes it, so FromConfig in another
+//                        process reaches the same segments.
+//   "clear"              bool (false; false): what Close() does when
 //                        CloseOptions::clear is unset. Unlike ProxyStore's
 //                        file connector (default true) and like its Redis
 //                        connector: connectors re-created from Config() in
@@ -22,19 +24,26 @@
 //                        delete the creator's segments when they close. The
 //                        owner closes with {.clear = true}; leftovers are
 //                        easy to find (`ls /dev/shm/proxystore.<namespace>.*`).
-//   "populate_min_size"  int >= 0, default INT64_MAX (never): objects at
+//   "populate_min_size"  int >= 0 (INT64_MAX: never; never): objects at
 //                        least this large are mapped with MAP_POPULATE (see
 //                        below).
-// Unknown options are InvalidArgument. Config() round-trips all three.
+//   "max_object_size"    int >= 0 (no limit; 1 GiB): Get of a larger segment
+//                        is ResourceExhausted naming the key, size and
+//                        limit, before anything is mapped.
+// Unknown options are InvalidArgument. Config() round-trips all four.
+// KindTraits(): the destination is "shm:<namespace>".
 //
 // Publication: Put creates a temporary segment
 // "proxystore.<namespace>..<key id>.tmp" (O_CREAT|O_EXCL, mode 0600),
-// write()s the bytes into its descriptor (looping over partial writes and
-// EINTR; the writer never maps the segment, so it takes no user page faults),
-// and rename(2)s it to the object's name, so a reader never sees an object
-// half-written. Temporary names can never be addressed by a key (key ids
-// cannot contain '.'). A failed write (ENOSPC when the tmpfs is full, EFBIG)
-// removes the temporary segment and returns an error naming the key.
+// holds flock(LOCK_EX) on it, write()s the bytes into its descriptor
+// (looping over partial writes and EINTR; the writer never maps the segment,
+// so it takes no user page faults), and rename(2)s it to the object's name,
+// so a reader never sees an object half-written. Temporary names can never
+// be addressed by a key. A failed write (ENOSPC when the tmpfs is full,
+// EFBIG) removes the temporary segment and returns an error naming the key.
+// A temporary whose lock can be taken lost its writer (killed mid-Put):
+// creating a connector and clearing remove those of its namespace, so they
+// do not hold RAM until reboot; a live writer's temporary is never removed.
 //
 // Get returns a read-only view of the segment itself, without copying: it
 // opens the segment O_RDONLY, fstat()s its size, mmap()s it PROT_READ
@@ -76,18 +85,23 @@
 // connector: garbage or a wrong size is returned as is, and the serializer
 // above detects the corruption.
 //
-// Keys: a key id must be 1+ letters, digits, '_' or '-' (NewObjectId() hex
-// ids are), short enough that the segment name fits NAME_MAX (255). Anything
-// else is InvalidArgument from Get/GetBatch/Exists/Evict: no name injection.
+// Keys: a key id must be what NewObjectId() mints, 32 lowercase hex digits.
+// Anything else is InvalidArgument naming the key from Get/GetBatch/Exists/
+// Evict, before any segment is touched: no name injection.
 //
-// Close: with clear, removes every segment of this namespace in /dev/shm
-// (objects and leftover temporaries of crashed writers), and nothing else.
-// Close waits for this connector's in-flight Puts, so none publishes after
-// it; Puts through other connectors on the namespace may. Idempotent; after
-// Close, Put/Get/Exists/Evict on that object are FailedPrecondition.
+// Close: with clear, removes the segments of this namespace that this
+// connector names (objects, and temporaries of dead writers), and nothing
+// else: other names under "proxystore.<namespace>." stay.
+// Close waits for this connector's Puts in flight in this process, so none
+// publishes after it; Puts through other connectors on the namespace may.
+// Idempotent; after Close, Put/Get/Exists/Evict on that object are
+// FailedPrecondition.
 //
 // Thread-safety: all methods may be called concurrently, from any number of
-// connectors and processes sharing a namespace.
+// connectors and processes sharing a namespace. The connector keeps no
+// descriptor, mapping or lock between calls: a child forked at any time
+// (even during a Put in another thread) may use and close its parent's
+// connector.
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ShmConnector> c,
 //                               ShmConnector::Create({"shm", {}}));
@@ -105,13 +119,12 @@
 #include <optional>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "connectors/connector.h"
+#include "connectors/fd_io.h"
 #include "store/bytes.h"
-#include "store/mutex.h"
 
 namespace proxystore {
 
@@ -126,6 +139,10 @@ class ShmConnector : public Connector {
   // Never populate (see "MAP_POPULATE" above).
   static constexpr int64_t kDefaultPopulateMinSize =
       std::numeric_limits<int64_t>::max();
+  // "max_object_size" of a connector made by the user: no limit.
+  static constexpr int64_t kNoSizeLimit = std::numeric_limits<int64_t>::max();
+  // "max_object_size" of a connector made from a proxy's config.
+  static constexpr int64_t kReceiverMaxObjectSize = int64_t{1} << 30;
   // Bytes per write() call; Linux moves at most 0x7ffff000 per call.
   static constexpr size_t kDefaultMaxIoChunk = size_t{1} << 30;
 
@@ -150,6 +167,9 @@ class ShmConnector : public Connector {
   // Registry factory; the config's kind is not checked here.
   static absl::StatusOr<std::unique_ptr<Connector>> FromConfig(
       const ConnectorConfig& config);
+  // What "shm" registers with: location option "namespace", receiver
+  // defaults clear=false, max_object_size=1 GiB.
+  static ConnectorKindTraits KindTraits();
 
   absl::string_view kind() const override { return kKind; }
   ConnectorConfig Config() const override;
@@ -174,25 +194,25 @@ class ShmConnector : public Connector {
 
  private:
   ShmConnector(std::string ns, bool clear, int64_t populate_min_size,
-               TestHooks hooks);
+               int64_t max_object_size, TestHooks hooks);
 
   absl::Status CheckOpen(absl::string_view op) const;
   // The segment's file name in /dev/shm after validating the key id.
   absl::StatusOr<std::string> FileName(const Key& key,
                                        absl::string_view op) const;
-  // Unlinks every /dev/shm entry of this namespace.
-  absl::Status RemoveSegments() const;
+  // Removes this namespace's abandoned temporaries; with `objects`, its
+  // objects too.
+  absl::Status Sweep(bool objects) const;
 
   const std::string namespace_;
   // "proxystore.<namespace>.": every segment of this namespace, no other.
   const std::string file_prefix_;
   const bool clear_;
   const int64_t populate_min_size_;
+  const int64_t max_object_size_;
   const TestHooks hooks_;
-  // Put holds it shared for its whole duration, Close exclusively while
-  // setting closed_: no Put of this connector publishes after Close.
-  mutable Mutex mu_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Close waits for this process's Puts in flight: none publishes after it.
+  mutable PutGate puts_;
 };
 
 }  // namespace proxystore

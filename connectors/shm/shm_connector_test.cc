@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/bytes.h"
@@ -225,12 +227,14 @@ TEST_F(ShmConnectorTest, DefaultNamespaceIsFreshAndInConfig) {
 
   const ConnectorConfig config = connector().Config();
   EXPECT_EQ(config.kind, "shm");
-  EXPECT_EQ(config.options,
-            (std::map<std::string, std::string>{
-                {"namespace", ns()},
-                {"clear", "false"},
-                {"populate_min_size",
-                 absl::StrCat(ShmConnector::kDefaultPopulateMinSize)}}));
+  EXPECT_EQ(
+      config.options,
+      (std::map<std::string, std::string>{
+          {"namespace", ns()},
+          {"clear", "false"},
+          {"populate_min_size",
+           absl::StrCat(ShmConnector::kDefaultPopulateMinSize)},
+          {"max_object_size", absl::StrCat(ShmConnector::kNoSizeLimit)}}));
   // A connector made from the config reaches the same segments.
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
                                   connector().Put(SharedBytes::Copy("hi")));
@@ -260,6 +264,8 @@ TEST_F(ShmConnectorTest, BadOptionsAreInvalidArgument) {
   EXPECT_THAT(
       create({{"populate_min_size", "big"}}),
       StatusIs(absl::StatusCode::kInvalidArgument, "populate_min_size"));
+  EXPECT_THAT(create({{"max_object_size", "-1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_object_size"));
   for (const std::string& bad :
        {std::string(""), std::string("a.b"), std::string("a/b"),
         std::string("../x"), std::string(".."), std::string("a b"),
@@ -413,7 +419,18 @@ TEST_F(ShmConnectorTest, InvalidKeyIdsAreRejectedWithoutTouchingSegments) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key theirs,
                                   neighbour->Put(SharedBytes::Copy("theirs")));
   const size_t max_id = 255 - Prefix(ns()).size();
+  std::string upper = real.id();
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+  // Only the names the connector mints (32 lowercase hex digits) pass.
   const std::vector<Key> bad = {
+      Key("../etc/passwd"),
+      Key(".bashrc"),
+      Key("x.tmp"),
+      Key(upper),
+      Key(real.id().substr(1)),
+      Key(absl::StrCat(real.id(), "a")),
+      Key("not-hex-but-32-characters-long-x"),
+      Key(std::string(max_id, 'a')),
       Key(""),
       Key("."),
       Key(".."),
@@ -449,9 +466,8 @@ TEST_F(ShmConnectorTest, InvalidKeyIdsAreRejectedWithoutTouchingSegments) {
   }
   EXPECT_THAT(connector().Exists(real), IsOkAndHolds(true));
   EXPECT_THAT(neighbour->Exists(theirs), IsOkAndHolds(true));
-  // The longest valid id is fine (and simply missing).
-  EXPECT_THAT(connector().Exists(Key(std::string(max_id, 'a'))),
-              IsOkAndHolds(false));
+  // An id of the minted form is fine (and simply missing).
+  EXPECT_THAT(connector().Exists(Key(NewObjectId())), IsOkAndHolds(false));
 }
 
 TEST_F(ShmConnectorTest, SegmentBytesAreReturnedAsTheyAre) {
@@ -872,6 +888,264 @@ TEST_F(ShmConnectorTest, ManyConnectorsAndThreadsOnOneNamespace) {
   }
   for (std::thread& th : threads) th.join();
   EXPECT_THAT(ListSegments(ns()), SizeIs(kThreads * 10));
+}
+
+// A sparse segment of `size` bytes named `/dev/shm/<name>`.
+void MakeSparseSegment(const std::string& path, off_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(::ftruncate(fd, size), 0) << path;
+  ASSERT_EQ(::close(fd), 0);
+}
+
+constexpr off_t kSparseSize = off_t{64} << 30;  // 64 GiB, no pages.
+
+TEST_F(ShmConnectorTest, ReceiverConfigKeepsOnlyTheNamespace) {
+  const ConnectorConfig wire = {"shm",
+                                {{"namespace", ns()},
+                                 {"clear", "true"},
+                                 {"populate_min_size", "0"},
+                                 {"max_object_size", "9223372036854775807"},
+                                 {"unknown", "x"}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig receiver,
+                                  ReceiverConfig(wire, TrustPolicy::Default()));
+  EXPECT_EQ(receiver, (ConnectorConfig{"shm",
+                                       {{"namespace", ns()},
+                                        {"clear", "false"},
+                                        {"max_object_size", "1073741824"}}}));
+  EXPECT_THAT(LocationConfig(wire),
+              IsOkAndHolds(ConnectorConfig{"shm", {{"namespace", ns()}}}));
+  EXPECT_THAT(ConnectorDestinations(wire),
+              IsOkAndHolds(ElementsAre(absl::StrCat("shm:", ns()))));
+  const TrustPolicy policy =
+      TrustPolicy::DenyAll().AllowDestination(absl::StrCat("shm:", ns()));
+  EXPECT_THAT(ReceiverConfig(wire, policy), IsOk());
+  EXPECT_THAT(ReceiverConfig({"shm", {{"namespace", "other"}}}, policy),
+              StatusIs(absl::StatusCode::kPermissionDenied, "shm:other"));
+  // A namespace that is not one is refused before anything is opened.
+  EXPECT_THAT(
+      ReceiverConfig({"shm", {{"namespace", "../x"}}}, TrustPolicy::Default()),
+      StatusIs(absl::StatusCode::kInvalidArgument, "\"namespace\""));
+  EXPECT_THAT(ReceiverConfig({"shm", {}}, TrustPolicy::Default()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "\"namespace\""));
+}
+
+TEST_F(ShmConnectorTest, ConnectorFromAProxyNeverClearsOrOverReads) {
+  ShmConnector* owner = Make({"shm", {{"clear", "true"}}});
+  ASSERT_NE(owner, nullptr);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, owner->Put(SharedBytes::Copy("k")));
+  // The owner's config says clear=true: the receiver does not clear.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> receiver,
+                                  MakeConnectorFromWire(owner->Config()));
+  PROXYSTORE_ASSERT_OK(receiver->Close());
+  EXPECT_THAT(owner->Exists(key), IsOkAndHolds(true));
+  // A huge sparse segment under a key's name: refused at 1 GiB.
+  const std::string id = NewObjectId();
+  MakeSparseSegment(ShmPath(owner->segment_namespace(), id), kSparseSize);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(receiver,
+                                  MakeConnectorFromWire(owner->Config()));
+  EXPECT_THAT(receiver->Get(Key(id)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr(id), HasSubstr("68719476736 bytes"),
+                             HasSubstr("(1073741824)"))));
+  PROXYSTORE_ASSERT_OK(receiver->Close());
+}
+
+TEST_F(ShmConnectorTest, MaxObjectSizeBoundsGetBeforeMapping) {
+  bool mapped = false;
+  ShmConnector::TestHooks hooks;
+  hooks.before_map = [&](const std::string&) { mapped = true; };
+  ShmConnector* c = Make({"shm", {{"max_object_size", "1000"}}}, hooks);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->Config().options.at("max_object_size"), "1000");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key fits,
+                                  c->Put(SharedBytes::Copy(Pattern(1000))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key big,
+                                  c->Put(SharedBytes::Copy(Pattern(1001))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got, c->Get(fits));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(got->view() == Pattern(1000));
+  const auto refused =
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr(big.id()), HasSubstr("1001 bytes"),
+                     HasSubstr("\"max_object_size\" (1000)")));
+  mapped = false;
+  EXPECT_THAT(c->Get(big), refused);
+  EXPECT_FALSE(mapped);  // Refused before mmap.
+  EXPECT_THAT(c->GetBatch({fits, big}), refused);
+  EXPECT_THAT(c->Exists(big), IsOkAndHolds(true));
+  mapped = false;
+  // A huge sparse segment too.
+  const std::string id = NewObjectId();
+  MakeSparseSegment(ShmPath(c->segment_namespace(), id), kSparseSize);
+  EXPECT_THAT(c->Get(Key(id)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr(id), HasSubstr("68719476736 bytes"))));
+  EXPECT_FALSE(mapped);
+}
+
+TEST_F(ShmConnectorTest, ClearRemovesOnlyThisConnectorsNames) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key a,
+                                  connector().Put(SharedBytes::Copy("a")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key b,
+                                  connector().Put(SharedBytes::Copy("b")));
+  // An abandoned temporary goes; other names in the namespace stay.
+  std::ofstream(ShmPath(ns(), absl::StrCat(".", NewObjectId(), ".tmp")))
+      << "dead writer";
+  std::string upper = NewObjectId();
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+  const std::vector<std::string> foreign = {
+      "notes", upper, "x.tmp", absl::StrCat(".", NewObjectId(), ".tmp.bak"),
+      absl::StrCat(NewObjectId(), "-copy")};
+  for (const std::string& name : foreign) {
+    std::ofstream(ShmPath(ns(), name)) << "keep " << name;
+  }
+  PROXYSTORE_ASSERT_OK(connector().Close(CloseOptions{.clear = true}));
+  std::vector<std::string> expected;
+  for (const std::string& name : foreign) {
+    expected.push_back(Prefix(ns()) + name);
+    std::ifstream in(ShmPath(ns(), name));
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, absl::StrCat("keep ", name));
+  }
+  EXPECT_THAT(ListSegments(ns()),
+              ::testing::UnorderedElementsAreArray(expected));
+  (void)a;
+  (void)b;
+  for (const std::string& name : foreign) {
+    ASSERT_EQ(::unlink(ShmPath(ns(), name).c_str()), 0);
+  }
+}
+
+TEST_F(ShmConnectorTest, KilledWritersTemporaryIsReclaimedLiveOnesAreNot) {
+  // A child process writes an object and parks in the middle of the write;
+  // it is then killed with SIGKILL (no cleanup of any kind runs).
+  const ConnectorConfig config = connector().Config();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ShmConnector::TestHooks hooks;
+    hooks.max_io_chunk = 4096;
+    hooks.after_write = [&](const Key&, const std::string&, size_t written) {
+      if (written != 8192) return;
+      (void)!::write(ready[1], "w", 1);
+      while (true) ::pause();  // Mid-write until killed.
+    };
+    absl::StatusOr<std::unique_ptr<ShmConnector>> c =
+        ShmConnector::CreateForTesting(config, std::move(hooks));
+    if (c.ok()) (void)(*c)->Put(SharedBytes::Copy(Pattern(100'000)));
+    ::_exit(1);  // Not reached.
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  ::close(ready[0]);
+  const std::vector<std::string> left = ListSegments(ns());
+  ASSERT_THAT(left, SizeIs(1));
+  const std::string temp = left[0];
+  EXPECT_TRUE(absl::StartsWith(temp, Prefix(ns()) + ".") &&
+              absl::EndsWith(temp, ".tmp"))
+      << temp;
+  struct stat st;
+  ASSERT_EQ(::stat(absl::StrCat("/dev/shm/", temp).c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 8192);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  // The writer lives: neither a new connector nor a clearing one touches
+  // its temporary.
+  ShmConnector* other = Make(config);
+  ASSERT_NE(other, nullptr);
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(temp));
+  PROXYSTORE_ASSERT_OK(other->Close(CloseOptions{.clear = true}));
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(temp));
+
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+  // Dead: the next connector made on the namespace reclaims the RAM.
+  ASSERT_NE(Make(config), nullptr);
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
+}
+
+TEST_F(ShmConnectorTest, PutBatchOverTheFileSizeLimitLeavesNothing) {
+  // All or nothing: a batch whose second item fails to write (EFBIG here,
+  // ENOSPC on a full /dev/shm) leaves neither its first item nor a
+  // temporary.
+  ShmConnector* c = connector_;
+  const std::vector<SharedBytes> batch = {SharedBytes::Copy("first"),
+                                          SharedBytes::Copy(Pattern(1'000'000)),
+                                          SharedBytes::Copy("third")};
+  const int code = RunInChild([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const struct rlimit limit = {64 * 1024, 64 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+    absl::StatusOr<std::vector<Key>> keys = c->PutBatch(batch);
+    if (keys.ok()) return 11;
+    if (keys.status().code() != absl::StatusCode::kResourceExhausted) {
+      return 12;
+    }
+    absl::StatusOr<std::vector<Key>> small =
+        c->PutBatch({SharedBytes::Copy("a"), SharedBytes::Copy("b")});
+    if (!small.ok() || small->size() != 2) return 13;
+    for (const Key& k : *small) {
+      if (!c->Evict(k).ok()) return 14;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "child exit code (see the test's return codes)";
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
+}
+
+TEST_F(ShmConnectorTest, AChildForkedDuringAPutUsesAndClosesTheConnector) {
+  // The connector keeps no descriptor, mapping or lock between calls, and
+  // Close waits only for Puts of its own process: a child forked while a
+  // parent thread is in the middle of a Put uses the connector and closes
+  // it without waiting for a Put that does not exist in the child.
+  const pid_t parent = ::getpid();
+  std::latch in_write(1);
+  std::latch release(1);
+  auto hook = [&](const Key&, const std::string&, size_t written) {
+    if (::getpid() != parent || written != 4096) return;
+    in_write.count_down();
+    release.wait();
+  };
+  ShmConnector::TestHooks hooks;
+  hooks.max_io_chunk = 4096;
+  hooks.after_write = hook;
+  ShmConnector* c = Make({"shm", {{"namespace", ns()}}}, std::move(hooks));
+  ASSERT_NE(c, nullptr);
+  std::thread writer([&] {
+    absl::StatusOr<Key> key = c->Put(SharedBytes::Copy(Pattern(100'000)));
+    EXPECT_THAT(key, IsOk());
+  });
+  in_write.wait();
+  const int code = RunInChild([c] {
+    absl::StatusOr<Key> key = c->Put(SharedBytes::Copy(Pattern(10'000)));
+    if (!key.ok()) return 10;
+    absl::StatusOr<std::optional<SharedBytes>> got = c->Get(*key);
+    if (!got.ok() || !got->has_value() || (*got)->view() != Pattern(10'000)) {
+      return 11;
+    }
+    if (!c->Evict(*key).ok()) return 12;
+    if (!c->Close(CloseOptions{.clear = false}).ok()) return 13;
+    if (c->Put(SharedBytes::Copy("late")).ok()) return 14;
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "child exit code (see the test's return codes)";
+  release.count_down();
+  writer.join();
+  // The parent's connector is still open, and its Put completed.
+  EXPECT_THAT(ListSegments(ns()), ::testing::SizeIs(1));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key last, c->Put(SharedBytes::Copy("x")));
+  EXPECT_THAT(c->Exists(last), IsOkAndHolds(true));
+  PROXYSTORE_ASSERT_OK(c->Close(CloseOptions{.clear = true}));
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
 }
 
 }  // namespace
