@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/trust.h"
 #include "flatbuffers/flatbuffers.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -25,6 +26,7 @@
 #include "store/factory_generated.h"
 #include "store/mutex.h"
 #include "store/no_destructor.h"
+#include "store/signing.h"
 
 namespace proxystore {
 namespace {
@@ -189,7 +191,7 @@ SerializeOptions MakeSerializeOptions(const StoreOptions& o) {
 
 Store::Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
              StoreOptions options,
-             std::unique_ptr<LruCache<Key, CachedObject>> cache)
+             std::unique_ptr<LruCache<Key, CachedObject>> cache, bool from_wire)
     : name_(std::move(name)),
       connector_(std::move(connector)),
       options_(std::move(options)),
@@ -199,7 +201,13 @@ Store::Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
       caching_(options_.cache_size > 0),
       serialize_options_(MakeSerializeOptions(options_)),
       config_(std::make_shared<const StoreConfig>(
-          MakeConfig(name_, *connector_, options_))) {}
+          MakeConfig(name_, *connector_, options_))),
+      from_wire_(from_wire),
+      location_([this]() -> std::optional<ConnectorConfig> {
+        absl::StatusOr<ConnectorConfig> l = LocationConfig(config_->connector);
+        if (!l.ok()) return std::nullopt;
+        return *std::move(l);
+      }()) {}
 
 Store::~Store() = default;
 
@@ -224,12 +232,12 @@ absl::StatusOr<std::shared_ptr<Store>> Store::Create(
   }
   const bool auto_register = options.auto_register;
   return CreateImpl(std::move(name), std::move(connector), std::move(options),
-                    auto_register);
+                    auto_register, /*from_wire=*/false);
 }
 
 absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
     std::string name, std::unique_ptr<Connector> connector,
-    StoreOptions options, bool register_now) {
+    StoreOptions options, bool register_now, bool from_wire) {
   if (name.empty()) {
     return absl::InvalidArgumentError("Store::Create: name must not be empty");
   }
@@ -246,7 +254,7 @@ absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
       auto cache, (LruCache<Key, CachedObject>::Create(options.cache_size)));
   auto store = std::make_shared<Store>(PrivateTag{}, std::move(name),
                                        std::move(connector), std::move(options),
-                                       std::move(cache));
+                                       std::move(cache), from_wire);
   if (register_now) {
     PROXYSTORE_RETURN_IF_ERROR(RegisterStore(store));
   }
@@ -256,14 +264,48 @@ absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
 
 absl::StatusOr<std::shared_ptr<Store>> Store::FromConfig(
     const StoreConfig& config) {
-  return FromConfigImpl(config, config.auto_register);
+  return FromConfigImpl(config, config.auto_register, /*from_wire=*/false);
+}
+
+namespace {
+
+struct ReceiverStoreSettings {
+  Mutex mu;
+  ReceiverStoreOptions options ABSL_GUARDED_BY(mu);
+};
+
+ReceiverStoreSettings& GetReceiverStoreSettings() {
+  static NoDestructor<ReceiverStoreSettings> settings;
+  return *settings;
+}
+
+}  // namespace
+
+absl::Status SetReceiverStoreOptions(ReceiverStoreOptions options) {
+  if (options.cache_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SetReceiverStoreOptions: cache size cannot be "
+                     "negative, got ",
+                     options.cache_size));
+  }
+  ReceiverStoreSettings& s = GetReceiverStoreSettings();
+  MutexLock lock(s.mu);
+  s.options = options;
+  return absl::OkStatus();
+}
+
+ReceiverStoreOptions GetReceiverStoreOptions() {
+  ReceiverStoreSettings& s = GetReceiverStoreSettings();
+  ReaderMutexLock lock(s.mu);
+  return s.options;
 }
 
 absl::StatusOr<std::shared_ptr<Store>> Store::FromConfigImpl(
-    const StoreConfig& config, bool register_now) {
+    const StoreConfig& config, bool register_now, bool from_wire) {
   PROXYSTORE_RETURN_IF_ERROR(config.Validate());
   absl::StatusOr<std::unique_ptr<Connector>> connector =
-      MakeConnector(config.connector);
+      from_wire ? MakeConnectorFromWire(config.connector)
+                : MakeConnector(config.connector);
   if (!connector.ok()) {
     return Annotate(connector.status(),
                     absl::StrCat("Store::FromConfig(\"", config.name, "\")"));
@@ -278,8 +320,14 @@ absl::StatusOr<std::shared_ptr<Store>> Store::FromConfigImpl(
   o.python_format = config.python_format;
   o.populate_target = config.populate_target;
   o.auto_register = config.auto_register;
+  if (from_wire) {
+    const ReceiverStoreOptions receiver = GetReceiverStoreOptions();
+    o.cache_size = receiver.cache_size;
+    o.metrics = receiver.metrics;
+    o.auto_register = false;
+  }
   return CreateImpl(config.name, *std::move(connector), std::move(o),
-                    register_now);
+                    register_now, from_wire);
 }
 
 std::string Store::DebugString() const {
@@ -545,8 +593,21 @@ bool Store::IsCached(const Key& key) const {
 }
 
 absl::Status Store::Close(const CloseOptions& options) {
+  closed_.store(true, std::memory_order_release);
   // Only this store: another registered under the name meanwhile stays.
-  if (options_.auto_register) Unregister(name_, this);
+  Unregister(name_, this);
+  if (from_wire_) {
+    absl::Status closed =
+        Annotate(connector_->Close(CloseOptions{.clear = false}),
+                 absl::StrCat("Store(name=\"", name_, "\").Close"));
+    if (closed.ok() && options.clear.value_or(false)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "Store(name=\"", name_,
+          "\").Close: closed without clearing; a store re-created from a "
+          "serialized proxy never clears the producer's data"));
+    }
+    return closed;
+  }
   return Annotate(connector_->Close(options),
                   absl::StrCat("Store(name=\"", name_, "\").Close"));
 }
@@ -570,6 +631,12 @@ struct StoreRegistry {
   Mutex mu;
   absl::flat_hash_map<std::string, std::shared_ptr<Store>> stores
       ABSL_GUARDED_BY(mu);
+  // Stores re-created from proxies whose store name is taken here by a store
+  // that reaches other data (a name collision), keyed by ShadowSlot(): the
+  // proxy's own config wins, without touching the registered store.
+  absl::flat_hash_map<std::string, std::shared_ptr<Store>> shadowed
+      ABSL_GUARDED_BY(mu);
+  // Creations under way, keyed by slot ("n:" + name, or "s:" + ShadowSlot).
   absl::flat_hash_map<std::string, std::shared_ptr<Creation>> creating
       ABSL_GUARDED_BY(mu);
 };
@@ -591,7 +658,7 @@ absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok) {
   MutexLock lock(r.mu);
   auto [it, inserted] = r.stores.try_emplace(store->name(), store);
   if (!inserted) {
-    if (!exist_ok) {
+    if (!exist_ok && !it->second->closed()) {
       return absl::AlreadyExistsError(
           absl::StrCat("A store named \"", store->name(),
                        "\" already exists (use GetStore(name) to reuse it)"));
@@ -605,60 +672,128 @@ std::shared_ptr<Store> GetStore(absl::string_view name) {
   StoreRegistry& r = Registry();
   ReaderMutexLock lock(r.mu);
   auto it = r.stores.find(name);
-  return it == r.stores.end() ? nullptr : it->second;
+  return it == r.stores.end() || it->second->closed() ? nullptr : it->second;
 }
 
 namespace {
 
-// Unregisters `name` if `only` is null or is the registered store.
+// Unregisters `name` if `only` is null or is the registered store (in either
+// map).
 void Unregister(absl::string_view name, const Store* only) {
-  std::shared_ptr<Store> removed;  // Destroyed after the lock is released.
+  std::vector<std::shared_ptr<Store>> removed;  // Destroyed after unlocking.
   StoreRegistry& r = Registry();
   MutexLock lock(r.mu);
   auto it = r.stores.find(name);
   if (it != r.stores.end() && (only == nullptr || it->second.get() == only)) {
-    removed = std::move(it->second);
+    removed.push_back(std::move(it->second));
     r.stores.erase(it);
+  }
+  if (only != nullptr) {
+    for (auto s = r.shadowed.begin(); s != r.shadowed.end();) {
+      if (s->second.get() == only) {
+        removed.push_back(std::move(s->second));
+        r.shadowed.erase(s++);
+      } else {
+        ++s;
+      }
+    }
   }
 }
 
-}  // namespace
+// Where a store re-created from a proxy goes when its name is taken.
+std::string ShadowSlot(const std::string& name,
+                       const ConnectorConfig& location) {
+  return absl::StrCat(name.size(), ":", name, location.Serialize());
+}
 
-void UnregisterStore(absl::string_view name) { Unregister(name, nullptr); }
+enum class Found { kUse, kCreate, kCollision };
 
-absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
-    const StoreConfig& config, bool register_store) {
-  StoreRegistry& r = Registry();
-  std::shared_ptr<Creation> creation;
-  bool creator = false;
-  {
-    MutexLock lock(r.mu);
-    auto it = r.stores.find(config.name);
-    if (it != r.stores.end()) return it->second;
-    auto [c, inserted] = r.creating.try_emplace(config.name);
-    if (inserted) c->second = std::make_shared<Creation>();
-    creation = c->second;
-    creator = inserted;
+// Returns the store in `map` under `key` if `accept` says so (kUse); makes
+// way for a new one if there is none or it is closed (kCreate); kCollision
+// if it is open but not acceptable.
+Found Lookup(absl::flat_hash_map<std::string, std::shared_ptr<Store>>& map,
+             const std::string& key,
+             const std::function<bool(const Store&)>& accept,
+             std::shared_ptr<Store>* out, std::shared_ptr<Store>* stale) {
+  auto it = map.find(key);
+  if (it == map.end()) return Found::kCreate;
+  if (it->second->closed()) {
+    *stale = std::move(it->second);
+    map.erase(it);
+    return Found::kCreate;
   }
-  if (!creator) {
-    // Someone else is creating this store: wait for their result.
+  if (accept(*it->second)) {
+    *out = it->second;
+    return Found::kUse;
+  }
+  return Found::kCollision;
+}
+
+// The store under `key` in the registry's stores (or, with `shadow`, its
+// shadowed stores) if `accept` takes it, else a new one from `make`, kept
+// there when `keep`. Concurrent callers for the same slot make it once
+// (ProxyStore issue #319). A collision (an open store there that `accept`
+// refuses) is FailedPrecondition with the payload "proxystore/collision".
+absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
+    bool shadow, const std::string& key, bool keep,
+    const std::function<bool(const Store&)>& accept,
+    absl::FunctionRef<absl::StatusOr<std::shared_ptr<Store>>()> make) {
+  StoreRegistry& r = Registry();
+  const std::string slot = absl::StrCat(shadow ? "s:" : "n:", key);
+  std::shared_ptr<Creation> creation;
+  std::shared_ptr<Store> stale;  // Destroyed after the lock is released.
+  bool creator = false;
+  for (;;) {
+    {
+      MutexLock lock(r.mu);
+      auto& map = shadow ? r.shadowed : r.stores;
+      std::shared_ptr<Store> found;
+      switch (Lookup(map, key, accept, &found, &stale)) {
+        case Found::kUse:
+          return found;
+        case Found::kCollision: {
+          absl::Status s = absl::FailedPreconditionError(
+              absl::StrCat("store name \"", key, "\" is taken"));
+          s.SetPayload("proxystore/collision", absl::Cord("1"));
+          return s;
+        }
+        case Found::kCreate:
+          break;
+      }
+      auto [c, inserted] = r.creating.try_emplace(slot);
+      if (inserted) c->second = std::make_shared<Creation>();
+      creation = c->second;
+      creator = inserted;
+    }
+    if (creator) break;
+    // Someone else is creating this store: wait for their result, and use it
+    // if it is acceptable (it was made for another config otherwise).
     std::unique_lock<std::mutex> lock(creation->mu);
     creation->cv.wait(lock, [&] { return creation->done; });
-    return creation->result;
+    if (!creation->result.ok()) return creation->result;
+    if (accept(**creation->result) && !(*creation->result)->closed()) {
+      return creation->result;
+    }
   }
   // Created without any registry lock held (connecting may take a while);
   // registered here, not by the store itself.
-  absl::StatusOr<std::shared_ptr<Store>> result =
-      Store::FromConfigImpl(config, /*register_now=*/false);
+  absl::StatusOr<std::shared_ptr<Store>> result = make();
   {
     MutexLock lock(r.mu);
-    if (result.ok() && register_store) {
-      auto [it, inserted] = r.stores.try_emplace(config.name, *result);
+    if (result.ok() && keep) {
+      auto& map = shadow ? r.shadowed : r.stores;
+      auto [it, inserted] = map.try_emplace(key, *result);
       // A store registered meanwhile under this name wins: everyone in the
       // process gets the same store.
-      if (!inserted) result = it->second;
+      if (!inserted) {
+        if (it->second->closed()) {
+          it->second = *result;
+        } else if (accept(*it->second)) {
+          result = it->second;
+        }
+      }
     }
-    r.creating.erase(config.name);
+    r.creating.erase(slot);
   }
   {
     std::lock_guard<std::mutex> lock(creation->mu);
@@ -667,6 +802,26 @@ absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
   }
   creation->cv.notify_all();
   return result;
+}
+
+}  // namespace
+
+void UnregisterStore(absl::string_view name) { Unregister(name, nullptr); }
+
+// Store's private constructors, for the registry.
+struct StoreFactoryAccess {
+  static absl::StatusOr<std::shared_ptr<Store>> Make(const StoreConfig& config,
+                                                     bool from_wire) {
+    return Store::FromConfigImpl(config, /*register_now=*/false, from_wire);
+  }
+};
+
+absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
+    const StoreConfig& config, bool register_store) {
+  return GetOrCreateIn(
+      /*shadow=*/false, config.name, register_store,
+      [](const Store&) { return true; },
+      [&] { return StoreFactoryAccess::Make(config, /*from_wire=*/false); });
 }
 
 absl::StatusOr<StoreRegistration> StoreRegistration::Create(
@@ -709,11 +864,14 @@ std::string FactoryData::Serialize() const {
   // Size-prefixed, so that a truncated proxy is always detected (trailing
   // padding would otherwise verify).
   fbb.FinishSizePrefixed(b.Finish());
-  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
-                     fbb.GetSize());
+  return signing_internal::Sign(std::string(
+      reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
 }
 
-absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view unaligned) {
+absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view wire) {
+  // With a signing key set, nothing is read before the MAC checks out.
+  PROXYSTORE_ASSIGN_OR_RETURN(absl::string_view unaligned,
+                              signing_internal::Verify(wire));
   // The FlatBuffers verifier asserts on buffers this large: refuse them first
   // (and before AlignedView could copy them).
   if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
@@ -836,8 +994,38 @@ void RunInBackground(std::function<void()> task) {
 
 absl::StatusOr<std::shared_ptr<Store>> FindStore(
     const std::weak_ptr<Store>& origin, const StoreConfig& config) {
-  if (std::shared_ptr<Store> s = origin.lock()) return s;
-  return GetOrCreateStore(config, /*register_store=*/true);
+  if (std::shared_ptr<Store> s = origin.lock(); s != nullptr && !s->closed()) {
+    return s;
+  }
+  // From here on the config is the proxy's, and may have come from anywhere:
+  // a store of this process is used only if it reaches the same data.
+  absl::StatusOr<ConnectorConfig> location = LocationConfig(config.connector);
+  if (!location.ok()) {
+    return Annotate(location.status(),
+                    absl::StrCat("store \"", config.name, "\" from a proxy"));
+  }
+  auto same_data = [&location](const Store& s) {
+    return s.location() != nullptr && *s.location() == *location;
+  };
+  auto make = [&] {
+    return StoreFactoryAccess::Make(config, /*from_wire=*/true);
+  };
+  absl::StatusOr<std::shared_ptr<Store>> named = GetOrCreateIn(
+      /*shadow=*/false, config.name, /*keep=*/true, same_data, make);
+  if (named.ok() || !named.status().GetPayload("proxystore/collision")) {
+    return named;
+  }
+  // The name is taken here by a store that reaches other data: the proxy's
+  // own config wins, in a store kept apart from the registered one.
+  return GetOrCreateIn(
+      /*shadow=*/true, ShadowSlot(config.name, *location), /*keep=*/true,
+      same_data, [&]() -> absl::StatusOr<std::shared_ptr<Store>> {
+        Logger().warn(
+            "proxies of store \"{}\" ({}) resolve through their own config: "
+            "the store registered under that name here reaches other data",
+            config.name, location->DebugString());
+        return make();
+      });
 }
 
 absl::Status MissingKeyError(const Key& key, const Store& store) {

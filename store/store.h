@@ -88,6 +88,18 @@ struct StoreOptions {
   bool auto_register = false;
 };
 
+// What a store re-created from a serialized proxy does in this process. A
+// proxy's own cache size and metrics flag are the producer's choices for its
+// process; a receiver uses these instead (connectors/trust.h does the same
+// for connector options).
+struct ReceiverStoreOptions {
+  int64_t cache_size = 16;  // >= 0
+  bool metrics = false;
+};
+// InvalidArgument for a negative cache size.
+absl::Status SetReceiverStoreOptions(ReceiverStoreOptions options);
+ReceiverStoreOptions GetReceiverStoreOptions();
+
 template <typename T>
 struct StorePutOptions {
   // Overrides the store's serializer for this call.
@@ -142,7 +154,7 @@ class Store : public std::enable_shared_from_this<Store> {
   // For Create() only (std::make_shared needs a public constructor).
   Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
         StoreOptions options,
-        std::unique_ptr<LruCache<Key, CachedObject>> cache);
+        std::unique_ptr<LruCache<Key, CachedObject>> cache, bool from_wire);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -228,10 +240,22 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<ProxyLocker<T>> LockedProxy(
       const T& obj, const ProxyOptions<T>& options = {});
 
-  // Closes the connector (with `options.clear` as given) and, if the store
-  // registered itself (auto_register), unregisters it. Only call at the end:
-  // closing may delete data that proxies still point to.
+  // Closes the connector (with `options.clear` as given) and unregisters the
+  // store if the registry holds it. Only call at the end: closing may delete
+  // data that proxies still point to. A store re-created from a serialized
+  // proxy never clears (the data is the producer's): its Close ignores the
+  // connector's clear setting, and an explicit `clear = true` closes without
+  // clearing and returns PermissionDenied. Proxies of a closed store resolve
+  // through a new store made from their config.
   absl::Status Close(const CloseOptions& options = {});
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // True for a store that a proxy re-created from its serialized config.
+  bool from_wire() const { return from_wire_; }
+  // The connector's LocationConfig (connectors/trust.h): which data this
+  // store reaches. Null if the connector's kind is not registered.
+  const ConnectorConfig* location() const {
+    return location_.has_value() ? &*location_ : nullptr;
+  }
 
   // --- Building blocks (used by the templates and by StoreFactory) -------
 
@@ -275,13 +299,15 @@ class Store : public std::enable_shared_from_this<Store> {
   static int64_t NowNs();
 
  private:
-  friend absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
-      const StoreConfig& config, bool register_store);
+  friend struct StoreFactoryAccess;
   static absl::StatusOr<std::shared_ptr<Store>> CreateImpl(
       std::string name, std::unique_ptr<Connector> connector,
-      StoreOptions options, bool register_now);
+      StoreOptions options, bool register_now, bool from_wire);
+  // A store from a trusted config (FromConfig, GetOrCreateStore), or from a
+  // serialized proxy's (`from_wire`: connectors/trust.h's ReceiverConfig and
+  // ReceiverStoreOptions apply).
   static absl::StatusOr<std::shared_ptr<Store>> FromConfigImpl(
-      const StoreConfig& config, bool register_now);
+      const StoreConfig& config, bool register_now, bool from_wire);
 
   // The connector put of PutSerialized/PutSerializedParts (`put`), with its
   // error context, metrics and debug log.
@@ -315,6 +341,9 @@ class Store : public std::enable_shared_from_this<Store> {
   const SerializeOptions serialize_options_;
   // Immutable; shared with every factory this store makes.
   const std::shared_ptr<const StoreConfig> config_;
+  const bool from_wire_;
+  const std::optional<ConnectorConfig> location_;
+  std::atomic<bool> closed_{false};
 };
 
 // --- Store registry (process-wide, thread-safe) ---------------------------
