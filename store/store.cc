@@ -207,6 +207,12 @@ Store::Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
         absl::StatusOr<ConnectorConfig> l = LocationConfig(config_->connector);
         if (!l.ok()) return std::nullopt;
         return *std::move(l);
+      }()),
+      wire_config_([this] {
+        if (!location_.has_value()) return config_;
+        StoreConfig wire = *config_;
+        wire.connector = *location_;
+        return std::make_shared<const StoreConfig>(std::move(wire));
       }()) {}
 
 Store::~Store() = default;

@@ -343,6 +343,10 @@ class Store : public std::enable_shared_from_this<Store> {
   const std::shared_ptr<const StoreConfig> config_;
   const bool from_wire_;
   const std::optional<ConnectorConfig> location_;
+  // What proxies carry: config_ with only the connector's location options
+  // (a receiver takes nothing else from it), so proxies stay small and do
+  // not reveal this process's local settings.
+  const std::shared_ptr<const StoreConfig> wire_config_;
   std::atomic<bool> closed_{false};
 };
 

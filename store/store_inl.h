@@ -210,8 +210,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
 template <typename T>
 std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
     const Key& key, const ProxyOptions<T>& options) {
-  return MakeStoreFactory<T>(key, config_, options.evict, options.deserializer,
-                             weak_from_this());
+  return MakeStoreFactory<T>(key, wire_config_, options.evict,
+                             options.deserializer, weak_from_this());
 }
 
 template <typename T>
