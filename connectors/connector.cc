@@ -311,8 +311,7 @@ absl::Status RegisterConnectorKind(absl::string_view kind,
   }
   Registry& r = GetRegistry();
   MutexLock lock(r.mu);
-  if (!r.factories
-           .emplace(k, KindEntry{std::move(factory), std::move(traits)})
+  if (!r.factories.emplace(k, KindEntry{std::move(factory), std::move(traits)})
            .second) {
     return absl::AlreadyExistsError(
         absl::StrCat("connector kind \"", k, "\" is already registered"));
@@ -341,10 +340,9 @@ absl::StatusOr<KindEntry> FindKind(absl::string_view kind) {
     auto it = r.factories.find(k);
     if (it != r.factories.end()) return it->second;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown connector kind \"", kind,
-                   "\"; kinds linked into this process: ",
-                   absl::StrJoin(RegisteredConnectorKinds(), ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown connector kind \"", kind, "\"; kinds linked into this process: ",
+      absl::StrJoin(RegisteredConnectorKinds(), ", ")));
 }
 
 }  // namespace
