@@ -25,7 +25,8 @@ def proxystore_fuzz_target(name, deps):
     )
     native.cc_test(
         name = name + "_replay_test",
-        size = "small",
+        # Replays take up to a minute under TSan on a loaded 2-core machine.
+        size = "medium",
         srcs = ["replay_main.cc"],
         args = ["fuzz/corpus/" + name],
         data = native.glob(["corpus/" + name + "/**"]),

@@ -13,8 +13,8 @@
 //  - an uncompressed envelope of exactly T's codec and type name re-serializes
 //    to the very same bytes; so does Python "BS\n"/"US\n" data;
 //  - InspectEnvelope's fields describe the buffer (sizes add up).
-// The lz4 block of a compressed envelope (claims around its own and at every
-// bound), or else the input as [4-byte claim][lz4 block], is also wrapped in
+// The lz4 block of a compressed envelope (its own claim and others at the
+// bounds), or else the input as [4-byte claim][lz4 block], is also wrapped in
 // a well-formed compressed envelope and decoded under a 64 KiB
 // max_decompressed_size, so that arbitrary claims meet real and arbitrary
 // blocks without the fuzzer having to forge a whole header:
@@ -283,23 +283,24 @@ void CheckClaims(absl::string_view block, uint64_t claim) {
       PROXYSTORE_FUZZ_CHECK(walk.ok(), walk.ToString());
     }
   }
+  // One of each decode path: DecodeFilled, a zero-copy slice of our own
+  // buffer, a size check, a verifier.
   CheckClaim<std::string>(block, claim, decoded);
   CheckClaim<SharedBytes>(block, claim, decoded);
-  CheckClaim<std::vector<uint8_t>>(block, claim, decoded);
   CheckClaim<std::vector<double>>(block, claim, decoded);
   CheckClaim<SampleBuffer>(block, claim, decoded);
 }
 
-// A compressed envelope's block with claims around its own and at every
-// bound; any other input as [4-byte little-endian claim][block].
+// A compressed envelope's block with its own claim (the header's bit flips
+// vary it), the smallest claim the walk checks and one above the limit; any
+// other input as [4-byte little-endian claim][block].
 void CheckCompressedClaims(absl::string_view input,
                            const absl::StatusOr<EnvelopeInfo>& info) {
   if (info.ok() && info->compressed) {
     const absl::string_view block = input.substr(info->header_size);
     const uint64_t s = block.size();
     const uint64_t p = info->payload_size;
-    for (uint64_t claim :
-         {p - 1, p, p + 1, 4 * s, 4 * s + 1, 255 * s + 16, kFuzzLimit + 1}) {
+    for (uint64_t claim : {p, 4 * s + 1, kFuzzLimit + 1}) {
       CheckClaims(block, claim);
     }
     return;
