@@ -269,9 +269,8 @@ absl::StatusOr<std::vector<std::optional<SharedBytes>>> Connector::DoGetBatch(
   return out;
 }
 
-namespace {
+namespace connector_internal {
 
-// "LocalConnector" / "LOCAL" / "local" -> "local".
 std::string NormalizeKind(absl::string_view kind) {
   std::string k = absl::AsciiStrToLower(kind);
   if (k.size() > 9 && absl::EndsWith(k, "connector")) {
@@ -279,6 +278,12 @@ std::string NormalizeKind(absl::string_view kind) {
   }
   return k;
 }
+
+}  // namespace connector_internal
+
+namespace {
+
+using connector_internal::NormalizeKind;
 
 struct KindEntry {
   ConnectorFactory factory;

@@ -245,6 +245,8 @@ struct Registrar {
   Registrar(absl::string_view kind, ConnectorFactory factory,
             ConnectorKindTraits traits = {});
 };
+// The registry's spelling of a kind: "LocalConnector" / "LOCAL" -> "local".
+std::string NormalizeKind(absl::string_view kind);
 }  // namespace connector_internal
 
 }  // namespace proxystore

@@ -29,6 +29,7 @@ namespace proxystore {
 namespace {
 
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::AnyOf;
@@ -37,14 +38,6 @@ using ::testing::HasSubstr;
 
 // absl::StatusOr<T> holding a value that matches `matcher`.
 // (testing/status_matchers.h has no IsOkAndHolds yet.)
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
-
 // ---------------------------------------------------------------------------
 // Key
 

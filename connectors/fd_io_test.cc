@@ -34,18 +34,11 @@ namespace proxystore {
 namespace {
 
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 // A real temporary file, removed at the end.
 class TempFile {

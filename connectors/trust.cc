@@ -21,12 +21,6 @@ namespace {
 // are refused: a proxy must not make the receiver recurse without bound.
 constexpr int kMaxNesting = 8;
 
-std::string KindOf(absl::string_view kind) {
-  std::string k = absl::AsciiStrToLower(kind);
-  if (k.size() > 9 && absl::EndsWith(k, "connector")) k.resize(k.size() - 9);
-  return k;
-}
-
 bool IsLocationOption(const ConnectorKindTraits& traits,
                       absl::string_view name) {
   for (absl::string_view pattern : traits.location_options) {
@@ -78,7 +72,7 @@ absl::StatusOr<ConnectorConfig> Location(const ConnectorConfig& config,
   }
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
                               GetConnectorKindTraits(config.kind));
-  ConnectorConfig out{KindOf(config.kind), {}};
+  ConnectorConfig out{connector_internal::NormalizeKind(config.kind), {}};
   for (const auto& [name, value] : config.options) {
     if (IsLocationOption(traits, name)) out.options.emplace(name, value);
   }
@@ -115,9 +109,10 @@ absl::StatusOr<ConnectorConfig> Receiver(const ConnectorConfig& wire,
   // A kind that only nests others ("multi") is allowed when its children
   // are: they are checked one by one below.
   if (!traits.map_nested) {
-    PROXYSTORE_RETURN_IF_ERROR(policy.CheckKind(KindOf(wire.kind)));
+    PROXYSTORE_RETURN_IF_ERROR(
+        policy.CheckKind(connector_internal::NormalizeKind(wire.kind)));
   }
-  ConnectorConfig out{KindOf(wire.kind), {}};
+  ConnectorConfig out{connector_internal::NormalizeKind(wire.kind), {}};
   for (const auto& [name, value] : wire.options) {
     if (IsLocationOption(traits, name)) out.options.emplace(name, value);
   }
@@ -146,7 +141,7 @@ TrustPolicy TrustPolicy::Default() { return TrustPolicy(true); }
 TrustPolicy TrustPolicy::DenyAll() { return TrustPolicy(false); }
 
 TrustPolicy& TrustPolicy::AllowKind(absl::string_view kind) {
-  kinds_.insert(KindOf(kind));
+  kinds_.insert(connector_internal::NormalizeKind(kind));
   return *this;
 }
 
@@ -156,8 +151,9 @@ TrustPolicy& TrustPolicy::AllowDestination(absl::string_view prefix) {
 }
 
 absl::Status TrustPolicy::CheckKind(absl::string_view kind) const {
-  if (allow_all_ || kinds_.contains(KindOf(kind))) return absl::OkStatus();
-  const std::string k = KindOf(kind);
+  if (allow_all_ || kinds_.contains(connector_internal::NormalizeKind(kind)))
+    return absl::OkStatus();
+  const std::string k = connector_internal::NormalizeKind(kind);
   for (const std::string& d : destinations_) {
     if (absl::StartsWith(d, absl::StrCat(k, ":"))) return absl::OkStatus();
   }
@@ -208,13 +204,15 @@ absl::Status SetReceiverOptions(absl::string_view kind,
   for (const auto& [name, value] : options) {
     if (IsLocationOption(traits, name)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "SetReceiverOptions(\"", KindOf(kind), "\"): \"", name,
+          "SetReceiverOptions(\"", connector_internal::NormalizeKind(kind),
+          "\"): \"", name,
           "\" is a location option; it always comes from the proxy"));
     }
   }
   Settings& s = GetSettings();
   MutexLock lock(s.mu);
-  s.receiver_options[KindOf(kind)] = std::move(options);
+  s.receiver_options[connector_internal::NormalizeKind(kind)] =
+      std::move(options);
   return absl::OkStatus();
 }
 
@@ -249,7 +247,8 @@ absl::StatusOr<std::vector<std::string>> ConnectorDestinations(
                 .status());
       }
       if (!traits.destinations) {
-        out->push_back(absl::StrCat(KindOf(c.kind), ":"));
+        out->push_back(
+            absl::StrCat(connector_internal::NormalizeKind(c.kind), ":"));
         return absl::OkStatus();
       }
       PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::string> d,

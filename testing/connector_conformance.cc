@@ -90,14 +90,6 @@ MATCHER(HoldsNothing, "is OK and std::nullopt") {
   return !arg->has_value();
 }
 
-MATCHER_P(IsOkAndHolds, expected, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(expected, *arg, result_listener);
-}
-
 // A key that `c` has never stored: minted by another connector of the same
 // kind (its own storage), then evicted there.
 absl::StatusOr<Key> ForeignKey(

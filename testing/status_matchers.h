@@ -76,6 +76,16 @@ class StatusIsMatcher {
 // Matches an OK absl::Status or an absl::StatusOr<T> holding a value.
 inline internal::IsOkMatcher IsOk() { return {}; }
 
+// Matches an OK absl::StatusOr<T> whose value matches `matcher`:
+//   EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+MATCHER_P(IsOkAndHolds, matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << "which is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
+}
+
 // Matches a status with `code` and any message.
 inline internal::StatusIsMatcher StatusIs(absl::StatusCode code) {
   return {code, ::testing::_};

@@ -50,19 +50,12 @@ namespace {
 namespace fs = std::filesystem;
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
 

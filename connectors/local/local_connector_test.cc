@@ -19,18 +19,11 @@ namespace {
 
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 ConnectorTestParams LocalParams() {
   return {.name = "Local",

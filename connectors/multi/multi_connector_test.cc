@@ -32,18 +32,11 @@ namespace {
 namespace fs = std::filesystem;
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 

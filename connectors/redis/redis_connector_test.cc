@@ -33,6 +33,7 @@ namespace {
 
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::RedisServer;
 using ::proxystore::testing::RedisServerOptions;
 using ::proxystore::testing::StatusIs;
@@ -41,14 +42,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 constexpr char kPassword[] = "pr0xy-s3cret";
 

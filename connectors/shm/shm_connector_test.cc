@@ -42,6 +42,7 @@ namespace {
 
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
+using ::proxystore::testing::IsOkAndHolds;
 using ::proxystore::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -49,14 +50,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P(IsOkAndHolds, matcher, "") {
-  if (!arg.ok()) {
-    *result_listener << "which is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
-}
 
 std::string Prefix(absl::string_view ns) {
   return absl::StrCat("proxystore.", ns, ".");
