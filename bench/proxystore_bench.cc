@@ -1,37 +1,60 @@
 // The proxystore-cpp benchmark suite.
 //
-// Rows are named  <group>/<operation>/<connector>/<size>  and report the
-// per-operation time plus p50_us, p99_us, faults_per_op, alloc_bytes_per_op
-// (bench/bench_util.h). Groups:
-//   floor/...  the physical floors, measured in the same run: memcpy into a
-//              reused buffer, allocate+copy, a bare absl::flat_hash_map,
-//              raw file write/read, raw shm mmap, raw hiredis SET/GET and a
-//              pipelined batch, FlatBuffers factory build/verify.
-//   store/...  the same operations through Store and Proxy, per connector.
-// tools/bench_report.py turns the JSON into a report with ratios and the
-// target verdicts; tools/bench.sh runs everything.
+// Rows are named  <group>/<operation>/<connector>/<size>  (bench_util.h says
+// what each row reports). Groups:
+//   floor/...  the physical floors, measured in the same run right before
+//              the rows they are compared with (so the third part names the
+//              connector block they belong to): a bare absl::flat_hash_map,
+//              memcpy, raw file write/read, raw shm write and mmap, raw
+//              hiredis SET/GET and pipelined batches (over TCP, or the Unix
+//              socket for redis_unix), FlatBuffers factory build/verify.
+//   store/...  the same operations through Store and Proxy.
+// Rows run connector by connector; within a connector, size by size, each
+// size's floors first. tools/bench_report.py turns the JSON into the report
+// (ratios to the floors, target verdicts, pictures); tools/bench.sh runs
+// everything.
 //
-// Selection (flags before Google Benchmark's own, or environment):
+// Flags (before Google Benchmark's own; the selection flags also read
+// $PROXYSTORE_BENCH_CONNECTORS and $PROXYSTORE_BENCH_SIZES):
 //   --connectors=local,file,shm,redis,redis_unix,multi
-//   ($PROXYSTORE_BENCH_CONNECTORS)
-//   --sizes=100,10000,1000000,100000000 ($PROXYSTORE_BENCH_SIZES)
-//   --quick   fewer iterations for the large sizes (CI smoke)
+//   --sizes=100,10000,1000000,100000000
+//   --filter=REGEX     only rows whose name matches (-REGEX: all others);
+//                      --benchmark_filter is read the same way
+//   (default)          3 repetitions per row, 5 for rows with a speed target
+//                      and their floors (3 at 100 MB); a repetition times
+//                      >= 3 batches and >= 20 ms of work, or ends after
+//                      ~0.3 s of wall time (setup included) once it has 2
+//   --full             5 and 9 repetitions (at every size) of >= 10 batches
+//                      and >= 0.25 s of work (>= 3 batches after 10 s)
+//   --quick            1 repetition, ~1 ms each (CI's smoke test)
+//   --repetitions=N, --min_time=SECONDS  override the form's values
+//                      (--benchmark_repetitions/--benchmark_min_time too)
+//   --json=PATH        the JSON (also --benchmark_out=PATH), rewritten after
+//                      every row
+//   --tmp_dir=DIR      where temporary files go (default $TMPDIR or /tmp)
 // The suite starts its own private redis-server on a free loopback port (and
 // a Unix socket) when a redis connector is selected, and removes every
-// temporary file, segment and key it made.
+// temporary file, segment and key it made. Redis rows and floors also
+// measure a raw PING round trip before and after they run (counters ping_us,
+// ping_after_us): loopback round trips on small VMs are bimodal, and a ratio
+// between a row and a floor measured in different modes means nothing.
+// SIGINT/SIGTERM end the row under way and skip the rest; the JSON then
+// holds every row finished so far.
 #include <fcntl.h>
+#include <regex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -39,9 +62,12 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "bench/bench_util.h"
 #include "bench/blob_generated.h"
+#include "bench/suite_reporter.h"
 #include "benchmark/benchmark.h"
 #include "connectors/connector.h"
 #include "connectors/multi/multi_connector.h"
@@ -59,12 +85,72 @@ using Blob = proxystore::bench::fb::Blob;
 
 // --- Suite environment ------------------------------------------------------
 
+// How long and how often rows are measured.
+struct Form {
+  const char* name;
+  int reps_info;     // Repetitions of a row without a speed target.
+  int reps_verdict;  // ... of a row with one, and of its floor.
+  int reps_large;    // ... of any row at >= 10 MB (0: as above).
+  Budget budget;
+  // Resolves per repetition of the *_remote rows, by object size.
+  int64_t resolves_small, resolves_1mb, resolves_100mb;
+};
+
+constexpr Form kQuick = {"quick", 1, 1, 0, {0.001, 2, 1'000'000, 0.05, 2},
+                         10,      5, 2};
+constexpr Form kDefault = {"default", 3,  5, 3, {0.02, 3, 1'000'000, 0.3, 2},
+                           100,       20, 2};
+constexpr Form kFull = {"full", 5,   9, 0, {0.25, 10, 1'000'000, 10.0, 3},
+                        200,    100, 8};
+
+struct Hiredis;
+
+// --filter: a POSIX extended regex searched in row names ("-REGEX": rows
+// that do not match).
+class Filter {
+ public:
+  // Null (and `error` set) if `spec` is not a valid regex.
+  static std::unique_ptr<Filter> Parse(const std::string& spec,
+                                       std::string* error) {
+    auto f = std::make_unique<Filter>();
+    f->negated_ = !spec.empty() && spec[0] == '-';
+    const std::string re = f->negated_ ? spec.substr(1) : spec;
+    const int rc = regcomp(&f->re_, re.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+      char buf[256];
+      regerror(rc, &f->re_, buf, sizeof(buf));
+      *error = buf;
+      return nullptr;
+    }
+    f->compiled_ = true;
+    return f;
+  }
+  Filter() = default;
+  Filter(const Filter&) = delete;
+  Filter& operator=(const Filter&) = delete;
+  ~Filter() {
+    if (compiled_) regfree(&re_);
+  }
+  bool Matches(const std::string& name) const {
+    return (regexec(&re_, name.c_str(), 0, nullptr, 0) == 0) != negated_;
+  }
+
+ private:
+  regex_t re_{};
+  bool compiled_ = false;
+  bool negated_ = false;
+};
+
 struct Suite {
   std::vector<std::string> connectors;
   std::vector<int64_t> sizes;
-  bool quick = false;
+  Form form = kDefault;
+  std::unique_ptr<Filter> filter;
   std::string tmp_root;
   std::unique_ptr<testing::RedisServer> redis;
+  std::unique_ptr<Hiredis> ping_tcp;
+  std::unique_ptr<Hiredis> ping_unix;
+  std::vector<PlannedRow> plan;
 };
 
 Suite& TheSuite() {
@@ -72,7 +158,20 @@ Suite& TheSuite() {
   return suite;
 }
 
-void Die(const std::string& what) {
+void RemoveTmpRoot() {
+  Suite& s = TheSuite();
+  if (s.tmp_root.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(s.tmp_root, ec);
+  s.tmp_root.clear();
+}
+
+// A failed step ends the run (a row that cannot do its setup measures
+// nothing). After an interrupt a failure is expected (a terminal's Ctrl-C
+// also reaches redis-server): end quietly, as interrupted.
+[[noreturn]] void Die(const std::string& what) {
+  RemoveTmpRoot();
+  if (Interrupted()) std::exit(130);
   std::fprintf(stderr, "proxystore_bench: %s\n", what.c_str());
   std::exit(1);
 }
@@ -130,7 +229,6 @@ ConnectorConfig ConnectorFor(const std::string& name) {
     return multi->Config();
   }
   Die(absl::StrCat("unknown connector ", name));
-  return {};
 }
 
 std::shared_ptr<Store> MakeStore(const std::string& connector,
@@ -156,7 +254,8 @@ struct StoreCloser {
   }
 };
 
-// Expected cost, for batching (bench_util.h BatchFor).
+// Expected cost of one small operation, for batching (bench_util.h
+// BatchFor).
 int64_t ExpectedNs(const std::string& connector, int64_t size) {
   int64_t base = connector == "local"  ? 100
                  : connector == "shm"  ? 15'000
@@ -165,11 +264,19 @@ int64_t ExpectedNs(const std::string& connector, int64_t size) {
   return base + size / 10;  // ~10 GB/s copies.
 }
 
-// --- Floors
-// -------------------------------------------------------------------
+// Expected seconds of one operation of any size, for the ETA only.
+double ExpectedSeconds(const std::string& connector, int64_t size) {
+  const bool redis = connector.rfind("redis", 0) == 0;
+  const double base_us = connector == "local" ? 0.2 : redis ? 40 : 10;
+  // Page faults on fresh buffers make large objects cost more than copies.
+  const double ns_per_byte = redis ? 5 : 2;
+  return base_us * 1e-6 + static_cast<double>(size) * ns_per_byte * 1e-9;
+}
+
+// --- Floors -------------------------------------------------------------
 
 void FloorMemcpy(benchmark::State& state, int64_t size) {
-  std::string src = RandomBytes(size);
+  const std::string& src = SharedRandomBytes(size);
   std::string dst(size, '\0');
   RunTimed(
       state, BatchFor(20 + size / 10),
@@ -180,21 +287,10 @@ void FloorMemcpy(benchmark::State& state, int64_t size) {
       size);
 }
 
-void FloorAllocCopy(benchmark::State& state, int64_t size) {
-  std::string src = RandomBytes(size);
-  RunTimed(
-      state, BatchFor(20 + size / 10),
-      [&](int64_t) {
-        std::string copy(src.data(), src.size());
-        benchmark::DoNotOptimize(copy.data());
-      },
-      size);
-}
-
 // A put into a bare map under a freshly minted key (any store has to mint
 // one): NewObjectId() + copy-in. The previous batch is erased untimed.
 void FloorMapPut(benchmark::State& state, int64_t size) {
-  std::string src = RandomBytes(size);
+  const std::string& src = SharedRandomBytes(size);
   absl::flat_hash_map<std::string, std::string> map;
   const int64_t batch = BatchFor(60 + size / 10);
   RunTimed(
@@ -208,7 +304,7 @@ void FloorMapPut(benchmark::State& state, int64_t size) {
 void FloorMapGet(benchmark::State& state, int64_t size) {
   absl::flat_hash_map<std::string, std::string> map;
   std::string key = NewObjectId();
-  map.emplace(key, RandomBytes(size));
+  map.emplace(key, SharedRandomBytes(size));
   RunTimed(
       state, BatchFor(50 + size / 10),
       [&](int64_t) {
@@ -218,14 +314,23 @@ void FloorMapGet(benchmark::State& state, int64_t size) {
       size);
 }
 
-void FloorMapLookup(benchmark::State& state, int64_t size) {
+void FloorMapLookup(benchmark::State& state) {
   absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> map;
   std::string key = NewObjectId();
-  map.emplace(key, std::make_shared<const std::string>(RandomBytes(size)));
+  map.emplace(key, std::make_shared<const std::string>(RandomBytes(100)));
   RunTimed(state, BatchFor(25), [&](int64_t) {
     std::shared_ptr<const std::string> v = map.find(key)->second;
     benchmark::DoNotOptimize(v.get());
   });
+}
+
+void WriteAllOrDie(int fd, const std::string& src, const char* what) {
+  size_t off = 0;
+  while (off < src.size()) {
+    ssize_t n = write(fd, src.data() + off, src.size() - off);
+    if (n <= 0) Die(what);
+    off += static_cast<size_t>(n);
+  }
 }
 
 // open(O_CREAT|O_EXCL) + write + close of a new file: what publishing an
@@ -234,7 +339,7 @@ void FloorFileWrite(benchmark::State& state, int64_t size) {
   std::string dir =
       absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
   std::filesystem::create_directories(dir);
-  std::string src = RandomBytes(size);
+  const std::string& src = SharedRandomBytes(size);
   std::string path;
   RunTimed(
       state, 1,
@@ -244,12 +349,8 @@ void FloorFileWrite(benchmark::State& state, int64_t size) {
       },
       [&](int64_t) {
         int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-        size_t off = 0;
-        while (off < src.size()) {
-          ssize_t n = write(fd, src.data() + off, src.size() - off);
-          if (n <= 0) Die("floor write");
-          off += static_cast<size_t>(n);
-        }
+        if (fd < 0) Die("floor open");
+        WriteAllOrDie(fd, src, "floor write");
         close(fd);
       },
       size);
@@ -261,11 +362,12 @@ void FloorFileRead(benchmark::State& state, int64_t size) {
       absl::StrCat(TheSuite().tmp_root, "/floor-file-", NewObjectId());
   std::filesystem::create_directories(dir);
   std::string path = dir + "/obj";
-  { std::ofstream(path, std::ios::binary) << RandomBytes(size); }
+  { std::ofstream(path, std::ios::binary) << SharedRandomBytes(size); }
   RunTimed(
       state, 1,
       [&](int64_t) {
         int fd = open(path.c_str(), O_RDONLY);
+        if (fd < 0) Die("floor open");
         struct stat st;
         fstat(fd, &st);
         std::string buf(static_cast<size_t>(st.st_size), '\0');
@@ -282,15 +384,36 @@ void FloorFileRead(benchmark::State& state, int64_t size) {
   std::filesystem::remove_all(dir);
 }
 
+// shm_open(O_CREAT|O_EXCL) + write + close of a new segment (the previous
+// one is unlinked untimed): what publishing an object in shared memory costs
+// at least.
+void FloorShmWrite(benchmark::State& state, int64_t size) {
+  const std::string base = absl::StrCat("/proxystore-floor-", NewObjectId());
+  const std::string& src = SharedRandomBytes(size);
+  std::string name;
+  RunTimed(
+      state, 1,
+      [&](int64_t i) {
+        if (!name.empty()) shm_unlink(name.c_str());
+        name = absl::StrCat(base, "-", i);
+      },
+      [&](int64_t) {
+        int fd = shm_open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) Die("floor shm_open");
+        WriteAllOrDie(fd, src, "floor shm write");
+        close(fd);
+      },
+      size);
+  if (!name.empty()) shm_unlink(name.c_str());
+}
+
 // Zero-copy shm read: shm_open + fstat + mmap (+ munmap): what reading an
 // object in place must at least cost.
 void FloorShmMmap(benchmark::State& state, int64_t size) {
   std::string name = absl::StrCat("/proxystore-floor-", NewObjectId());
   int fd = shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
-  std::string src = RandomBytes(size);
-  if (write(fd, src.data(), src.size()) != static_cast<ssize_t>(src.size())) {
-    Die("floor shm write");
-  }
+  if (fd < 0) Die("floor shm_open");
+  WriteAllOrDie(fd, SharedRandomBytes(size), "floor shm write");
   close(fd);
   RunTimed(
       state, 1,
@@ -307,74 +430,109 @@ void FloorShmMmap(benchmark::State& state, int64_t size) {
   shm_unlink(name.c_str());
 }
 
+// A raw hiredis client of the suite's server, over TCP or the Unix socket.
 struct Hiredis {
-  redisContext* c = nullptr;
-  Hiredis() {
-    c = redisConnect("127.0.0.1", TheSuite().redis->port());
+  std::unique_ptr<redisContext, decltype(&redisFree)> c{nullptr, redisFree};
+  explicit Hiredis(bool unix_socket) {
+    const testing::RedisServer& r = *TheSuite().redis;
+    c.reset(unix_socket ? redisConnectUnix(r.unix_socket().c_str())
+                        : redisConnect("127.0.0.1", r.port()));
     if (c == nullptr || c->err) Die("hiredis connect");
   }
-  ~Hiredis() { redisFree(c); }
-  void Cmd(const char* fmt, const char* k, size_t kl, const char* v = nullptr,
-           size_t vl = 0) {
-    redisReply* r = static_cast<redisReply*>(
-        v ? redisCommand(c, fmt, k, kl, v, vl) : redisCommand(c, fmt, k, kl));
-    if (r == nullptr) Die("hiredis command");
-    benchmark::DoNotOptimize(r->str);
+  // One command from its arguments (redisAppendCommandArgv builds the
+  // request in one exact-size buffer: the cheapest way hiredis sends binary
+  // values).
+  void Cmd(std::initializer_list<absl::string_view> args) {
+    Append(args);
+    Reply();
+  }
+  void Append(std::initializer_list<absl::string_view> args) {
+    if (args.size() > 3) Die("hiredis: too many arguments");
+    const char* argv[3];
+    size_t len[3];
+    int n = 0;
+    for (absl::string_view a : args) {
+      argv[n] = a.data();
+      len[n++] = a.size();
+    }
+    if (redisAppendCommandArgv(c.get(), n, argv, len) != REDIS_OK) {
+      Die("hiredis append");
+    }
+  }
+  void Reply() {
+    void* r = nullptr;
+    if (redisGetReply(c.get(), &r) != REDIS_OK || r == nullptr) {
+      Die("hiredis reply");
+    }
+    benchmark::DoNotOptimize(static_cast<redisReply*>(r)->str);
     freeReplyObject(r);
   }
+  void Ping() { Cmd({"PING"}); }
 };
 
-void FloorRedisSet(benchmark::State& state, int64_t size) {
-  Hiredis h;
-  std::string v = RandomBytes(size);
+// Median of 21 raw PING round trips, in microseconds.
+double PingUs(bool unix_socket) {
+  Suite& s = TheSuite();
+  std::unique_ptr<Hiredis>& h = unix_socket ? s.ping_unix : s.ping_tcp;
+  if (h == nullptr) h = std::make_unique<Hiredis>(unix_socket);
+  std::vector<double> us;
+  for (int i = 0; i < 21; ++i) {
+    const int64_t t0 = NowNs();
+    h->Ping();
+    us.push_back(static_cast<double>(NowNs() - t0) / 1e3);
+  }
+  return Percentile(us, 50);
+}
+
+void FloorRedisSet(benchmark::State& state, int64_t size, bool unix_socket) {
+  Hiredis h(unix_socket);
+  const std::string& v = SharedRandomBytes(size);
   std::string key = "floor:" + NewObjectId();
   RunTimed(
       state, 1,
       [&](int64_t) {
-        h.Cmd("SET %b %b", key.data(), key.size(), v.data(), v.size());
+        h.Cmd({"SET", key, v});
       },
       size);
-  h.Cmd("DEL %b", key.data(), key.size());
+  h.Cmd({"DEL", key});
 }
 
-void FloorRedisGet(benchmark::State& state, int64_t size) {
-  Hiredis h;
-  std::string v = RandomBytes(size);
+void FloorRedisGet(benchmark::State& state, int64_t size, bool unix_socket) {
+  Hiredis h(unix_socket);
+  const std::string& v = SharedRandomBytes(size);
   std::string key = "floor:" + NewObjectId();
-  h.Cmd("SET %b %b", key.data(), key.size(), v.data(), v.size());
+  h.Cmd({"SET", key, v});
   RunTimed(
-      state, 1, [&](int64_t) { h.Cmd("GET %b", key.data(), key.size()); },
+      state, 1,
+      [&](int64_t) {
+        h.Cmd({"GET", key});
+      },
       size);
-  h.Cmd("DEL %b", key.data(), key.size());
+  h.Cmd({"DEL", key});
 }
 
 constexpr int kBatch = 100;
 constexpr int64_t kBatchItem = 10'000;
 
-void FloorRedisPipeline(benchmark::State& state, bool set) {
-  Hiredis h;
-  std::string v = RandomBytes(kBatchItem);
+void FloorRedisPipeline(benchmark::State& state, bool set, bool unix_socket) {
+  Hiredis h(unix_socket);
+  const std::string& v = SharedRandomBytes(kBatchItem);
   std::vector<std::string> keys;
   for (int i = 0; i < kBatch; ++i) keys.push_back("floor:" + NewObjectId());
   auto pipeline = [&](bool do_set) {
     for (const auto& k : keys) {
       if (do_set) {
-        redisAppendCommand(h.c, "SET %b %b", k.data(), k.size(), v.data(),
-                           v.size());
+        h.Append({"SET", k, v});
       } else {
-        redisAppendCommand(h.c, "GET %b", k.data(), k.size());
+        h.Append({"GET", k});
       }
     }
-    for (int i = 0; i < kBatch; ++i) {
-      void* r = nullptr;
-      if (redisGetReply(h.c, &r) != REDIS_OK) Die("pipeline");
-      freeReplyObject(r);
-    }
+    for (int i = 0; i < kBatch; ++i) h.Reply();
   };
   pipeline(true);
   RunTimed(
       state, 1, [&](int64_t) { pipeline(set); }, kBatch * kBatchItem);
-  for (const auto& k : keys) h.Cmd("DEL %b", k.data(), k.size());
+  for (const auto& k : keys) h.Cmd({"DEL", k});
 }
 
 FactoryData SampleFactory() {
@@ -399,12 +557,11 @@ void FloorFactoryVerify(benchmark::State& state) {
   });
 }
 
-// --- Store rows
-// ---------------------------------------------------------------
+// --- Store rows -----------------------------------------------------------
 
 void StorePut(benchmark::State& state, std::string connector, int64_t size) {
   StoreCloser s{MakeStore(connector)};
-  std::string obj = RandomBytes(size);
+  const std::string& obj = SharedRandomBytes(size);
   const int64_t batch = BatchFor(ExpectedNs(connector, size));
   std::vector<Key> keys;
   RunTimed(
@@ -420,15 +577,16 @@ void StorePut(benchmark::State& state, std::string connector, int64_t size) {
 
 // Put of a caller-built byte buffer moved into the store (no copy of the
 // payload: the envelope header goes into room reserved in front of it).
+// Every op consumes a freshly filled buffer, which costs far more (untimed)
+// than the op itself (~0.5 us) at 1 MB and up: the run's wall-time budget
+// bounds that setup, and a batch holds at most 16 MB of buffers.
 void StorePutMoved(benchmark::State& state, std::string connector,
                    int64_t size) {
   StoreCloser s{MakeStore(connector)};
-  std::string content = RandomBytes(size);
-  // The op copies nothing, but every buffer of a batch is filled first:
-  // keep a batch's buffers under 64 MB.
+  const std::string& content = SharedRandomBytes(size);
   const int64_t batch = std::max<int64_t>(
       1, std::min<int64_t>(BatchFor(ExpectedNs(connector, 0)),
-                           (64 << 20) / std::max<int64_t>(size, 1)));
+                           (16 << 20) / std::max<int64_t>(size, 1)));
   std::vector<Key> keys;
   std::vector<PayloadBuffer> buffers;
   RunTimed(
@@ -454,7 +612,7 @@ template <typename T>
 void StoreGet(benchmark::State& state, std::string connector, int64_t size,
               bool cached) {
   StoreCloser s{MakeStore(connector, cached ? StoreOptions{} : NoCache())};
-  Key key = Check(s.store->Put(RandomBytes(size)), "put");
+  Key key = Check(s.store->Put(SharedRandomBytes(size)), "put");
   if (cached) (void)Check(s.store->Get<T>(key), "warm");
   const int64_t batch =
       cached ? BatchFor(40) : BatchFor(ExpectedNs(connector, size));
@@ -469,7 +627,7 @@ void StoreGet(benchmark::State& state, std::string connector, int64_t size,
 
 void StoreExists(benchmark::State& state, std::string connector) {
   StoreCloser s{MakeStore(connector, NoCache())};
-  Key key = Check(s.store->Put(RandomBytes(100)), "put");
+  Key key = Check(s.store->Put(SharedRandomBytes(100)), "put");
   RunTimed(state, BatchFor(ExpectedNs(connector, 0)),
            [&](int64_t) { benchmark::DoNotOptimize(s.store->Exists(key)); });
 }
@@ -478,7 +636,7 @@ void StoreEvict(benchmark::State& state, std::string connector) {
   StoreCloser s{MakeStore(connector, NoCache())};
   const int64_t batch = BatchFor(ExpectedNs(connector, 0));
   std::vector<Key> keys(batch);
-  std::string obj = RandomBytes(100);
+  const std::string& obj = SharedRandomBytes(100);
   RunTimed(
       state, batch,
       [&](int64_t i) { keys[i % batch] = Check(s.store->Put(obj), "put"); },
@@ -488,7 +646,7 @@ void StoreEvict(benchmark::State& state, std::string connector) {
 void StoreProxyCreate(benchmark::State& state, std::string connector,
                       int64_t size) {
   StoreCloser s{MakeStore(connector)};
-  std::string obj = RandomBytes(size);
+  const std::string& obj = SharedRandomBytes(size);
   const int64_t batch = BatchFor(ExpectedNs(connector, size) + 200);
   std::vector<Key> keys;
   RunTimed(
@@ -513,14 +671,16 @@ void StoreProxySerde(benchmark::State& state, std::string connector) {
     auto q = ParseProxy<std::string>(wire);
     benchmark::DoNotOptimize(&q);
   });
-  state.counters["wire_bytes"] = static_cast<double>(p.Serialize()->size());
+  if (!state.error_occurred()) {
+    state.counters["wire_bytes"] = static_cast<double>(p.Serialize()->size());
+  }
 }
 
 template <typename T>
 void StoreProxyResolve(benchmark::State& state, std::string connector,
                        int64_t size) {
   StoreCloser s{MakeStore(connector, NoCache())};
-  auto p = Check(s.store->Proxy(RandomBytes(size)), "proxy");
+  auto p = Check(s.store->Proxy(SharedRandomBytes(size)), "proxy");
   const std::string wire = *p.Serialize();
   const int64_t batch = BatchFor(ExpectedNs(connector, size));
   std::vector<Proxy<T>> fresh;
@@ -544,21 +704,26 @@ std::string ResolveChildPath() {
   return (self.parent_path() / "resolve_child").string();
 }
 
-// Resolves proxies in a child process; the per-resolve times come from the
-// child (bench/resolve_child.cc) and become this row's iterations.
+// Resolves `n` proxies (distinct objects, so no cache can answer) in a child
+// process; the per-resolve times come from the child (bench/resolve_child.cc)
+// and are this row's samples.
 void StoreProxyResolveRemote(benchmark::State& state, std::string connector,
-                             int64_t size, std::string type) {
+                             int64_t size, std::string type, int64_t n) {
   StoreCloser s{MakeStore(connector, NoCache())};
-  const int64_t n = state.max_iterations;
   std::string manifest;
-  std::string obj = RandomBytes(size);
+  const std::string& obj = SharedRandomBytes(size);
   const SharedBytes view = SharedBytes::FromString(std::string(obj));
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < n && !Interrupted(); ++i) {
     absl::StatusOr<std::string> wire =
         type == "view" ? Check(s.store->Proxy(view), "proxy").Serialize()
                        : Check(s.store->Proxy(obj), "proxy").Serialize();
     manifest +=
         absl::BytesToHexString(Check(std::move(wire), "serialize")) + "\n";
+  }
+  Measured m;
+  if (Interrupted()) {
+    ReportRow(state, m, size);
+    return;
   }
   const std::string path =
       absl::StrCat(TheSuite().tmp_root, "/manifest-", NewObjectId());
@@ -566,35 +731,26 @@ void StoreProxyResolveRemote(benchmark::State& state, std::string connector,
   auto r = Check(testing::RunChild(ResolveChildPath(), {path, type}),
                  "resolve_child");
   std::filesystem::remove(path);
-  std::vector<double> samples;
-  double faults = 0;
   for (absl::string_view line : absl::StrSplit(r.output, '\n')) {
     std::vector<std::string> f = absl::StrSplit(line, ' ');
     double v = 0;
     if (f.size() >= 2 && f[0] == "ns" && absl::SimpleAtod(f[1], &v)) {
-      samples.push_back(v / 1e9);
+      m.samples_us.push_back(v / 1e3);
+      m.timed_ns += static_cast<int64_t>(v);
     } else if (f.size() == 2 && f[0] == "faults") {
-      (void)absl::SimpleAtod(f[1], &faults);
+      (void)absl::SimpleAtod(f[1], &v);
+      m.faults = static_cast<int64_t>(v);
+    } else if (f.size() == 2 && f[0] == "cpu_ns") {
+      (void)absl::SimpleAtod(f[1], &v);
+      m.cpu_ns = static_cast<int64_t>(v);
     }
   }
-  if (r.exit_code != 0 || static_cast<int64_t>(samples.size()) != n) {
-    state.SkipWithError(
-        absl::StrCat("resolve_child failed: ", r.output).c_str());
-    for (auto _ : state) {
-    }
-    return;
+  m.ops = n;
+  std::string error;
+  if (r.exit_code != 0 || static_cast<int64_t>(m.samples_us.size()) != n) {
+    error = absl::StrCat("resolve_child failed: ", r.output);
   }
-  size_t i = 0;
-  for (auto _ : state) state.SetIterationTime(samples[i++ % samples.size()]);
-  state.counters["us_per_op"] =
-      std::accumulate(samples.begin(), samples.end(), 0.0) * 1e6 /
-      static_cast<double>(samples.size());
-  std::vector<double> us;
-  for (double x : samples) us.push_back(x * 1e6);
-  state.counters["p50_us"] = Percentile(us, 50);
-  state.counters["p99_us"] = Percentile(us, 99);
-  state.counters["faults_per_op"] = faults / static_cast<double>(n);
-  state.SetBytesProcessed(state.iterations() * size);
+  ReportRow(state, m, size, error);
 }
 
 void StorePutBatch(benchmark::State& state, std::string connector) {
@@ -634,7 +790,7 @@ void StoreFlatBufferRead(benchmark::State& state, std::string connector,
                          int64_t size) {
   StoreCloser s{MakeStore(connector, NoCache())};
   flatbuffers::FlatBufferBuilder fbb(size + 1024);
-  std::string content = RandomBytes(size);
+  const std::string& content = SharedRandomBytes(size);
   auto vec = fbb.CreateVector(reinterpret_cast<const uint8_t*>(content.data()),
                               content.size());
   fbb.Finish(fb::CreateBlob(fbb, 7, vec));
@@ -654,12 +810,11 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
   StoreOptions o = NoCache();
   o.compress = true;
   StoreCloser s{MakeStore(connector, o)};
-  std::string obj = text ? TextBytes(size) : RandomBytes(size);
+  const std::string& obj =
+      text ? SharedTextBytes(size) : SharedRandomBytes(size);
   if (get) {
     Key key = Check(s.store->Put(obj), "put");
     auto stored = Check(s.store->connector().Get(key), "raw get");
-    state.counters["stored_ratio"] =
-        static_cast<double>(stored->size()) / static_cast<double>(size);
     RunTimed(
         state, BatchFor(ExpectedNs(connector, size)),
         [&](int64_t) {
@@ -667,6 +822,10 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
           benchmark::DoNotOptimize(v->get());
         },
         size);
+    if (!state.error_occurred()) {
+      state.counters["stored_ratio"] =
+          static_cast<double>(stored->size()) / static_cast<double>(size);
+    }
   } else {
     std::vector<Key> keys;
     RunTimed(
@@ -680,142 +839,260 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
   }
 }
 
-// --- Registration
-// --------------------------------------------------------------
+// --- Registration -------------------------------------------------------
 
 using Fn = std::function<void(benchmark::State&)>;
+enum class Loopback { kNone, kTcp, kUnix };
 
-void Add(const std::string& name, Fn fn, int64_t size) {
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), fn);
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-  if (size >= 100'000'000) {
-    b->Iterations(TheSuite().quick ? 2 : 8);
-  } else if (TheSuite().quick) {
-    b->MinTime(0.005);
+// Rows with a speed target (tools/bench_report.py, targets()) and the floors
+// they are compared with: these get the form's larger repetition count.
+bool HasTarget(const std::string& group, const std::string& op,
+               const std::string& c, int64_t size) {
+  auto in = [&](std::initializer_list<const char*> ops) {
+    return std::any_of(ops.begin(), ops.end(),
+                       [&](const char* o) { return op == o; });
+  };
+  if (group == "floor") {
+    if (c == "local") {
+      return in({"map_get", "map_put", "map_lookup", "factory_build",
+                 "factory_verify"});
+    }
+    if (c == "redis") {
+      return in({"redis_set", "redis_get", "redis_pipeline_set",
+                 "redis_pipeline_get"});
+    }
+    if (c == "file") return in({"file_write", "file_read"});
+    if (c == "shm") return op == "shm_mmap" && size == 100'000'000;
+    return false;
   }
+  if (c == "local") {
+    return in(
+        {"get", "get_hit", "put", "put_moved", "proxy_create", "proxy_serde"});
+  }
+  if (c == "redis") return in({"put", "get_view", "put_batch", "get_batch"});
+  if (c == "file") return in({"put", "get"});
+  if (c == "shm") {
+    return size == 100'000'000 &&
+           in({"flatbuffer_read", "get_view", "proxy_resolve_remote_view"});
+  }
+  return false;
+}
+
+bool Selected(const std::string& name) {
+  const Suite& s = TheSuite();
+  return s.filter == nullptr || s.filter->Matches(name);
+}
+
+// Registers row group/op/c/size_name (size: bytes moved per op, for the
+// repetition count and the ETA; `op_s` its expected seconds per op).
+void AddRow(const std::string& group, const std::string& op,
+            const std::string& c, const std::string& size_name, int64_t size,
+            double op_s, Fn fn, Loopback loopback = Loopback::kNone) {
+  const std::string name = absl::StrCat(group, "/", op, "/", c, "/", size_name);
+  if (!Selected(name)) return;
+  Suite& s = TheSuite();
+  int reps =
+      HasTarget(group, op, c, size) ? s.form.reps_verdict : s.form.reps_info;
+  if (size >= 10'000'000 && s.form.reps_large > 0) reps = s.form.reps_large;
+  const Budget& b = s.form.budget;
+  // Expected seconds per repetition (for the ETA): the timed work the
+  // budget asks for, or a slow row's minimum batches, plus setup.
+  const double per_rep =
+      std::max(
+          std::min(std::max(b.min_timed_s, b.min_batches * op_s), b.max_wall_s),
+          b.min_slow_batches * op_s) +
+      2 * op_s + 0.01;
+  s.plan.push_back({name, reps * per_rep});
+  auto* bm = benchmark::RegisterBenchmark(
+      name.c_str(), [name, fn, loopback](benchmark::State& st) {
+        SetCurrentRow(name);
+        if (Interrupted()) {
+          Measured none;
+          ReportRow(st, none, 0);
+          return;
+        }
+        const bool unix_socket = loopback == Loopback::kUnix;
+        const double before =
+            loopback == Loopback::kNone ? 0 : PingUs(unix_socket);
+        const int64_t start = NowNs();
+        fn(st);
+        if (st.error_occurred()) return;
+        // The repetition's whole cost, setup included (what the ETA and the
+        // run's length are made of).
+        st.counters["wall_s"] = static_cast<double>(NowNs() - start) / 1e9;
+        if (loopback != Loopback::kNone) {
+          st.counters["ping_us"] = before;
+          st.counters["ping_after_us"] = PingUs(unix_socket);
+        }
+      });
+  bm->Iterations(1)->Repetitions(reps)->UseManualTime()->Unit(
+      benchmark::kNanosecond);
+}
+
+void AddFloors(const std::string& c, int64_t n) {
+  const std::string z = SizeName(n);
+  const bool redis = c == "redis" || c == "redis_unix";
+  const bool unix_socket = c == "redis_unix";
+  const Loopback lb = !redis        ? Loopback::kNone
+                      : unix_socket ? Loopback::kUnix
+                                    : Loopback::kTcp;
+  const double op_s = ExpectedSeconds(c, n);
+  auto add = [&](const char* op, Fn fn) {
+    AddRow("floor", op, c, z, n, op_s, std::move(fn), lb);
+  };
+  // Where multi puts an object of this size: shm up to 1 MB, files above.
+  const std::string kind = c == "multi" ? (n <= 1'000'000 ? "shm" : "file") : c;
+  if (kind == "local") {
+    add("memcpy", [n](auto& st) { FloorMemcpy(st, n); });
+    add("map_put", [n](auto& st) { FloorMapPut(st, n); });
+    add("map_get", [n](auto& st) { FloorMapGet(st, n); });
+  } else if (kind == "file") {
+    add("file_write", [n](auto& st) { FloorFileWrite(st, n); });
+    add("file_read", [n](auto& st) { FloorFileRead(st, n); });
+  } else if (kind == "shm") {
+    add("shm_write", [n](auto& st) { FloorShmWrite(st, n); });
+    add("shm_mmap", [n](auto& st) { FloorShmMmap(st, n); });
+  } else if (redis) {
+    add("redis_set",
+        [n, unix_socket](auto& st) { FloorRedisSet(st, n, unix_socket); });
+    add("redis_get",
+        [n, unix_socket](auto& st) { FloorRedisGet(st, n, unix_socket); });
+  }
+}
+
+void AddStoreRows(const std::string& c, int64_t n) {
+  const Suite& s = TheSuite();
+  const std::string z = SizeName(n);
+  const Loopback lb = c == "redis"        ? Loopback::kTcp
+                      : c == "redis_unix" ? Loopback::kUnix
+                                          : Loopback::kNone;
+  const double op_s = ExpectedSeconds(c, n);
+  auto add = [&](const char* op, Fn fn, double cost = 0) {
+    AddRow("store", op, c, z, n, cost > 0 ? cost : op_s, std::move(fn), lb);
+  };
+  add("put", [c, n](auto& st) { StorePut(st, c, n); });
+  add("put_moved", [c, n](auto& st) { StorePutMoved(st, c, n); });
+  add("get", [c, n](auto& st) { StoreGet<std::string>(st, c, n, false); });
+  add("get_view", [c, n](auto& st) { StoreGet<SharedBytes>(st, c, n, false); });
+  add("get_hit", [c, n](auto& st) { StoreGet<std::string>(st, c, n, true); });
+  add("proxy_resolve",
+      [c, n](auto& st) { StoreProxyResolve<std::string>(st, c, n); });
+  add("flatbuffer_read", [c, n](auto& st) { StoreFlatBufferRead(st, c, n); });
+  if (c != "local") {
+    const int64_t resolves = n >= 100'000'000 ? s.form.resolves_100mb
+                             : n >= 1'000'000 ? s.form.resolves_1mb
+                                              : s.form.resolves_small;
+    // A child process per repetition, and one put per resolve.
+    const double cost =
+        (0.03 + 2 * resolves * op_s) / s.form.budget.min_batches;
+    add(
+        "proxy_resolve_remote",
+        [c, n, resolves](auto& st) {
+          StoreProxyResolveRemote(st, c, n, "string", resolves);
+        },
+        cost);
+    add(
+        "proxy_resolve_remote_view",
+        [c, n, resolves](auto& st) {
+          StoreProxyResolveRemote(st, c, n, "view", resolves);
+        },
+        cost);
+  }
+  if (c == "local" || c == "file" || c == "redis") {
+    add("lz4_put_text", [c, n](auto& st) { StoreLz4(st, c, n, true, false); });
+    add("lz4_get_text", [c, n](auto& st) { StoreLz4(st, c, n, true, true); });
+    add("lz4_put_random",
+        [c, n](auto& st) { StoreLz4(st, c, n, false, false); });
+    add("lz4_get_random",
+        [c, n](auto& st) { StoreLz4(st, c, n, false, true); });
+  }
+}
+
+// The rows of one connector without a size axis, with their floors first.
+void AddSizelessRows(const std::string& c) {
+  const bool redis = c == "redis" || c == "redis_unix";
+  const bool unix_socket = c == "redis_unix";
+  const Loopback lb = !redis        ? Loopback::kNone
+                      : unix_socket ? Loopback::kUnix
+                                    : Loopback::kTcp;
+  const double op_s = ExpectedSeconds(c, 100);
+  const double batch_s = ExpectedSeconds(c, kBatch * kBatchItem);
+  if (c == "local") {
+    AddRow("floor", "factory_build", c, "-", 0, 3e-7,
+           [](auto& st) { FloorFactoryBuild(st); });
+    AddRow("floor", "factory_verify", c, "-", 0, 3e-7,
+           [](auto& st) { FloorFactoryVerify(st); });
+  }
+  if (redis) {
+    AddRow(
+        "floor", "redis_pipeline_set", c, "100x10KB", 0, batch_s,
+        [unix_socket](auto& st) { FloorRedisPipeline(st, true, unix_socket); },
+        lb);
+    AddRow(
+        "floor", "redis_pipeline_get", c, "100x10KB", 0, batch_s,
+        [unix_socket](auto& st) { FloorRedisPipeline(st, false, unix_socket); },
+        lb);
+  }
+  AddRow(
+      "store", "exists", c, "100B", 0, op_s,
+      [c](auto& st) { StoreExists(st, c); }, lb);
+  AddRow(
+      "store", "evict", c, "100B", 0, 2 * op_s,
+      [c](auto& st) { StoreEvict(st, c); }, lb);
+  AddRow(
+      "store", "proxy_create", c, "100B", 0, op_s,
+      [c](auto& st) { StoreProxyCreate(st, c, 100); }, lb);
+  AddRow(
+      "store", "proxy_serde", c, "100B", 0, 1e-6,
+      [c](auto& st) { StoreProxySerde(st, c); }, lb);
+  AddRow(
+      "store", "put_batch", c, "100x10KB", 0, batch_s,
+      [c](auto& st) { StorePutBatch(st, c); }, lb);
+  AddRow(
+      "store", "get_batch", c, "100x10KB", 0, batch_s,
+      [c](auto& st) { StoreGetBatch(st, c); }, lb);
 }
 
 void RegisterAll() {
   Suite& s = TheSuite();
-  auto has = [&](const std::string& c) {
-    return std::find(s.connectors.begin(), s.connectors.end(), c) !=
-           s.connectors.end();
-  };
-  const bool any_redis = has("redis") || has("redis_unix");
-  for (int64_t n : s.sizes) {
-    const std::string z = SizeName(n);
-    Add(
-        "floor/memcpy/-/" + z, [n](auto& st) { FloorMemcpy(st, n); }, n);
-    Add(
-        "floor/alloc_copy/-/" + z, [n](auto& st) { FloorAllocCopy(st, n); }, n);
-    Add(
-        "floor/map_put/-/" + z, [n](auto& st) { FloorMapPut(st, n); }, n);
-    Add(
-        "floor/map_get/-/" + z, [n](auto& st) { FloorMapGet(st, n); }, n);
-    Add(
-        "floor/map_lookup/-/" + z, [n](auto& st) { FloorMapLookup(st, n); }, n);
-    if (has("file") || has("multi")) {
-      Add(
-          "floor/file_write/-/" + z, [n](auto& st) { FloorFileWrite(st, n); },
-          n);
-      Add(
-          "floor/file_read/-/" + z, [n](auto& st) { FloorFileRead(st, n); }, n);
-    }
-    if (has("shm") || has("multi")) {
-      Add(
-          "floor/shm_mmap/-/" + z, [n](auto& st) { FloorShmMmap(st, n); }, n);
-    }
-    if (any_redis) {
-      Add(
-          "floor/redis_set/-/" + z, [n](auto& st) { FloorRedisSet(st, n); }, n);
-      Add(
-          "floor/redis_get/-/" + z, [n](auto& st) { FloorRedisGet(st, n); }, n);
-    }
-  }
-  Add(
-      "floor/factory_build/-/-", [](auto& st) { FloorFactoryBuild(st); }, 0);
-  Add(
-      "floor/factory_verify/-/-", [](auto& st) { FloorFactoryVerify(st); }, 0);
-  if (any_redis) {
-    Add(
-        "floor/redis_pipeline_set/-/100x10KB",
-        [](auto& st) { FloorRedisPipeline(st, true); }, 0);
-    Add(
-        "floor/redis_pipeline_get/-/100x10KB",
-        [](auto& st) { FloorRedisPipeline(st, false); }, 0);
-  }
-
   for (const std::string& c : s.connectors) {
-    for (int64_t n : s.sizes) {
-      const std::string z = "/" + c + "/" + SizeName(n);
-      Add(
-          "store/put" + z, [c, n](auto& st) { StorePut(st, c, n); }, n);
-      Add(
-          "store/put_moved" + z, [c, n](auto& st) { StorePutMoved(st, c, n); },
-          n);
-      Add(
-          "store/get" + z,
-          [c, n](auto& st) { StoreGet<std::string>(st, c, n, false); }, n);
-      Add(
-          "store/get_view" + z,
-          [c, n](auto& st) { StoreGet<SharedBytes>(st, c, n, false); }, n);
-      Add(
-          "store/get_hit" + z,
-          [c, n](auto& st) { StoreGet<std::string>(st, c, n, true); }, n);
-      Add(
-          "store/proxy_resolve" + z,
-          [c, n](auto& st) { StoreProxyResolve<std::string>(st, c, n); }, n);
-      Add(
-          "store/flatbuffer_read" + z,
-          [c, n](auto& st) { StoreFlatBufferRead(st, c, n); }, n);
-      if (c != "local") {
-        const int64_t resolves =
-            n >= 100'000'000 ? (s.quick ? 2 : 8) : (s.quick ? 20 : 200);
-        auto* b = benchmark::RegisterBenchmark(
-            ("store/proxy_resolve_remote" + z).c_str(),
-            [c, n](auto& st) { StoreProxyResolveRemote(st, c, n, "string"); });
-        b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(resolves);
-        auto* v = benchmark::RegisterBenchmark(
-            ("store/proxy_resolve_remote_view" + z).c_str(),
-            [c, n](auto& st) { StoreProxyResolveRemote(st, c, n, "view"); });
-        v->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(resolves);
-      }
-      if (c == "local" || c == "file" || c == "redis") {
-        Add(
-            "store/lz4_put_text" + z,
-            [c, n](auto& st) { StoreLz4(st, c, n, true, false); }, n);
-        Add(
-            "store/lz4_get_text" + z,
-            [c, n](auto& st) { StoreLz4(st, c, n, true, true); }, n);
-        Add(
-            "store/lz4_put_random" + z,
-            [c, n](auto& st) { StoreLz4(st, c, n, false, false); }, n);
-        Add(
-            "store/lz4_get_random" + z,
-            [c, n](auto& st) { StoreLz4(st, c, n, false, true); }, n);
-      }
+    if (c == "local") {
+      AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
+             [](auto& st) { FloorMapLookup(st); });
     }
-    const std::string z = "/" + c + "/100B";
-    Add(
-        "store/exists" + z, [c](auto& st) { StoreExists(st, c); }, 0);
-    Add(
-        "store/evict" + z, [c](auto& st) { StoreEvict(st, c); }, 0);
-    Add(
-        "store/proxy_create" + z,
-        [c](auto& st) { StoreProxyCreate(st, c, 100); }, 0);
-    Add(
-        "store/proxy_serde" + z, [c](auto& st) { StoreProxySerde(st, c); }, 0);
-    Add(
-        "store/put_batch/" + c + "/100x10KB",
-        [c](auto& st) { StorePutBatch(st, c); }, 0);
-    Add(
-        "store/get_batch/" + c + "/100x10KB",
-        [c](auto& st) { StoreGetBatch(st, c); }, 0);
+    for (int64_t n : s.sizes) {
+      AddFloors(c, n);
+      AddStoreRows(c, n);
+    }
+    AddSizelessRows(c);
   }
 }
 
 std::vector<std::string> SplitList(const std::string& v) {
   return absl::StrSplit(v, ',', absl::SkipEmpty());
+}
+
+std::string Header() {
+  const Suite& s = TheSuite();
+  const Form& f = s.form;
+  const Budget& b = f.budget;
+  std::string reps =
+      absl::StrCat(f.reps_info, " repetition", f.reps_info == 1 ? "" : "s");
+  if (f.reps_verdict != f.reps_info) {
+    absl::StrAppend(&reps, " (", f.reps_verdict,
+                    " for rows with a speed target and their floors)");
+  }
+  if (f.reps_large > 0)
+    absl::StrAppend(&reps, ", ", f.reps_large, " at 100 MB");
+  return absl::StrCat(
+      "proxystore-cpp benchmark suite, ", f.name, " form: ", s.plan.size(),
+      " rows (", absl::StrJoin(s.connectors, ","), "; sizes ",
+      absl::StrJoin(s.sizes, ","), ").\nEach row: ", reps,
+      ". A repetition times >= ", b.min_batches,
+      " batches and >= ", b.min_timed_s * 1e3, " ms of work, or ends after ~",
+      b.max_wall_s, " s (setup included) once it has ", b.min_slow_batches,
+      ".\np50 = median of the repetitions' p50; range = lowest and highest "
+      "repetition p50; RTT = raw redis PING round trip next to the row.\n");
 }
 
 }  // namespace
@@ -829,18 +1106,72 @@ int main(int argc, char** argv) {
   if (const char* e = std::getenv("PROXYSTORE_BENCH_CONNECTORS"))
     connectors = e;
   if (const char* e = std::getenv("PROXYSTORE_BENCH_SIZES")) sizes = e;
+  std::string json_path;
+  std::string tmp_dir;
+  std::string filter;
+  int repetitions = 0;
+  double min_time = 0;
   std::vector<char*> rest;
+  auto value = [](const std::string& a, const char* flag,
+                  std::string* out) -> bool {
+    const std::string prefix = std::string(flag) + "=";
+    if (a.rfind(prefix, 0) != 0) return false;
+    *out = a.substr(prefix.size());
+    return true;
+  };
   for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--connectors=", 0) == 0) {
-      connectors = a.substr(13);
-    } else if (a.rfind("--sizes=", 0) == 0) {
-      sizes = a.substr(8);
+    const std::string a = argv[i];
+    std::string v;
+    if (i == 0) {
+      rest.push_back(argv[i]);
+    } else if (value(a, "--connectors", &v)) {
+      connectors = v;
+    } else if (value(a, "--sizes", &v)) {
+      sizes = v;
     } else if (a == "--quick") {
-      s.quick = true;
+      s.form = kQuick;
+    } else if (a == "--full") {
+      s.form = kFull;
+    } else if (value(a, "--filter", &v) || value(a, "--benchmark_filter", &v)) {
+      filter = v;
+    } else if (value(a, "--json", &v) || value(a, "--benchmark_out", &v)) {
+      json_path = v;
+    } else if (value(a, "--benchmark_out_format", &v)) {
+      if (v != "json") Die("only --benchmark_out_format=json is supported");
+    } else if (value(a, "--tmp_dir", &v)) {
+      tmp_dir = v;
+    } else if (value(a, "--repetitions", &v) ||
+               value(a, "--benchmark_repetitions", &v)) {
+      if (!absl::SimpleAtoi(v, &repetitions) || repetitions < 1) {
+        Die("bad repetition count " + v);
+      }
+    } else if (value(a, "--min_time", &v) ||
+               value(a, "--benchmark_min_time", &v)) {
+      std::string num = v;  // "0.1" or "0.1s"
+      if (!num.empty() && num.back() == 's') num.pop_back();
+      if (!absl::SimpleAtod(num, &min_time) || min_time <= 0) {
+        Die("bad minimum time " + v);
+      }
     } else {
       rest.push_back(argv[i]);
     }
+  }
+  int rargc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rargc, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(rargc, rest.data())) return 2;
+  if (repetitions > 0) {
+    s.form.reps_info = s.form.reps_verdict = repetitions;
+    s.form.reps_large = 0;
+  }
+  if (min_time > 0) {
+    s.form.budget.min_timed_s = min_time;
+    s.form.budget.max_wall_s = std::max(s.form.budget.max_wall_s, 4 * min_time);
+  }
+  TheBudget() = s.form.budget;
+  if (!filter.empty()) {
+    std::string error;
+    s.filter = Filter::Parse(filter, &error);
+    if (s.filter == nullptr) Die("bad --filter regex " + filter + ": " + error);
   }
   s.connectors = SplitList(connectors);
   for (const std::string& z : SplitList(sizes)) {
@@ -848,9 +1179,14 @@ int main(int argc, char** argv) {
     if (!absl::SimpleAtoi(z, &n) || n <= 0) Die("bad --sizes entry " + z);
     s.sizes.push_back(n);
   }
-  char tmpl[] = "/tmp/proxystore-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
+  if (tmp_dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    tmp_dir = t != nullptr && *t != '\0' ? t : "/tmp";
+  }
+  std::string tmpl = tmp_dir + "/proxystore-bench-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp " + tmpl);
   s.tmp_root = tmpl;
+  InstallInterruptHandlers();
   for (const std::string& c : s.connectors) {
     if ((c == "redis" || c == "redis_unix") && s.redis == nullptr) {
       proxystore::testing::RedisServerOptions o;
@@ -860,11 +1196,23 @@ int main(int argc, char** argv) {
     }
   }
   RegisterAll();
-  int rargc = static_cast<int>(rest.size());
-  benchmark::Initialize(&rargc, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
+  benchmark::AddCustomContext("proxystore_form", s.form.name);
+  benchmark::AddCustomContext("proxystore_rows_planned",
+                              std::to_string(s.plan.size()));
+  benchmark::AddCustomContext("proxystore_connectors", connectors);
+  benchmark::AddCustomContext("proxystore_sizes", sizes);
+#if defined(NDEBUG) && defined(__OPTIMIZE__)
+  benchmark::AddCustomContext("proxystore_build", "optimized, NDEBUG");
+#else
+  benchmark::AddCustomContext("proxystore_build", "NOT optimized");
+#endif
+  SuiteReporter reporter(s.plan, Header(), json_path);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  s.ping_tcp.reset();
+  s.ping_unix.reset();
   s.redis.reset();
-  std::filesystem::remove_all(s.tmp_root);
-  return 0;
+  RemoveTmpRoot();
+  if (Interrupted()) return 130;
+  return reporter.rows_failed() > 0 ? 1 : 0;
 }

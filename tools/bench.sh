@@ -1,50 +1,128 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite (optimized build) and writes its report. Installs
-# what it needs first; starts its own private redis-server (loopback port and
-# Unix socket) and cleans up after itself.
+# what it needs first; the suite starts its own private redis-server (loopback
+# port and Unix socket) and cleans up after itself.
 #
-#   tools/bench.sh                    # the whole suite: every connector
-#                                     #   (local, file, shm, redis over TCP and
-#                                     #   a Unix socket, multi), every size
+#   tools/bench.sh              # every connector (local, file, shm, redis over
+#                               #   TCP and a Unix socket, multi), every size,
+#                               #   every floor and verdict (4m13s on 2 cores
+#                               #   that were also running other builds)
+#   tools/bench.sh --full       # more repetitions of rows with over ten times
+#                               #   the work each
 #   tools/bench.sh --connectors=local --sizes=100,1000000   # a subset
-#   tools/bench.sh --quick            # a short pass (what CI's smoke test runs)
-#   PROXYSTORE_BENCH_OUT=dir          # output folder (default bench-out/)
+#   tools/bench.sh --filter=redis                           # rows by name (regex)
+#   tools/bench.sh --quick      # one short pass (what CI's smoke test runs)
+#   tools/bench.sh --compare A.json B.json
+#                               # A/B of two runs: Google Benchmark's compare.py
+#                               #   (per-row change, Mann-Whitney U test over
+#                               #   the repetitions), then the verdicts that moved
+#   PROXYSTORE_BENCH_OUT=dir    # output folder (default bench-out/)
+# (--repetitions=N and --min_time=SECONDS override the form's values.)
 #
-# Output: <out>/proxystore_bench.json (Google Benchmark JSON, raw),
-#         <out>/report.md (p50/p99, ratios to the floors, target verdicts),
-#         <out>/latency.png (p50 latency vs size per connector, log-log).
+# Output, in <out>/: proxystore_bench.json (Google Benchmark JSON, rewritten
+# after every row), report.md (verdicts, then per connector p50, range over
+# repetitions, p99, faults and heap per op, ratio to the floor),
+# verdicts.png and connectors.png. Each row prints "[n/N] row ... elapsed,
+# ETA" as it finishes. Interrupted (Ctrl-C, SIGTERM, a timeout), the run
+# still writes the report of the rows measured so far; its temporary files
+# are removed either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-connectors="local,file,shm,redis,redis_unix,multi"
-sizes="100,10000,1000000,100000000"
-extra=()
-for arg in "$@"; do
-  case "$arg" in
-    --connectors=*) connectors="${arg#--connectors=}" ;;
-    --sizes=*) sizes="${arg#--sizes=}" ;;
-    --quick) extra+=(--quick) ;;
-    --benchmark_*) extra+=("$arg") ;;
-    *) echo "usage: $0 [--connectors=LIST] [--sizes=LIST] [--quick]" >&2; exit 2 ;;
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+args=()
+compare=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --compare)
+      [ $# -ge 3 ] || usage
+      compare=("$2" "$3")
+      shift 3
+      continue
+      ;;
+    --connectors=* | --sizes=* | --filter=* | --repetitions=* | --min_time=* | \
+      --quick | --full | --benchmark_*) args+=("$1") ;;
+    *) usage ;;
   esac
+  shift
 done
 
-bash tools/setup.sh
+bash tools/setup.sh --bench
+
+if [ ${#compare[@]} -eq 2 ]; then
+  for f in "${compare[@]}"; do
+    [ -s "$f" ] || { echo "bench.sh: no such JSON: $f" >&2; exit 2; }
+  done
+  compare_py=/usr/share/benchmark/compare.py
+  # Debian's python3 (where python3-scipy lives), even under a python3 of
+  # one's own earlier on PATH.
+  py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+  if [ -f "$compare_py" ] && "$py" -c 'import scipy' 2>/dev/null; then
+    color=()
+    [ -t 1 ] || color=(--no-color)
+    # -a: the aggregates of each row (mean, median, stddev, cv) and the U
+    # test over its repetitions, not every repetition.
+    "$py" "$compare_py" "${color[@]}" -a benchmarks "${compare[0]}" "${compare[1]}"
+    echo
+  else
+    echo "bench.sh: compare.py needs Debian's libbenchmark-tools and" \
+      "python3-scipy; showing the verdicts only" >&2
+  fi
+  exec python3 tools/bench_report.py --compare "${compare[0]}" "${compare[1]}"
+fi
+
 out="${PROXYSTORE_BENCH_OUT:-bench-out}"
 mkdir -p "$out"
+json="$out/proxystore_bench.json"
+rm -f "$json" "$json.partial" "$out"/report.md "$out"/*.png "$out"/*.gp \
+  "$out"/latency.dat
 
 bazel build --config=opt //bench:proxystore_bench
-# (Random interleaving of repetitions was tried: Google Benchmark 1.7 then
-# reports rows only in late bursts, and after 45 minutes the suite had
-# reported 184 of its 336 rows.) Without it, a run with 3 repetitions had
-# reported 67 rows after 9 minutes (the 100 MB rows come later and cost
-# more); --benchmark_repetitions=1 --benchmark_min_time=0.1 ran the whole
-# suite in 4m40s.
-reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
-for e in "${extra[@]}"; do [ "$e" = --quick ] && reps=(); done
-# Benchmark's console output shows progress row by row.
-bazel-bin/bench/proxystore_bench --connectors="$connectors" --sizes="$sizes" \
-  "${reps[@]}" "${extra[@]}" \
-  --benchmark_out="$out/proxystore_bench.json" --benchmark_out_format=json
-python3 tools/bench_report.py "$out/proxystore_bench.json" "$out"
-echo "results: $out/report.md, $out/latency.png, $out/proxystore_bench.json"
+# The optimized binary itself: the bazel-bin link follows whichever
+# configuration built last (another shell's test run, say).
+bin="$(ls -t bazel-out/*-opt/bin/bench/proxystore_bench 2>/dev/null | head -1)"
+[ -n "$bin" ] || bin="$(bazel info --config=opt bazel-bin)/bench/proxystore_bench"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/proxystore-bench-run.XXXXXX")"
+bench_pid=""
+start=$(date +%s)
+
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+  fi
+  if [ -s "$json" ]; then
+    python3 tools/bench_report.py "$json" "$out" \
+      --elapsed=$(($(date +%s) - start)) || rc=1
+    echo "results: $out/report.md, $out/verdicts.png, $out/connectors.png," \
+      "$out/proxystore_bench.json"
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap finish EXIT
+# The suite ends its row under way and skips the rest on SIGTERM; the EXIT
+# trap then writes the report of what was measured.
+trap '[ -z "$bench_pid" ] || kill -TERM "$bench_pid" 2>/dev/null || true' \
+  INT TERM HUP
+
+"$bin" "${args[@]}" --json="$json" \
+  --tmp_dir="$work" &
+bench_pid=$!
+rc=0
+wait "$bench_pid" || rc=$?
+# A trapped signal ends `wait` early: wait again for the suite to finish.
+while kill -0 "$bench_pid" 2>/dev/null; do
+  rc=0
+  wait "$bench_pid" || rc=$?
+done
+bench_pid=""
+exit "$rc"

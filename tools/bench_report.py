@@ -1,299 +1,684 @@
 #!/usr/bin/env python3
-"""Turns the benchmark suite's Google Benchmark JSON into a report.
+"""Turns the benchmark suite's JSON into its report, verdicts and pictures.
 
-  tools/bench_report.py bench-out/proxystore_bench.json bench-out/
+  tools/bench_report.py bench-out/proxystore_bench.json bench-out/ [--elapsed=S]
+  tools/bench_report.py --compare A.json B.json
 
-writes bench-out/report.md (connector x operation x size: p50, p99, faults
-and heap bytes per op, the floor each row is compared with, the ratio, and the
-speed-target verdicts) and bench-out/latency.png (p50 latency vs size per
-connector, log-log, drawn by gnuplot), plus latency.dat/latency.gp.
+The first form writes into the output folder:
+  report.md       the speed-target verdicts, then per connector its floors and
+                  operations: p50, range over repetitions, p99, page faults and
+                  heap bytes per op, the floor each row is compared with, ratio
+  connectors.png  one panel per connector: p50 vs object size of its main
+                  operations and their floors, with the repetition range
+  verdicts.png    each target's measured ratio against its limit
+and prints the verdict table. A JSON from an interrupted run gives the report
+of the rows it holds (targets whose rows are missing say "not measured").
+The second form prints, per target, how the verdict and ratio moved from run
+A to run B (tools/bench.sh --compare also runs Google Benchmark's compare.py).
+
+Statistics. A row's p50 is the median over its repetitions of each
+repetition's p50; its range is the lowest and highest repetition p50. A
+target's ratio is row p50 / floor p50 (unrounded); its range runs from
+row low / floor high to row high / floor low. The verdict is MET when the whole
+range is within the limit, MISSED when the whole range is beyond it, and
+UNSURE when the range straddles it, or when a redis row and its floor ran in
+different loopback modes (their raw PING round trips differ more than 2x).
 Exit status 0 whatever the verdicts: the report states them.
 """
 import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-from collections import defaultdict
+from collections import OrderedDict
 
 SIZES = ["100B", "10KB", "1MB", "100MB"]
-SIZE_BYTES = {"100B": 100, "10KB": 10_000, "1MB": 1_000_000, "100MB": 100_000_000}
+SIZE_BYTES = {"100B": 100, "10KB": 10_000, "1MB": 1_000_000,
+              "100MB": 100_000_000}
+SIZE_LABEL = {"100B": "100 B", "10KB": "10 KB", "1MB": "1 MB",
+              "100MB": "100 MB"}
+MODE_GAP = 2.0  # PING round trips further apart than this: different modes.
+
+
+# --- Loading ------------------------------------------------------------------
+
+class Row:
+    def __init__(self, name):
+        self.name = name
+        parts = name.split("/")
+        self.group, self.op, self.conn, self.size = (parts + ["", "", "", ""])[:4]
+        self.p50 = self.lo = self.hi = None
+        self.p99 = self.faults = self.alloc = self.alloc_max = None
+        self.wire = self.stored_ratio = None
+        self.reps = 0
+        self.pings = []
+        self.error = None
+
+    @property
+    def ok(self):
+        return self.error is None and self.p50 is not None
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def load(path):
+    """Returns (context, OrderedDict name -> Row) in the order rows ran."""
     with open(path) as f:
         data = json.load(f)
-    rows = {}
+    reps = OrderedDict()
+    medians = {}
+    errors = {}
     for b in data.get("benchmarks", []):
-        if b.get("error_occurred"):
-            rows["/".join(b["run_name"].split("/")[:4])] = {
-                "error": b.get("error_message", "error")}
-            continue
-        agg = b.get("aggregate_name")
-        if agg not in (None, "median"):
-            continue
-        # "store/get/local/100B/min_time:0.020/manual_time" -> first 4 parts.
         name = "/".join(b.get("run_name", b["name"]).split("/")[:4])
-        row = {
-            "p50": b.get("p50_us"),
-            "p99": b.get("p99_us"),
-            "faults": b.get("faults_per_op"),
-            "alloc": b.get("alloc_bytes_per_op"),
-            "batch": b.get("batch"),
-            "wire": b.get("wire_bytes"),
-            "stored_ratio": b.get("stored_ratio"),
-        }
-        if row["p50"] is None:  # Fall back to the mean per-op time.
-            row["p50"] = b.get("us_per_op")
-        rows[name] = row
+        reps.setdefault(name, [])
+        if b.get("error_occurred"):
+            errors[name] = b.get("error_message", "error")
+        elif b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = b
+        else:
+            reps[name].append(b)
+    rows = OrderedDict()
+    for name, runs in reps.items():
+        r = Row(name)
+        if not runs and name in medians:  # A JSON with aggregates only.
+            runs = [medians[name]]
+        p50s = [b.get("p50_us", b.get("us_per_op")) for b in runs]
+        p50s = [x for x in p50s if x is not None]
+        if p50s:
+            r.p50, r.lo, r.hi = _median(p50s), min(p50s), max(p50s)
+            r.reps = len(p50s)
+            r.p99 = _median([b.get("p99_us") for b in runs])
+            r.faults = _median([b.get("faults_per_op") for b in runs])
+            r.alloc = _median([b.get("alloc_bytes_per_op") for b in runs])
+            allocs = [b.get("alloc_bytes_per_op") for b in runs
+                      if b.get("alloc_bytes_per_op") is not None]
+            r.alloc_max = max(allocs) if allocs else None
+            r.wire = _median([b.get("wire_bytes") for b in runs])
+            r.stored_ratio = _median([b.get("stored_ratio") for b in runs])
+            for b in runs:
+                r.pings += [b[k] for k in ("ping_us", "ping_after_us") if k in b]
+        elif name in errors:
+            r.error = errors[name]
+        else:
+            continue
+        rows[name] = r
     return data.get("context", {}), rows
 
 
-def p50(rows, name):
-    r = rows.get(name)
-    if not r or "error" in r:
+# --- Floors and targets ---------------------------------------------------------
+
+def _by_kind(conn, size, shm, file_):
+    """multi puts objects up to 1 MB in shm, larger ones in files."""
+    if conn == "multi":
+        return shm if SIZE_BYTES.get(size, 0) <= 1_000_000 else file_
+    return {"shm": shm, "file": file_}.get(conn)
+
+
+def floor_name(op, conn, size):
+    """The floor row a store row is compared with, or None."""
+    redis = conn in ("redis", "redis_unix")
+    if op in ("put", "put_moved"):
+        f = ("map_put" if conn == "local" else "redis_set" if redis
+             else _by_kind(conn, size, "shm_write", "file_write"))
+    elif op in ("get", "proxy_resolve", "proxy_resolve_remote"):
+        f = ("map_get" if conn == "local" else "redis_get" if redis
+             else _by_kind(conn, size, "shm_mmap", "file_read"))
+    elif op in ("get_view", "flatbuffer_read", "proxy_resolve_remote_view"):
+        if conn == "local":
+            return "floor/map_lookup/local/-"
+        f = "redis_get" if redis else _by_kind(conn, size, "shm_mmap", "file_read")
+    elif op == "get_hit":
+        return "floor/map_lookup/local/-"
+    elif op in ("put_batch", "get_batch") and redis:
+        f = "redis_pipeline_" + ("set" if op == "put_batch" else "get")
+    else:
         return None
-    return r["p50"]
+    return f"floor/{f}/{conn}/{size}" if f else None
 
 
-FLOORS = {
-    # (op, connector) -> floor op used for the ratio column
-    "put": {"local": "map_put", "file": "file_write", "redis": "redis_set",
-            "redis_unix": "redis_set", "shm": "memcpy", "multi": "memcpy"},
-    "put_moved": {"local": "map_put", "file": "file_write", "redis": "redis_set",
-                  "redis_unix": "redis_set", "shm": "memcpy", "multi": "memcpy"},
-    "get": {"local": "map_get", "file": "file_read", "redis": "redis_get",
-            "redis_unix": "redis_get", "shm": "shm_mmap", "multi": "shm_mmap"},
-    "get_view": {"local": "map_lookup", "file": "file_read", "redis": "redis_get",
-                 "redis_unix": "redis_get", "shm": "shm_mmap", "multi": "shm_mmap"},
-    "get_hit": {c: "map_lookup" for c in
-                ["local", "file", "redis", "redis_unix", "shm", "multi"]},
-    "proxy_resolve": {"local": "map_get", "file": "file_read", "redis": "redis_get",
-                      "redis_unix": "redis_get", "shm": "shm_mmap", "multi": "shm_mmap"},
-    "proxy_resolve_remote": {"file": "file_read", "redis": "redis_get",
-                             "redis_unix": "redis_get", "shm": "shm_mmap",
-                             "multi": "shm_mmap"},
-    "proxy_resolve_remote_view": {"file": "file_read", "redis": "redis_get",
-                                  "redis_unix": "redis_get", "shm": "shm_mmap",
-                                  "multi": "shm_mmap"},
-    "flatbuffer_read": {"local": "map_lookup", "file": "file_read",
-                        "redis": "redis_get", "redis_unix": "redis_get",
-                        "shm": "shm_mmap", "multi": "shm_mmap"},
-}
+def fmt_ratio(r, limit=None):
+    """Enough decimals that the printed ratio is on the same side of the
+    limit as the exact one (never "1.30x" for 1.3004 against 1.3)."""
+    if r is None or not math.isfinite(r):
+        return "-"
+    for d in range(2, 8):
+        s = f"{r:.{d}f}"
+        if limit is None or r == limit:
+            return s
+        if (float(s) > limit) == (r > limit) and float(s) != limit:
+            return s
+    return f"{r:.8f}"
 
 
-def floor_of(rows, op, connector, size):
-    f = FLOORS.get(op, {}).get(connector)
-    if f is None:
-        return None, None
-    fsize = "100B" if f == "map_lookup" else size
-    name = f"floor/{f}/-/{fsize}"
-    return name, p50(rows, name)
+class Verdict:
+    def __init__(self, desc, limit=None):
+        self.desc = desc
+        self.limit = limit
+        self.ratio = self.lo = self.hi = None
+        self.measured = "not measured in this run"
+        self.verdict = "n/a"
+        self.note = ""
+
+
+def _mode_note(num, dens):
+    """A note if a redis row and its floor ran in different loopback modes:
+    their median raw PING round trips differ more than MODE_GAP times."""
+    rtts = [(r, _median(r.pings)) for r in [num] + dens if r.pings]
+    if len(rtts) < 2:
+        return None
+    vals = [v for _, v in rtts]
+    if max(vals) <= MODE_GAP * min(vals):
+        return None
+    return ("row and floor ran in different loopback modes (PING " +
+            ", ".join(f"{r.group} {human_us(v)}" for r, v in rtts) + ")")
+
+
+def ratio_target(rows, desc, num_name, den_names, limit):
+    v = Verdict(desc, limit)
+    num = rows.get(num_name)
+    dens = [rows.get(d) for d in den_names]
+    missing = [n for n, r in zip([num_name] + den_names, [num] + dens)
+               if r is None or not r.ok]
+    if missing:
+        errs = [rows[n].error for n in missing if n in rows and rows[n].error]
+        v.note = ("error: " + errs[0]) if errs else "missing: " + ", ".join(missing)
+        return v
+    den = sum(d.p50 for d in dens)
+    v.ratio = num.p50 / den if den > 0 else math.inf
+    v.lo = num.lo / sum(d.hi for d in dens)
+    v.hi = num.hi / sum(d.lo for d in dens)
+    v.measured = f"{human_us(num.p50)} / {human_us(den)}"
+    if v.hi <= limit:
+        v.verdict = "MET"
+    elif v.lo > limit:
+        v.verdict = "MISSED"
+    else:
+        v.verdict = "UNSURE"
+        v.note = "range straddles the limit"
+    if min([num.reps] + [d.reps for d in dens]) < 2:
+        v.note = "1 repetition: no range"
+    mode = _mode_note(num, dens)
+    if mode:
+        v.verdict = "UNSURE"
+        v.note = mode
+    return v
 
 
 def targets(rows):
-    """Yields (target text, measured text, verdict) for every issue target."""
+    """The speed targets, in a fixed order."""
     out = []
-
-    def ratio_target(desc, num_name, den_names, limit, den_text=None):
-        num = p50(rows, num_name)
-        dens = [p50(rows, d) for d in den_names]
-        if num is None or any(d is None for d in dens):
-            out.append((desc, "not measured in this run", "n/a"))
-            return
-        den = sum(dens)
-        r = num / den if den > 0 else math.inf
-        measured = f"{num:.3f} us / {den:.3f} us = {r:.2f}x"
-        out.append((desc, measured, "MET" if r <= limit else "MISSED"))
-
     for size in SIZES:
         lim = 4.0 if size == "100B" else 1.2
-        ratio_target(f"local get (uncached) {size} <= {lim}x map copy-out",
-                     f"store/get/local/{size}", [f"floor/map_get/-/{size}"], lim)
+        out.append(ratio_target(
+            rows, f"local get (uncached) {size} vs map copy-out",
+            f"store/get/local/{size}", [f"floor/map_get/local/{size}"], lim))
     for size in SIZES:
-        ratio_target(f"local get (cache hit) {size} <= 3x map lookup",
-                     f"store/get_hit/local/{size}", ["floor/map_lookup/-/100B"], 3.0)
+        out.append(ratio_target(
+            rows, f"local get (cache hit) {size} vs map lookup",
+            f"store/get_hit/local/{size}", ["floor/map_lookup/local/-"], 3.0))
     for size in SIZES[1:]:
-        ratio_target(f"local put {size} <= 1.2x map copy-in",
-                     f"store/put/local/{size}", [f"floor/map_put/-/{size}"], 1.2)
+        out.append(ratio_target(
+            rows, f"local put {size} vs map copy-in",
+            f"store/put/local/{size}", [f"floor/map_put/local/{size}"], 1.2))
     for size in SIZES[1:]:
+        v = Verdict(f"local put of a moved-in buffer {size} copies nothing")
         r = rows.get(f"store/put_moved/local/{size}")
-        if not r or "error" in r or r.get("alloc") is None:
-            out.append((f"local put of a moved-in buffer {size} copies nothing",
-                        "not measured in this run", "n/a"))
-        else:
-            frac = r["alloc"] / SIZE_BYTES[size]
-            out.append((f"local put of a moved-in buffer {size} copies nothing",
-                        f"{r['alloc']:.0f} heap bytes/op ({frac:.4f} of the object)",
-                        "MET" if frac < 0.01 else "MISSED"))
-    ratio_target("proxy create (local, 100B) <= 2x (map put + factory build)",
-                 "store/proxy_create/local/100B",
-                 ["floor/map_put/-/100B", "floor/factory_build/-/-"], 2.0)
-    ratio_target("proxy serialize+deserialize <= 3x (factory build + verify)",
-                 "store/proxy_serde/local/100B",
-                 ["floor/factory_build/-/-", "floor/factory_verify/-/-"], 3.0)
+        if r and r.ok and r.alloc_max is not None:
+            # A copy would allocate the whole object; the store's own
+            # bookkeeping (key, envelope, index) is ~100-200 bytes.
+            frac = r.alloc_max / SIZE_BYTES[size]
+            v.measured = (f"{r.alloc_max:.0f} heap bytes/op "
+                          f"({frac:.2%} of the object)")
+            v.verdict = "MET" if frac < 0.1 else "MISSED"
+            v.note = ("heap bytes/op < 10% of the object in every "
+                      "repetition")
+        out.append(v)
+    out.append(ratio_target(
+        rows, "proxy create (local, 100B) vs map put + factory build",
+        "store/proxy_create/local/100B",
+        ["floor/map_put/local/100B", "floor/factory_build/local/-"], 2.0))
+    out.append(ratio_target(
+        rows, "proxy serialize+deserialize vs factory build + verify",
+        "store/proxy_serde/local/100B",
+        ["floor/factory_build/local/-", "floor/factory_verify/local/-"], 3.0))
+    v = Verdict("serialized proxy < 512 bytes")
     r = rows.get("store/proxy_serde/local/100B")
-    if r and r.get("wire"):
-        out.append(("serialized proxy < 512 bytes", f"{r['wire']:.0f} bytes",
-                    "MET" if r["wire"] < 512 else "MISSED"))
+    if r and r.ok and r.wire:
+        v.measured = f"{r.wire:.0f} bytes"
+        v.verdict = "MET" if r.wire < 512 else "MISSED"
+    out.append(v)
     for size in SIZES:
         lim = 1.10 if size in ("100B", "10KB") else 1.25
-        ratio_target(f"redis put {size} <= {lim}x raw hiredis SET",
-                     f"store/put/redis/{size}", [f"floor/redis_set/-/{size}"], lim)
-        ratio_target(f"redis get {size} <= {lim}x raw hiredis GET (byte view)",
-                     f"store/get_view/redis/{size}", [f"floor/redis_get/-/{size}"], lim)
-    ratio_target("redis put_batch 100x10KB <= 1.2x pipelined SET",
-                 "store/put_batch/redis/100x10KB",
-                 ["floor/redis_pipeline_set/-/100x10KB"], 1.2)
-    ratio_target("redis get_batch 100x10KB <= 1.2x pipelined GET",
-                 "store/get_batch/redis/100x10KB",
-                 ["floor/redis_pipeline_get/-/100x10KB"], 1.2)
+        out.append(ratio_target(
+            rows, f"redis put {size} vs raw hiredis SET",
+            f"store/put/redis/{size}", [f"floor/redis_set/redis/{size}"], lim))
+        out.append(ratio_target(
+            rows, f"redis get {size} (byte view) vs raw hiredis GET",
+            f"store/get_view/redis/{size}", [f"floor/redis_get/redis/{size}"],
+            lim))
+    out.append(ratio_target(
+        rows, "redis put_batch 100x10KB vs pipelined SET",
+        "store/put_batch/redis/100x10KB",
+        ["floor/redis_pipeline_set/redis/100x10KB"], 1.2))
+    out.append(ratio_target(
+        rows, "redis get_batch 100x10KB vs pipelined GET",
+        "store/get_batch/redis/100x10KB",
+        ["floor/redis_pipeline_get/redis/100x10KB"], 1.2))
     for size in SIZES:
-        ratio_target(f"file put {size} <= 1.3x raw file write",
-                     f"store/put/file/{size}", [f"floor/file_write/-/{size}"], 1.3)
-        ratio_target(f"file get {size} <= 1.3x raw file read",
-                     f"store/get/file/{size}", [f"floor/file_read/-/{size}"], 1.3)
-    for op, what in [("flatbuffer_read", "FlatBuffers, same process"),
-                     ("get_view", "byte view, same process"),
-                     ("proxy_resolve_remote_view", "byte view, another process")]:
-        ratio_target(f"shm 100MB read in place ({what}) <= 3x mmap-only",
-                     f"store/{op}/shm/100MB", ["floor/shm_mmap/-/100MB"], 3.0)
+        out.append(ratio_target(
+            rows, f"file put {size} vs raw file write",
+            f"store/put/file/{size}", [f"floor/file_write/file/{size}"], 1.3))
+        out.append(ratio_target(
+            rows, f"file get {size} vs raw file read",
+            f"store/get/file/{size}", [f"floor/file_read/file/{size}"], 1.3))
+    for op, what in [("flatbuffer_read", "FlatBuffers"),
+                     ("get_view", "byte view"),
+                     ("proxy_resolve_remote_view", "byte view, other process")]:
+        out.append(ratio_target(
+            rows, f"shm 100MB read in place ({what}) vs mmap",
+            f"store/{op}/shm/100MB", ["floor/shm_mmap/shm/100MB"], 3.0))
     return out
 
 
-def fmt(x, digits=3):
-    if x is None:
+# --- Formatting -----------------------------------------------------------------
+
+def human_us(us):
+    """Three significant digits in ns, µs, ms or s."""
+    if us is None or not math.isfinite(us) or us < 0:
         return "-"
-    if x >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}f}"
+    for scale, unit in ((1e-3, "ns"), (1, "µs"), (1e3, "ms"), (1e6, "s")):
+        if us < scale * 1000 or unit == "s":
+            v = us / scale
+            return (f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 9.995
+                    else f"{v:.2f}") + " " + unit
+    return "-"
 
 
-def main():
-    if len(sys.argv) != 3:
+def human_range(lo, hi, reps):
+    if lo is None or reps < 2:
+        return "-"
+    a, b = human_us(lo), human_us(hi)
+    ua, ub = a.split(" ")[1], b.split(" ")[1]
+    return f"{a.split(' ')[0]}-{b}" if ua == ub else f"{a}-{b}"
+
+
+def human_bytes(n):
+    if n is None:
+        return "-"
+    for scale, unit in ((1, "B"), (1e3, "KB"), (1e6, "MB"), (1e9, "GB")):
+        if n < scale * 1000 or unit == "GB":
+            v = n / scale
+            if unit == "B":
+                return f"{v:.0f} B"
+            return (f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 9.995
+                    else f"{v:.2f}") + " " + unit
+    return "-"
+
+
+def verdict_line(v):
+    lim = f"<= {v.limit:g}x" if v.limit is not None else ""
+    ratio = f"{fmt_ratio(v.ratio, v.limit)}x" if v.ratio is not None else ""
+    rng = (f"{fmt_ratio(v.lo, v.limit)}-{fmt_ratio(v.hi, v.limit)}x"
+           if v.lo is not None and v.lo != v.hi else "")
+    return lim, ratio, rng
+
+
+def planned_rows(context):
+    try:
+        return int(context.get("proxystore_rows_planned", "0"))
+    except ValueError:
+        return 0
+
+
+# --- Pictures (gnuplot) -----------------------------------------------------------
+
+COLORS = {"put": "#1f77b4", "get": "#d62728", "get_view": "#2ca02c",
+          "proxy_resolve_remote": "#9467bd"}
+PANEL_OPS = [("put", "put"), ("get", "get (copy)"),
+             ("get_view", "get (byte view)"),
+             ("proxy_resolve_remote", "resolve in another process")]
+# The floors drawn under the operations: the put floor and the read floor
+# (what get, get_view and remote resolves are compared with; for local,
+# get_view's floor is a map lookup, which is not drawn).
+PANEL_FLOORS = [("put", "put", "#1f77b4"), ("get", "reads", "#d62728")]
+US_TICS = ('("10 ns" 0.01, "100 ns" 0.1, "1 µs" 1, "10 µs" 10, '
+           '"100 µs" 100, "1 ms" 1000, "10 ms" 1e4, "100 ms" 1e5, "1 s" 1e6, '
+           '"10 s" 1e7)')
+SIZE_TICS = '("100 B" 100, "10 KB" 1e4, "1 MB" 1e6, "100 MB" 1e8)'
+
+
+def _gp_quote(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def plot_connectors(rows, outdir):
+    conns = []
+    for r in rows.values():
+        if r.group == "store" and r.conn not in conns:
+            conns.append(r.conn)
+    if not conns:
+        return None
+    cols = min(3, len(conns))
+    nrows = (len(conns) + cols - 1) // cols
+    png = os.path.join(outdir, "connectors.png")
+    gp = [f"set terminal pngcairo size {430 * cols},{380 * nrows + 40} "
+          "font 'DejaVu Sans,9' noenhanced",
+          f"set output {_gp_quote(png)}",
+          f"set multiplot layout {nrows},{cols} title "
+          "'p50 latency per operation vs object size (bars: range over "
+          "repetitions; dashed: the floor it is compared with)' font ',11'",
+          "set logscale xy", "set grid", f"set xtics {SIZE_TICS}",
+          f"set ytics {US_TICS}", "set xrange [50:2e8]",
+          "set key top left font ',8' spacing 0.9 box opaque",
+          "set bars small"]
+    blocks = []
+    for i, conn in enumerate(conns):
+        plots = []
+        first_block = len(blocks)
+
+        def series(name, pts):
+            blocks.append(f"{name} << EOD\n" + "\n".join(
+                f"{x} {y} {lo} {hi}" for x, y, lo, hi in pts) + "\nEOD")
+
+        for op, label in PANEL_OPS:
+            pts = [(SIZE_BYTES[z], r.p50, r.lo, r.hi) for z in SIZES
+                   for r in [rows.get(f"store/{op}/{conn}/{z}")] if r and r.ok]
+            if not pts:
+                continue
+            series(f"$d{i}_{op}", pts)
+            plots.append(f"$d{i}_{op} using 1:2:3:4 with yerrorlines lw 2 "
+                         f"pt 7 ps 0.8 lc rgb '{COLORS[op]}' "
+                         f"title {_gp_quote(label)}")
+        for op, role, color in PANEL_FLOORS:
+            pts, names = [], []
+            for z in SIZES:
+                fn = floor_name(op, conn, z)
+                f = rows.get(fn) if fn else None
+                if f and f.ok:
+                    pts.append((SIZE_BYTES[z], f.p50, f.lo, f.hi))
+                    if fn.split("/")[1] not in names:
+                        names.append(fn.split("/")[1])
+            if not pts:
+                continue
+            series(f"$f{i}_{op}", pts)
+            plots.append(f"$f{i}_{op} using 1:2 with linespoints lw 1.5 dt 2 "
+                         f"pt 6 ps 0.9 lc rgb '{color}' title "
+                         f"{_gp_quote('floor for ' + role + ': ' + ', '.join(names))}")
+        if not plots:
+            continue
+        ys = [float(v) for b in blocks[first_block:]
+              for line in b.splitlines()[1:-1] for v in line.split()[1:]]
+        ys = [y for y in ys if y > 0]
+        lo = 10 ** math.floor(math.log10(min(ys)))
+        hi = 10 ** math.ceil(math.log10(max(ys)))
+        hi = hi if hi > lo else lo * 10
+        gp.append(f"set yrange [{lo * 0.98}:{hi * 1.02}]")
+        gp.append(f"set title {_gp_quote(conn)} font ',11'")
+        gp.append("set xlabel 'object size'" if i // cols == nrows - 1
+                  else "unset xlabel")
+        gp.append("set ylabel 'p50 per op'" if i % cols == 0
+                  else "unset ylabel")
+        gp.append("plot " + ", \\\n     ".join(plots))
+    gp.append("unset multiplot")
+    script = "\n".join(blocks + gp) + "\n"
+    return _run_gnuplot(script, os.path.join(outdir, "connectors.gp"), png)
+
+
+def plot_verdicts(verdicts, outdir):
+    vs = [v for v in verdicts if v.limit is not None]
+    if not vs:
+        return None
+    png = os.path.join(outdir, "verdicts.png")
+    n = len(vs)
+    colors = {"MET": "#2ca02c", "MISSED": "#d62728", "UNSURE": "#ff7f0e",
+              "n/a": "#999999"}
+    data = {k: [] for k in colors}
+    ytics, labels = [], []
+    xs = [x for v in vs if v.ratio is not None
+          for x in (v.lo / v.limit, v.hi / v.limit) if x > 0]
+    xmin = min([0.5] + xs) / 1.3
+    xmax = max([2.0] + xs) * 1.3
+    for i, v in enumerate(vs):
+        y = n - i
+        lim, ratio, rng = verdict_line(v)
+        desc = v.desc.replace('"', "")
+        ytics.append(f'"{desc}  {lim}" {y}')
+        if v.ratio is None:
+            text = "not measured"
+        else:
+            text = f"{ratio}" + (f" ({rng})" if rng else "") + f"  {v.verdict}"
+            data[v.verdict].append(
+                f"{v.ratio / v.limit} {y} {v.lo / v.limit} {v.hi / v.limit}")
+        labels.append(f"set label {_gp_quote(text)} at graph 1.02, first {y} "
+                      f"left font ',8' tc rgb '{colors[v.verdict]}'")
+    blocks, plots = [], []
+    for k, lines in data.items():
+        if not lines:
+            continue
+        name = "$" + k.replace("/", "")
+        blocks.append(f"{name} << EOD\n" + "\n".join(lines) + "\nEOD")
+        plots.append(f"{name} using 1:2:3:4 with xerrorbars pt 7 ps 1.2 lw 2 "
+                     f"lc rgb '{colors[k]}' title '{k}'")
+    if not plots:  # Nothing measured: an empty frame with the targets.
+        plots.append("NaN notitle")
+    gp = [f"set terminal pngcairo size 1300,{22 * n + 150} "
+          "font 'DejaVu Sans,9' noenhanced",
+          f"set output {_gp_quote(png)}",
+          "set title 'Speed targets: measured ratio to the floor, divided by "
+          "the limit (log scale; left of the line: within the limit). Bars: "
+          "range over repetitions.' font ',11'",
+          "set logscale x", f"set xrange [{xmin}:{xmax}]",
+          f"set yrange [0.3:{n + 0.7}]",
+          "set ytics (" + ", ".join(ytics) + ") font ',8'",
+          "set xtics ('0.1' 0.1, '0.25' 0.25, '0.5' 0.5, 'limit' 1, '2' 2, "
+          "'4' 4, '10' 10, '100' 100)",
+          "set grid xtics ytics lc rgb '#dddddd'",
+          "set arrow from 1, graph 0 to 1, graph 1 nohead lw 2 "
+          "lc rgb '#444444'",
+          "set key below horizontal",
+          "set lmargin 50", "set rmargin 34"] + labels + [
+          "plot " + ", \\\n     ".join(plots)]
+    script = "\n".join(blocks + gp) + "\n"
+    return _run_gnuplot(script, os.path.join(outdir, "verdicts.gp"), png)
+
+
+def _run_gnuplot(script, gp_path, png):
+    with open(gp_path, "w") as f:
+        f.write(script)
+    if not shutil.which("gnuplot"):
+        return None
+    r = subprocess.run(["gnuplot", gp_path], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(f"gnuplot {gp_path} failed:\n{r.stderr}\n")
+        return None
+    return os.path.basename(png)
+
+
+# --- Report -----------------------------------------------------------------------
+
+def verdict_table_text(verdicts):
+    """Plain-text verdict table for the console."""
+    w = max(len(v.desc) for v in verdicts)
+    out = []
+    for v in verdicts:
+        lim, ratio, rng = verdict_line(v)
+        if v.ratio is not None:
+            value = f"{ratio:>9}  {rng:<15}"
+        elif v.verdict != "n/a":
+            value = f"{v.measured:<26}"
+        else:
+            value = f"{'not measured':<26}"
+        out.append(f"  {v.desc:<{w}}  {lim:>8}  {value}  {v.verdict:<6}  "
+                   f"{v.note}".rstrip())
+    return "\n".join(out)
+
+
+def counts(verdicts):
+    c = {k: sum(1 for v in verdicts if v.verdict == k)
+         for k in ("MET", "MISSED", "UNSURE", "n/a")}
+    return (f"{c['MET']} met, {c['MISSED']} missed, {c['UNSURE']} unsure, "
+            f"{c['n/a']} not measured")
+
+
+def write_report(context, rows, outdir, elapsed):
+    verdicts = targets(rows)
+    planned = planned_rows(context)
+    measured = sum(1 for r in rows.values() if r.ok)
+    lines = ["# proxystore-cpp benchmark report", ""]
+    form = context.get("proxystore_form", "?")
+    lines.append(
+        f"Run {context.get('date', '')}, {form} form, "
+        f"connectors {context.get('proxystore_connectors', '?')}, "
+        f"sizes {context.get('proxystore_sizes', '?')}"
+        + (f", {int(elapsed) // 60}m{int(elapsed) % 60:02d}s" if elapsed else "")
+        + ".")
+    load_avg = context.get("load_avg") or []
+    lines.append(
+        f"Machine: {context.get('num_cpus', '?')} CPUs at "
+        f"{context.get('mhz_per_cpu', '?')} MHz"
+        + (f", load average {load_avg[0]:.2f} at the start" if load_avg else "")
+        + f"; suite build: {context.get('proxystore_build', '?')}.")
+    if context.get("library_build_type") == "debug":
+        lines.append("(Google Benchmark calls itself a debug build because "
+                     "Debian compiles libbenchmark without NDEBUG; the suite "
+                     "times every operation with its own clock reads.)")
+    lines.append("")
+    if planned and measured < planned:
+        lines.append(f"**INCOMPLETE: {measured} of {planned} planned rows "
+                     "were measured** (the run was interrupted or rows "
+                     "failed); targets whose rows are missing say n/a.")
+    else:
+        lines.append(f"Complete: {measured} rows"
+                     + (f" of {planned} planned." if planned else "."))
+    errs = [r for r in rows.values() if r.error]
+    if errs:
+        lines.append("")
+        lines.append(f"{len(errs)} rows failed: " + "; ".join(
+            f"`{r.name}`: {r.error[:200]}" for r in errs))
+    lines += ["",
+              "Times are per operation. p50 = median over the repetitions of "
+              "each repetition's p50; range = lowest and highest repetition "
+              "p50; p99 is over batch averages for fast operations (timed in "
+              "batches). faults = page faults per op, heap = bytes requested "
+              "from malloc per op. ratio = p50 / p50 of the floor named, "
+              "measured in the same run right before the connector's rows.",
+              "", "## Speed targets", "",
+              "A verdict is MET when the whole ratio range is within the "
+              "limit, MISSED when it is all beyond, UNSURE when the range "
+              "straddles the limit or a redis row and its floor ran in "
+              "different loopback modes (raw PING round trips more than "
+              f"{MODE_GAP:g}x apart; loopback on small VMs is bimodal).", "",
+              "| target | limit | measured (p50) | ratio | range | verdict | note |",
+              "|---|---|---|---:|---|---|---|"]
+    for v in verdicts:
+        lim, ratio, rng = verdict_line(v)
+        lines.append(f"| {v.desc} | {lim} | {v.measured} | {ratio} | {rng} | "
+                     f"**{v.verdict}** | {v.note} |")
+    lines += ["", counts(verdicts) + ".", ""]
+
+    pics = []
+    vp = plot_verdicts(verdicts, outdir)
+    cp = plot_connectors(rows, outdir)
+    if vp:
+        pics.append(f"![verdicts]({vp})")
+    if cp:
+        pics.append(f"![p50 per connector]({cp})")
+    if pics:
+        lines += ["## Pictures", ""] + [p + "\n" for p in pics]
+    elif shutil.which("gnuplot") is None:
+        lines += ["(gnuplot is not installed: no pictures; see *.gp)", ""]
+
+    conns = []
+    for r in rows.values():
+        if r.conn not in conns and r.conn:
+            conns.append(r.conn)
+    order = {s: i for i, s in enumerate(SIZES)}
+    for conn in conns:
+        lines += [f"## {conn}", "",
+                  "| row | size | p50 | range | p99 | faults | heap | floor | ratio |",
+                  "|---|---|---:|---|---:|---:|---:|---|---:|"]
+        entries = [r for r in rows.values() if r.conn == conn]
+        entries.sort(key=lambda r: (r.group != "floor", r.op,
+                                    order.get(r.size, 99), r.size))
+        for r in entries:
+            label = ("floor: " if r.group == "floor" else "") + r.op
+            if not r.ok:
+                lines.append(f"| {label} | {r.size} | error: {r.error} "
+                             "| | | | | | |")
+                continue
+            fname = floor_name(r.op, r.conn, r.size) if r.group == "store" else None
+            f = rows.get(fname) if fname else None
+            ratio = (f"{r.p50 / f.p50:.2f}" if f and f.ok and f.p50 > 0 else "-")
+            faults = "-" if r.faults is None else f"{r.faults:.1f}"
+            extra = []
+            if r.pings:
+                extra.append(f"RTT {human_us(_median(r.pings))}")
+            if r.stored_ratio:
+                extra.append(f"stored {r.stored_ratio:.2f}x")
+            if r.wire:
+                extra.append(f"{r.wire:.0f} B on the wire")
+            size = r.size + (" (" + ", ".join(extra) + ")" if extra else "")
+            lines.append(
+                f"| {label} | {size} | {human_us(r.p50)} | "
+                f"{human_range(r.lo, r.hi, r.reps)} | {human_us(r.p99)} | "
+                f"{faults} | {human_bytes(r.alloc)} | "
+                f"{fname.split('/')[1] if f else '-'} | {ratio} |")
+        lines.append("")
+    path = os.path.join(outdir, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return verdicts, planned, measured
+
+
+def compare(a_path, b_path):
+    _, a = load(a_path)
+    _, b = load(b_path)
+    va, vb = targets(a), targets(b)
+    w = max(len(v.desc) for v in va)
+    print(f"Speed targets: {a_path} -> {b_path}")
+    changed = 0
+    for x, y in zip(va, vb):
+        _, ra, _ = verdict_line(x)
+        _, rb, _ = verdict_line(y)
+        mark = "  " if x.verdict == y.verdict else "->"
+        changed += x.verdict != y.verdict
+        print(f" {mark} {x.desc:<{w}}  {ra or '-':>9} {x.verdict:<6} -> "
+              f"{rb or '-':>9} {y.verdict:<6}")
+    print(f"{changed} verdicts changed. A: {counts(va)}. B: {counts(vb)}.")
+    return 0
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "--compare":
+        return compare(argv[2], argv[3])
+    elapsed = None
+    args = []
+    for a in argv[1:]:
+        if a.startswith("--elapsed="):
+            elapsed = float(a.split("=", 1)[1])
+        else:
+            args.append(a)
+    if len(args) != 2:
         print(__doc__)
         return 2
-    context, rows = load(sys.argv[1])
-    outdir = sys.argv[2]
+    context, rows = load(args[0])
+    outdir = args[1]
     os.makedirs(outdir, exist_ok=True)
-
-    by_conn = defaultdict(list)
-    floors = []
-    for name in rows:
-        parts = name.split("/")
-        if len(parts) != 4:
-            continue
-        group, op, conn, size = parts
-        (floors if group == "floor" else by_conn[conn]).append((op, size, name))
-
-    lines = ["# proxystore-cpp benchmark report", ""]
-    lines.append(f"Machine: {context.get('num_cpus', '?')} CPUs, "
-                 f"{context.get('mhz_per_cpu', '?')} MHz; run {context.get('date', '')}. "
-                 "Suite built with -c opt -O2 (tools/bench.sh).")
-    lines.append("")
-    lines.append("Times are per operation in microseconds (p50/p99 from the "
-                 "suite's own per-op samples; fast ops are timed in batches, so "
-                 "their p99 is a p99 of batch averages). faults = page faults "
-                 "per op; heap = bytes requested from malloc per op. ratio = "
-                 "p50 / p50 of the floor named, measured in the same run.")
-    lines.append("")
-    lines.append("## Speed targets")
-    lines.append("")
-    lines.append("| target | measured (p50) | verdict |")
-    lines.append("|---|---|---|")
-    verdicts = targets(rows)
-    for desc, measured, verdict in verdicts:
-        lines.append(f"| {desc} | {measured} | {verdict} |")
-    met = sum(1 for v in verdicts if v[2] == "MET")
-    missed = sum(1 for v in verdicts if v[2] == "MISSED")
-    lines.append("")
-    lines.append(f"{met} met, {missed} missed, "
-                 f"{len(verdicts) - met - missed} not measured.")
-    lines.append("")
-
-    def table(title, entries, with_floor):
-        lines.append(f"## {title}")
-        lines.append("")
-        head = "| operation | size | p50 us | p99 us | faults | heap B |"
-        sep = "|---|---|---:|---:|---:|---:|"
-        if with_floor:
-            head += " floor | ratio |"
-            sep += "---|---:|"
-        lines.append(head)
-        lines.append(sep)
-        order = {s: i for i, s in enumerate(SIZES)}
-        for op, size, name in sorted(entries, key=lambda e: (e[0], order.get(e[1], 99), e[1])):
-            r = rows[name]
-            if "error" in r:
-                lines.append(f"| {op} | {size} | error: {r['error']} | | | |" +
-                             (" | |" if with_floor else ""))
-                continue
-            row = (f"| {op} | {size} | {fmt(r['p50'])} | {fmt(r['p99'])} | "
-                   f"{fmt(r['faults'], 1)} | {fmt(r['alloc'], 0)} |")
-            if with_floor:
-                fname, fval = floor_of(rows, op, name.split('/')[2], size)
-                if fval:
-                    row += f" {fname.split('/')[1]} | {r['p50'] / fval:.2f} |"
-                else:
-                    row += " - | - |"
-            lines.append(row)
-        lines.append("")
-
-    table("Floors", floors, False)
-    for conn in sorted(by_conn):
-        table(f"Connector: {conn}", by_conn[conn], True)
-
-    # Plot: p50 of uncached get and of put vs size, per connector.
-    dat = os.path.join(outdir, "latency.dat")
-    series = []
-    with open(dat, "w") as f:
-        for conn in sorted(by_conn):
-            for op in ("get", "put"):
-                pts = [(SIZE_BYTES[s], p50(rows, f"store/{op}/{conn}/{s}")) for s in SIZES]
-                pts = [(x, y) for x, y in pts if y]
-                if len(pts) < 2:
-                    continue
-                f.write(f"# {conn} {op}\n")
-                for x, y in pts:
-                    f.write(f"{x} {y}\n")
-                f.write("\n\n")
-                series.append(f"{conn} {op}")
-        for fl in ("memcpy", "map_get"):
-            pts = [(SIZE_BYTES[s], p50(rows, f"floor/{fl}/-/{s}")) for s in SIZES]
-            pts = [(x, y) for x, y in pts if y]
-            if len(pts) >= 2:
-                f.write(f"# floor {fl}\n")
-                for x, y in pts:
-                    f.write(f"{x} {y}\n")
-                f.write("\n\n")
-                series.append(f"floor {fl}")
-    png = os.path.join(outdir, "latency.png")
-    gp = os.path.join(outdir, "latency.gp")
-    with open(gp, "w") as f:
-        f.write("set terminal png size 1100,750 noenhanced\n")
-        f.write(f"set output '{png}'\n")
-        f.write("set logscale xy\nset grid\nset key outside right\n")
-        f.write("set xlabel 'object size (bytes)'\nset ylabel 'p50 latency (us)'\n")
-        f.write("set title 'proxystore-cpp: p50 latency vs object size'\n")
-        plots = []
-        for i, s in enumerate(series):
-            dash = " dt 2" if s.endswith("put") else (" dt 3" if s.startswith("floor") else "")
-            plots.append(f"'{dat}' index {i} with linespoints lw 2{dash} title '{s}'")
-        f.write("plot " + ", \\\n     ".join(plots) + "\n")
-    plotted = False
-    if series and shutil.which("gnuplot"):
-        plotted = subprocess.run(["gnuplot", gp]).returncode == 0
-    lines.append("## Plot")
-    lines.append("")
-    lines.append("![p50 latency vs size](latency.png)" if plotted else
-                 "(gnuplot not available or failed: see latency.gp/latency.dat)")
-    with open(os.path.join(outdir, "report.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"report: {os.path.join(outdir, 'report.md')} "
-          f"({met} targets met, {missed} missed)")
+    verdicts, planned, measured = write_report(context, rows, outdir, elapsed)
+    print("\nSpeed targets (ratio = p50 / floor p50; range over repetitions):")
+    print(verdict_table_text(verdicts))
+    print(f"\n{counts(verdicts)}."
+          + (f" INCOMPLETE: {measured} of {planned} rows measured."
+             if planned and measured < planned else ""))
+    print(f"report: {os.path.join(outdir, 'report.md')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

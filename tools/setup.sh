@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package proxystore-cpp needs to build, test and
-# benchmark. Idempotent: packages already present are skipped, and apt-get runs
-# only when something is missing. Needs root (or sudo) only in that case.
+# benchmark; --bench adds what tools/bench.sh --compare uses. Idempotent:
+# packages already present are skipped, and apt-get runs only when something
+# is missing. Needs root (or sudo) only in that case.
 set -euo pipefail
 
 PACKAGES=(
@@ -17,6 +18,10 @@ PACKAGES=(
   # Fuzzing and sanitizers with clang
   clang libclang-rt-14-dev
 )
+# tools/bench.sh --compare: Google Benchmark's compare.py and its statistics.
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(libbenchmark-tools python3-scipy)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
