@@ -26,6 +26,9 @@ def flatbuffer_cc_library(name, src, visibility = None, testonly = False):
     native.cc_library(
         name = name,
         hdrs = [out],
+        # Included as "proxystore/<package>/<schema>_generated.h", like every
+        # header of ours (bazel/defs.bzl).
+        include_prefix = "proxystore/" + native.package_name(),
         deps = [_FLATBUFFERS],
         visibility = visibility,
         testonly = testonly,

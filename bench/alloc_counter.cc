@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "bench/bench_util.h"
+#include "proxystore/bench/bench_util.h"
 
 namespace proxystore::bench {
 namespace {

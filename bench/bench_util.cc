@@ -1,4 +1,4 @@
-#include "bench/bench_util.h"
+#include "proxystore/bench/bench_util.h"
 
 #include <signal.h>
 #include <unistd.h>

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "store/factory.h"
-#include "store/store.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
 
 namespace {
 

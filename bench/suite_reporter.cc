@@ -1,4 +1,4 @@
-#include "bench/suite_reporter.h"
+#include "proxystore/bench/suite_reporter.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "bench/bench_util.h"
+#include "proxystore/bench/bench_util.h"
 
 namespace proxystore::bench {
 namespace {

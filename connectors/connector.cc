@@ -1,4 +1,4 @@
-#include "connectors/connector.h"
+#include "proxystore/connectors/connector.h"
 
 #include <pthread.h>
 #include <sys/random.h>
@@ -18,24 +18,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "connectors/connector_config_generated.h"
+#include "proxystore/connectors/connector_config_generated.h"
 #include "flatbuffers/flatbuffers.h"
-#include "store/mutex.h"
-#include "store/no_destructor.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/no_destructor.h"
 
 namespace proxystore {
-
-absl::StatusOr<Key> Key::Parse(absl::string_view serialized) {
-  if (serialized.empty()) {
-    return absl::InvalidArgumentError("Key::Parse: empty key");
-  }
-  if (serialized.size() > kMaxIdSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Key::Parse: key of ", serialized.size(),
-                     " bytes exceeds the limit of ", kMaxIdSize));
-  }
-  return Key(std::string(serialized));
-}
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "connectors/connector.h"
+#include "proxystore/connectors/connector.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/mutex.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

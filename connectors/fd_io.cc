@@ -1,4 +1,4 @@
-#include "connectors/fd_io.h"
+#include "proxystore/connectors/fd_io.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "connectors/fd_io.h"
+#include "proxystore/connectors/fd_io.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -18,8 +18,8 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/child_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 // Under the sanitizers a failed allocation returns null, as it does with the
 // plain allocator: AllocateBuffer's tests check that it becomes a Status.

@@ -1,4 +1,4 @@
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -10,9 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "store/mutex.h"
-#include "store/no_destructor.h"
-#include "store/status.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/no_destructor.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

@@ -1,11 +1,11 @@
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

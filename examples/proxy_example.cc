@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <string>
 
-#include "store/factory.h"
-#include "store/store.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
 
 using namespace proxystore;
 

@@ -18,9 +18,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
-#include "fuzz/fuzz_util.h"
-#include "store/store_config.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/fuzz/fuzz_util.h"
+#include "proxystore/store/store_config.h"
 
 namespace proxystore::fuzz {
 namespace {

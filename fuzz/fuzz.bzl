@@ -1,5 +1,7 @@
 """proxystore_fuzz_target: one libFuzzer target, its replay test and binary."""
 
+load("//bazel:defs.bzl", "proxystore_cc_binary", "proxystore_cc_library", "proxystore_cc_test")
+
 def proxystore_fuzz_target(name, deps):
     """Declares the targets of `<name>_fuzzer.cc` (an LLVMFuzzerTestOneInput).
 
@@ -17,28 +19,26 @@ def proxystore_fuzz_target(name, deps):
       deps: what the source needs besides :fuzz_util.
     """
     lib = name + "_fuzzer_lib"
-    native.cc_library(
+    proxystore_cc_library(
         name = lib,
         srcs = [name + "_fuzzer.cc"],
         deps = deps + [":fuzz_util"],
         alwayslink = True,
     )
-    native.cc_test(
+    proxystore_cc_test(
         name = name + "_replay_test",
         # Replays take up to a minute under TSan on a loaded 2-core machine.
         size = "medium",
         srcs = ["replay_main.cc"],
         args = ["fuzz/corpus/" + name],
         data = native.glob(["corpus/" + name + "/**"]),
-        # Gold's --as-needed drops Abseil libraries referenced only from our
-        # shared libraries when linked dynamically (see store/BUILD.bazel).
         linkstatic = True,
         deps = [
             ":" + lib,
             "//third_party:gtest",
         ],
     )
-    native.cc_binary(
+    proxystore_cc_binary(
         name = "fuzz_" + name,
         linkopts = ["-fsanitize=fuzzer"],
         linkstatic = True,

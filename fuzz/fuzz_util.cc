@@ -1,4 +1,4 @@
-#include "fuzz/fuzz_util.h"
+#include "proxystore/fuzz/fuzz_util.h"
 
 #include <cstdio>
 #include <cstring>

@@ -28,9 +28,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "fuzz/sample_generated.h"
-#include "store/bytes.h"
-#include "store/serializer.h"
+#include "proxystore/fuzz/sample_generated.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/serializer/serializer.h"
 
 namespace proxystore::fuzz {
 

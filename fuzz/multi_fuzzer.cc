@@ -26,10 +26,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
-#include "connectors/multi/host_pattern.h"
-#include "connectors/multi/multi_connector.h"
-#include "fuzz/fuzz_util.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/connectors/multi/host_pattern.h"
+#include "proxystore/connectors/multi/multi_connector.h"
+#include "proxystore/fuzz/fuzz_util.h"
 
 namespace proxystore::fuzz {
 namespace {

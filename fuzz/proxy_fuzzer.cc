@@ -29,11 +29,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
-#include "connectors/trust.h"
-#include "fuzz/fuzz_util.h"
-#include "store/factory.h"
-#include "store/serializer.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/connectors/trust.h"
+#include "proxystore/fuzz/fuzz_util.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/serializer/serializer.h"
 
 namespace proxystore::fuzz {
 namespace {

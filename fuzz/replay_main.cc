@@ -50,7 +50,7 @@ std::string Le(uint64_t v, int n) {
   return out;
 }
 
-// A native envelope header (store/serializer.h) with chosen length fields.
+// A native envelope header (serializer/serializer.h) with chosen length fields.
 std::string EnvelopeHeader(bool compressed, uint64_t stored, uint64_t payload) {
   std::string h("\x89PSC\x01", 5);
   h.push_back(compressed ? '\x01' : '\x00');

@@ -1,4 +1,4 @@
-// Fuzz target: the serializer envelope (store/serializer.h).
+// Fuzz target: the serializer envelope (serializer/serializer.h).
 //
 // The input is taken as serialized data from a connector: InspectEnvelope
 // reads its header, Deserialize<T> decodes it as each codec under test
@@ -35,9 +35,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "fuzz/fuzz_util.h"
-#include "store/bytes.h"
-#include "store/serializer.h"
+#include "proxystore/fuzz/fuzz_util.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/serializer/serializer.h"
 
 namespace proxystore::fuzz {
 namespace {

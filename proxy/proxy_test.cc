@@ -1,4 +1,4 @@
-#include "proxy/proxy.h"
+#include "proxystore/proxy/proxy.h"
 
 #include <atomic>
 #include <memory>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

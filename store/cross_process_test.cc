@@ -1,15 +1,15 @@
 // Proxies made here resolve in a separate child process through the
 // FileConnector (testing/cross_process.h has the scenario).
-#include "testing/cross_process.h"
+#include "proxystore/testing/cross_process.h"
 
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -33,11 +33,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
-#include "proxy/proxy.h"
-#include "store/serializer.h"
-#include "store/store.h"
-#include "store/store_config.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/proxy/proxy.h"
+#include "proxystore/serializer/serializer.h"
+#include "proxystore/store/store.h"
+#include "proxystore/store/store_config.h"
 
 namespace proxystore {
 

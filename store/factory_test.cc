@@ -1,4 +1,4 @@
-#include "store/factory.h"
+#include "proxystore/store/factory.h"
 
 #include <atomic>
 #include <memory>
@@ -8,8 +8,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

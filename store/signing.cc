@@ -1,4 +1,4 @@
-#include "store/signing.h"
+#include "proxystore/store/signing.h"
 
 #include <sodium.h>
 
@@ -7,8 +7,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "store/mutex.h"
-#include "store/no_destructor.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/no_destructor.h"
 
 namespace proxystore {
 namespace {

@@ -1,14 +1,14 @@
-#include "store/signing.h"
+#include "proxystore/store/signing.h"
 
 #include <memory>
 #include <string>
 
-#include "connectors/local/local_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/factory.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "store/store.h"
+#include "proxystore/store/store.h"
 
 #include <unistd.h>
 
@@ -18,15 +18,15 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "flatbuffers/flatbuffers.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
-#include "store/factory.h"
-#include "store/factory_generated.h"
-#include "store/mutex.h"
-#include "store/no_destructor.h"
-#include "store/signing.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/factory_generated.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/no_destructor.h"
+#include "proxystore/store/signing.h"
 
 namespace proxystore {
 namespace {

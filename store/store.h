@@ -47,14 +47,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "connectors/connector.h"
-#include "proxy/proxy.h"
-#include "store/bytes.h"
-#include "store/cache.h"
-#include "store/metrics.h"
-#include "store/serializer.h"
-#include "store/status.h"
-#include "store/store_config.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/proxy/proxy.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/cache/cache.h"
+#include "proxystore/metrics/metrics.h"
+#include "proxystore/serializer/serializer.h"
+#include "proxystore/base/status.h"
+#include "proxystore/store/store_config.h"
 
 namespace proxystore {
 
@@ -200,7 +200,7 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<std::vector<std::shared_ptr<const T>>> GetBatch(
       absl::Span<const Key> keys, const StoreGetOptions<T>& options = {});
 
-  // Stores a caller-filled PayloadBuffer (store/serializer.h) without copying
+  // Stores a caller-filled PayloadBuffer (serializer/serializer.h) without copying
   // its payload; it reads back as any byte type (std::string, SharedBytes,
   // std::vector<uint8_t>, ...). With compression on, the payload is
   // compressed into a new buffer instead.
@@ -414,6 +414,6 @@ absl::Status RegisterDeserializer(absl::string_view name,
 
 }  // namespace proxystore
 
-#include "store/store_inl.h"  // IWYU pragma: export
+#include "proxystore/store/store_inl.h"  // IWYU pragma: export
 
 #endif  // PROXYSTORE_STORE_STORE_H_

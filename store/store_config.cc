@@ -1,13 +1,13 @@
-#include "store/store_config.h"
+#include "proxystore/store/store_config.h"
 
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "flatbuffers/flatbuffers.h"
-#include "store/bytes.h"
-#include "store/status.h"
-#include "store/store_config_generated.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/base/status.h"
+#include "proxystore/store/store_config_generated.h"
 
 namespace proxystore {
 

@@ -18,7 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore {
 

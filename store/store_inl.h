@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "store/factory.h"
-#include "store/store.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
 
 namespace proxystore {
 namespace store_internal {

@@ -1,4 +1,4 @@
-#include "store/store.h"
+#include "proxystore/store/store.h"
 
 #include <atomic>
 #include <cstring>
@@ -14,8 +14,8 @@
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
-#include "store/factory.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

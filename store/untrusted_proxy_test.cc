@@ -11,14 +11,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/factory.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "testing/child_process.h"
+#include "proxystore/testing/child_process.h"
 
 #include <fcntl.h>
 #include <spawn.h>

@@ -1,4 +1,4 @@
-#include "testing/connector_conformance.h"
+#include "proxystore/testing/connector_conformance.h"
 
 #include <cstdint>
 #include <cstring>
@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
 namespace {

@@ -37,7 +37,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "connectors/connector.h"
+#include "proxystore/connectors/connector.h"
 #include "gtest/gtest.h"
 
 namespace proxystore::testing {

@@ -1,4 +1,4 @@
-#include "testing/cross_process.h"
+#include "proxystore/testing/cross_process.h"
 
 #include <cstdint>
 #include <fstream>
@@ -8,9 +8,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "store/factory.h"
-#include "testing/child_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
 namespace {

@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "store/store.h"
+#include "proxystore/store/store.h"
 
 namespace proxystore::testing {
 

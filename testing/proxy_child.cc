@@ -11,9 +11,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "store/factory.h"
-#include "store/store.h"
-#include "testing/child_process.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "testing/redis_server.h"
+#include "proxystore/testing/redis_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "hiredis/hiredis.h"
-#include "store/status.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore::testing {
 namespace {

@@ -1,4 +1,4 @@
-#include "testing/redis_server.h"
+#include "proxystore/testing/redis_server.h"
 
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
 namespace {

@@ -17,17 +17,17 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/file/file_connector.h"
-#include "connectors/local/local_connector.h"
-#include "connectors/multi/multi_connector.h"
-#include "connectors/redis/redis_connector.h"
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/file/file_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
+#include "proxystore/connectors/multi/multi_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
-#include "testing/stress.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
+#include "proxystore/testing/stress.h"
 
 namespace proxystore::testing {
 namespace {

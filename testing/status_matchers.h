@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/status.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore::testing {
 namespace internal {

@@ -1,4 +1,4 @@
-#include "testing/stress.h"
+#include "proxystore/testing/stress.h"
 
 #include <algorithm>
 #include <atomic>
@@ -23,9 +23,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
 #include "gtest/gtest.h"
-#include "store/factory.h"
-#include "store/mutex.h"
-#include "store/status.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore::testing {
 

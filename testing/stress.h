@@ -54,8 +54,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "connectors/connector.h"
-#include "store/store.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/store/store.h"
 
 namespace proxystore::testing {
 

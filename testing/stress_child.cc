@@ -40,10 +40,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/connector.h"
-#include "store/factory.h"
-#include "store/store.h"
-#include "testing/stress.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/stress.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The stress harness must catch what it claims to: objects lost, corrupted or
 // not evicted by a faulty connector, and metrics that do not add up.
-#include "testing/stress.h"
+#include "proxystore/testing/stress.h"
 
 #include <atomic>
 #include <memory>
@@ -9,12 +9,12 @@
 #include <utility>
 #include <vector>
 
-#include "connectors/local/local_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/metrics.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
+#include "proxystore/metrics/metrics.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
 namespace {

@@ -63,7 +63,7 @@ if [ "$quick" -eq 0 ]; then
     failed+=("fuzz")
     n_fail=$((n_fail + 1))
   fi
-  echo "=== consumer example (separate workspace using @proxystore//store:cache)"
+  echo "=== consumer example (separate workspace using @proxystore//cache)"
   if (cd examples/consumer && bazel run //:main && bazel shutdown); then
     passed+=("consumer")
     n_pass=$((n_pass + 1))

@@ -1,4 +1,4 @@
-#include "connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_connector.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +18,9 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/fd_io.h"
-#include "connectors/trust.h"
-#include "store/status.h"
+#include "proxystore/connectors/fd_io.h"
+#include "proxystore/connectors/trust.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_connector.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -27,13 +27,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "testing/child_process.h"
-#include "testing/connector_conformance.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/connector_conformance.h"
+#include "proxystore/testing/status_matchers.h"
 
 // Under the sanitizers a failed allocation returns null, as it does with the
 // plain allocator: the tests below check that such a failure is a Status.

@@ -12,7 +12,7 @@
 // tests go one level up: the Store, its serializer envelope, and proxies.
 // docs/faults.md has the table.
 //
-// Detection is the envelope's (store/serializer.h): magic, version, flags,
+// Detection is the envelope's (serializer/serializer.h): magic, version, flags,
 // header size, name lengths, reserved field, padding, stored and decoded
 // payload lengths, codec and type names are all checked, so every single-bit
 // flip of the header and every truncation or extension is caught. The
@@ -42,13 +42,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/serializer.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/serializer/serializer.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {
@@ -430,7 +430,7 @@ TEST_P(FileCorruptionTest, OtherCodecsDetectEnvelopeDamageToo) {
 
 TEST_P(FileCorruptionTest, PayloadFlipsInAStringAreNotDetected) {
   // The envelope has no payload checksum (connectors move bytes reliably;
-  // see store/serializer.h), so a flipped bit inside a std::string payload
+  // see serializer/serializer.h), so a flipped bit inside a std::string payload
   // reads back as a different string of the right length. This test pins
   // that limitation down; docs/faults.md states it. A caller that needs
   // end-to-end integrity must checksum its own payload.

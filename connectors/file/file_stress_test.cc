@@ -8,12 +8,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/status_matchers.h"
-#include "testing/stress.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/status_matchers.h"
+#include "proxystore/testing/stress.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "connectors/local/local_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
 
 #include <array>
 #include <memory>
@@ -11,8 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "store/mutex.h"
-#include "store/status.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace local_internal {

@@ -1,4 +1,4 @@
-#include "connectors/local/local_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
 
 #include <memory>
 #include <optional>
@@ -7,12 +7,12 @@
 #include <utility>
 #include <vector>
 
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "testing/connector_conformance.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/testing/connector_conformance.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

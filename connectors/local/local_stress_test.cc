@@ -4,11 +4,11 @@
 #include <memory>
 #include <utility>
 
-#include "connectors/local/local_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
-#include "testing/stress.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
+#include "proxystore/testing/stress.h"
 
 namespace proxystore {
 namespace {

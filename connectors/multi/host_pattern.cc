@@ -1,4 +1,4 @@
-#include "connectors/multi/host_pattern.h"
+#include "proxystore/connectors/multi/host_pattern.h"
 
 #include <algorithm>
 #include <bitset>
@@ -14,7 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "store/status.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 

@@ -1,4 +1,4 @@
-#include "connectors/multi/host_pattern.h"
+#include "proxystore/connectors/multi/host_pattern.h"
 
 #include <regex.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

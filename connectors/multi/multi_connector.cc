@@ -1,4 +1,4 @@
-#include "connectors/multi/multi_connector.h"
+#include "proxystore/connectors/multi/multi_connector.h"
 
 #include <unistd.h>
 
@@ -18,8 +18,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "connectors/multi/host_pattern.h"
-#include "store/status.h"
+#include "proxystore/connectors/multi/host_pattern.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

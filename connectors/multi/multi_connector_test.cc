@@ -1,4 +1,4 @@
-#include "connectors/multi/multi_connector.h"
+#include "proxystore/connectors/multi/multi_connector.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -14,17 +14,17 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/file/file_connector.h"
-#include "connectors/local/local_connector.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/file/file_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "store/mutex.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/connector_conformance.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/base/mutex.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/connector_conformance.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -12,12 +12,12 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/multi/multi_connector.h"
+#include "proxystore/connectors/multi/multi_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/child_process.h"
-#include "testing/cross_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/child_process.h"
+#include "proxystore/testing/cross_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "connectors/redis/redis_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +27,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/trust.h"
-#include "store/no_destructor.h"
-#include "store/status.h"
+#include "proxystore/connectors/trust.h"
+#include "proxystore/base/no_destructor.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

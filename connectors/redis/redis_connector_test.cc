@@ -1,4 +1,4 @@
-#include "connectors/redis/redis_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -20,13 +20,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "testing/connector_conformance.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/testing/connector_conformance.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

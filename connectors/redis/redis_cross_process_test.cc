@@ -5,12 +5,12 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/redis/redis_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/cross_process.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/cross_process.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

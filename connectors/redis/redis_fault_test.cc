@@ -25,12 +25,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/redis/redis_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -10,12 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/redis/redis_connector.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/redis_server.h"
-#include "testing/status_matchers.h"
-#include "testing/stress.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/redis_server.h"
+#include "proxystore/testing/status_matchers.h"
+#include "proxystore/testing/stress.h"
 
 namespace proxystore {
 namespace {

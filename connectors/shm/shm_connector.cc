@@ -1,4 +1,4 @@
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/fd_io.h"
-#include "store/status.h"
+#include "proxystore/connectors/fd_io.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,12 +30,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "connectors/trust.h"
+#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "testing/connector_conformance.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/testing/connector_conformance.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

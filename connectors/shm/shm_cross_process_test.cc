@@ -9,11 +9,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/cross_process.h"
-#include "testing/status_matchers.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/cross_process.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

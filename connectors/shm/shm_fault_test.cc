@@ -30,12 +30,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/serializer.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
+#include "proxystore/serializer/serializer.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

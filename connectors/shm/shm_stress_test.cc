@@ -11,11 +11,11 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/shm/shm_connector.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
-#include "testing/status_matchers.h"
-#include "testing/stress.h"
+#include "proxystore/store/store.h"
+#include "proxystore/testing/status_matchers.h"
+#include "proxystore/testing/stress.h"
 
 namespace proxystore {
 namespace {

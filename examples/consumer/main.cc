@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "store/cache.h"
+#include "proxystore/cache/cache.h"
 
 namespace {
 

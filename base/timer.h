@@ -26,8 +26,8 @@
 //
 // Thread-safety: a Timer is a plain value. Const methods may be called from
 // several threads at once; Start()/Stop() need external synchronization.
-#ifndef PROXYSTORE_STORE_TIMER_H_
-#define PROXYSTORE_STORE_TIMER_H_
+#ifndef PROXYSTORE_BASE_TIMER_H_
+#define PROXYSTORE_BASE_TIMER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -148,4 +148,4 @@ ScopedTimer(OnStop) -> ScopedTimer<OnStop>;
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_TIMER_H_
+#endif  // PROXYSTORE_BASE_TIMER_H_

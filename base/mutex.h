@@ -10,8 +10,8 @@
 //   void Inc() { MutexLock lock(mu_); ++count_; }
 //
 // Thread-safety: that is the point.
-#ifndef PROXYSTORE_STORE_MUTEX_H_
-#define PROXYSTORE_STORE_MUTEX_H_
+#ifndef PROXYSTORE_BASE_MUTEX_H_
+#define PROXYSTORE_BASE_MUTEX_H_
 
 #include <mutex>
 #include <shared_mutex>
@@ -65,4 +65,4 @@ class ABSL_SCOPED_LOCKABLE ReaderMutexLock {
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_MUTEX_H_
+#endif  // PROXYSTORE_BASE_MUTEX_H_

@@ -1,4 +1,4 @@
-#include "store/cache.h"
+#include "proxystore/cache/cache.h"
 
 #include <cstdint>
 #include <memory>
@@ -9,7 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -29,8 +29,8 @@
 //
 // Thread-safety: StoreMetrics may be used from any number of threads at once.
 // TimeStats and Metrics are plain values.
-#ifndef PROXYSTORE_STORE_METRICS_H_
-#define PROXYSTORE_STORE_METRICS_H_
+#ifndef PROXYSTORE_METRICS_METRICS_H_
+#define PROXYSTORE_METRICS_METRICS_H_
 
 #include <cstdint>
 #include <functional>
@@ -45,8 +45,8 @@
 #include "absl/container/node_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "connectors/connector.h"
-#include "store/mutex.h"
+#include "proxystore/base/key.h"
+#include "proxystore/base/mutex.h"
 
 namespace proxystore {
 
@@ -210,4 +210,4 @@ class StoreMetrics {
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_METRICS_H_
+#endif  // PROXYSTORE_METRICS_METRICS_H_

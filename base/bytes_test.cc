@@ -1,11 +1,11 @@
-#include "store/bytes.h"
+#include "proxystore/base/bytes.h"
 
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

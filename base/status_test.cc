@@ -1,11 +1,11 @@
-#include "store/status.h"
+#include "proxystore/base/status.h"
 
 #include <memory>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

@@ -1,4 +1,4 @@
-#include "store/serializer.h"
+#include "proxystore/serializer/serializer.h"
 
 #include <lz4.h>
 

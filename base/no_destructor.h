@@ -13,8 +13,8 @@
 //   }
 //
 // Thread-safety: construction is the usual thread-safe static initialization.
-#ifndef PROXYSTORE_STORE_NO_DESTRUCTOR_H_
-#define PROXYSTORE_STORE_NO_DESTRUCTOR_H_
+#ifndef PROXYSTORE_BASE_NO_DESTRUCTOR_H_
+#define PROXYSTORE_BASE_NO_DESTRUCTOR_H_
 
 #include <new>
 #include <utility>
@@ -43,4 +43,4 @@ class NoDestructor {
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_NO_DESTRUCTOR_H_
+#endif  // PROXYSTORE_BASE_NO_DESTRUCTOR_H_

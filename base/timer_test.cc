@@ -1,4 +1,4 @@
-#include "store/timer.h"
+#include "proxystore/base/timer.h"
 
 #include <chrono>
 #include <cstdint>
@@ -6,7 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/status_matchers.h"
+#include "proxystore/testing/status_matchers.h"
 
 namespace proxystore {
 namespace {

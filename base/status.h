@@ -19,8 +19,8 @@
 //  - The enclosing function must return absl::Status or absl::StatusOr<U>.
 //
 // Thread-safety: stateless.
-#ifndef PROXYSTORE_STORE_STATUS_H_
-#define PROXYSTORE_STORE_STATUS_H_
+#ifndef PROXYSTORE_BASE_STATUS_H_
+#define PROXYSTORE_BASE_STATUS_H_
 
 #include <cstddef>
 #include <limits>
@@ -101,4 +101,4 @@ inline std::string QuoteForMessage(
   }                                                             \
   lhs = std::move(statusor).value()
 
-#endif  // PROXYSTORE_STORE_STATUS_H_
+#endif  // PROXYSTORE_BASE_STATUS_H_

@@ -1,4 +1,4 @@
-#include "store/metrics.h"
+#include "proxystore/metrics/metrics.h"
 
 #include <algorithm>
 #include <charconv>

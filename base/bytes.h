@@ -12,8 +12,8 @@
 // Thread-safety: a SharedBytes value may be read from any number of threads;
 // distinct copies may be used and destroyed concurrently (shared_ptr rules).
 // The bytes themselves are never written through a SharedBytes.
-#ifndef PROXYSTORE_STORE_BYTES_H_
-#define PROXYSTORE_STORE_BYTES_H_
+#ifndef PROXYSTORE_BASE_BYTES_H_
+#define PROXYSTORE_BASE_BYTES_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -136,4 +136,4 @@ class AlignedView {
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_BYTES_H_
+#endif  // PROXYSTORE_BASE_BYTES_H_

@@ -3,7 +3,7 @@
 //
 // ProxyStore's `LRUCache` in C++, used by a Store to keep deserialized
 // objects, and usable on its own (it depends on Abseil and
-// store/mutex.h only). Capacity counts entries, not bytes. When a new key is
+// base/mutex.h only). Capacity counts entries, not bytes. When a new key is
 // set in a full cache, the least recently used entry is evicted first. A hit
 // in Get() and a Set() (of a new or an existing key) make the key the most
 // recently used; Exists() does not. Setting a key that is already present
@@ -29,8 +29,8 @@
 // (Clear() is O(size)). Hash and Eq are called with the lock held, so they
 // must not call back into the cache. The returned values are shared, const
 // objects: reading them concurrently is safe if V's const methods are.
-#ifndef PROXYSTORE_STORE_CACHE_H_
-#define PROXYSTORE_STORE_CACHE_H_
+#ifndef PROXYSTORE_CACHE_CACHE_H_
+#define PROXYSTORE_CACHE_CACHE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -45,7 +45,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "store/mutex.h"
+#include "proxystore/base/mutex.h"
 
 namespace proxystore {
 
@@ -200,4 +200,4 @@ class LruCache {
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_CACHE_H_
+#endif  // PROXYSTORE_CACHE_CACHE_H_

@@ -1,4 +1,4 @@
-#include "store/serializer.h"
+#include "proxystore/serializer/serializer.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -26,9 +26,9 @@
 #include "flatbuffers/flatbuffers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/bytes.h"
-#include "store/testdata/point_generated.h"
-#include "testing/status_matchers.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/serializer/testdata/point_generated.h"
+#include "proxystore/testing/status_matchers.h"
 
 // ---- a user-defined codec, written as a user would ----
 

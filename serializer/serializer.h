@@ -126,8 +126,8 @@
 // "02\n" (str) data: all four simply yield the bytes after the identifier
 // (Python str data is UTF-8). Other Python identifiers (PK, CP, NP, PD, PL,
 // 03, 04) give InvalidArgument: pickled Python objects cannot be read in C++.
-#ifndef PROXYSTORE_STORE_SERIALIZER_H_
-#define PROXYSTORE_STORE_SERIALIZER_H_
+#ifndef PROXYSTORE_SERIALIZER_SERIALIZER_H_
+#define PROXYSTORE_SERIALIZER_SERIALIZER_H_
 
 #include <bit>
 #include <concepts>
@@ -152,8 +152,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "flatbuffers/flatbuffers.h"
-#include "store/bytes.h"
-#include "store/status.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/base/status.h"
 
 namespace proxystore {
 
@@ -870,7 +870,7 @@ absl::StatusOr<SharedBytes> Serialize(const T& value,
   static_assert(kHasCodec<T>,
                 "proxystore::Codec<T> is not defined for this T (or lacks "
                 "kName/EncodedSize/EncodeTo/Decode): specialize "
-                "proxystore::Codec<T>, see store/serializer.h");
+                "proxystore::Codec<T>, see serializer/serializer.h");
   using C = Codec<T>;
   const size_t payload_size = C::EncodedSize(value);
 
@@ -992,7 +992,7 @@ absl::StatusOr<T> Deserialize(const SharedBytes& data,
   static_assert(kHasCodec<T>,
                 "proxystore::Codec<T> is not defined for this T (or lacks "
                 "kName/EncodedSize/EncodeTo/Decode): specialize "
-                "proxystore::Codec<T>, see store/serializer.h");
+                "proxystore::Codec<T>, see serializer/serializer.h");
   using C = Codec<T>;
   PROXYSTORE_ASSIGN_OR_RETURN(const internal::ParsedData parsed,
                               internal::ParseData(data.view()));
@@ -1082,4 +1082,4 @@ absl::StatusOr<SharedBytes> SerializeInPlace(
 
 }  // namespace proxystore
 
-#endif  // PROXYSTORE_STORE_SERIALIZER_H_
+#endif  // PROXYSTORE_SERIALIZER_SERIALIZER_H_
