@@ -52,6 +52,12 @@ class SharedBytes {
   static SharedBytes Copy(absl::string_view data) {
     return FromString(std::string(data));
   }
+  // Copies byte data (std::vector<uint8_t>, std::array, a span) into a new
+  // buffer.
+  static SharedBytes Copy(absl::Span<const uint8_t> data) {
+    return Copy(absl::string_view(reinterpret_cast<const char*>(data.data()),
+                                  data.size()));
+  }
   // Views `view`, which `owner` keeps alive (e.g. an mmap with a deleter that
   // unmaps it). `view` must stay valid and unchanged while `owner` lives.
   static SharedBytes FromOwner(std::shared_ptr<const void> owner,

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "gtest/gtest.h"
 #include "proxystore/testing/status_matchers.h"
 
@@ -73,6 +74,18 @@ TEST(SharedBytes, EqualityComparesContent) {
   EXPECT_EQ(SharedBytes::Copy("abc"), SharedBytes::Copy("abc"));
   EXPECT_FALSE(SharedBytes::Copy("abc") == SharedBytes::Copy("abd"));
   EXPECT_EQ(SharedBytes(), SharedBytes::Copy(""));
+}
+
+TEST(SharedBytes, CopyTakesByteDataAsWellAsText) {
+  const std::vector<uint8_t> v = {0x00, 0xff, 0x41};
+  SharedBytes b = SharedBytes::Copy(v);
+  EXPECT_EQ(b.view(), absl::string_view("\x00\xff"
+                                        "A",
+                                        3));
+  EXPECT_NE(static_cast<const void*>(b.data()),
+            static_cast<const void*>(v.data()));
+  const uint8_t raw[] = {1, 2};
+  EXPECT_EQ(SharedBytes::Copy(absl::MakeConstSpan(raw)).size(), 2u);
 }
 
 }  // namespace

@@ -18,10 +18,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "proxystore/connectors/connector_config_generated.h"
 #include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
+#include "proxystore/connectors/connector_config_generated.h"
 
 namespace proxystore {
 

@@ -73,6 +73,10 @@ struct ConnectorConfig {
 
   // "kind{opt=value, ...}", for messages.
   std::string DebugString() const;
+  // DebugString(), so that test failures and logs show configs readably.
+  friend std::ostream& operator<<(std::ostream& os, const ConnectorConfig& c) {
+    return os << c.DebugString();
+  }
 };
 
 // Options for a put. `subset_tags`/`superset_tags` route puts in the "multi"

@@ -598,5 +598,11 @@ TEST(NewObjectIdFork, AForkedChildDoesNotRepeatTheParentsIds) {
   EXPECT_NE(parent_id, child_id);
 }
 
+TEST(ConnectorConfig, PrintsAsItsDebugString) {
+  ConnectorConfig c{"file", {{"directory", "/d"}}};
+  EXPECT_EQ(::testing::PrintToString(c), c.DebugString());
+  EXPECT_THAT(::testing::PrintToString(c), ::testing::HasSubstr("/d"));
+}
+
 }  // namespace
 }  // namespace proxystore

@@ -28,8 +28,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "proxystore/fuzz/sample_generated.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/fuzz/sample_generated.h"
 #include "proxystore/serializer/serializer.h"
 
 namespace proxystore::fuzz {

@@ -22,13 +22,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "flatbuffers/flatbuffers.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/connectors/multi/multi_connector.h"
-#include "flatbuffers/flatbuffers.h"
 #include "proxystore/fuzz/fuzz_util.h"
 #include "proxystore/fuzz/sample_generated.h"
-#include "proxystore/store/factory.h"
 #include "proxystore/serializer/serializer.h"
+#include "proxystore/store/factory.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore::fuzz {

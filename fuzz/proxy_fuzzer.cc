@@ -32,8 +32,8 @@
 #include "proxystore/connectors/connector.h"
 #include "proxystore/connectors/trust.h"
 #include "proxystore/fuzz/fuzz_util.h"
-#include "proxystore/store/factory.h"
 #include "proxystore/serializer/serializer.h"
+#include "proxystore/store/factory.h"
 
 namespace proxystore::fuzz {
 namespace {

@@ -35,8 +35,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "proxystore/fuzz/fuzz_util.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/fuzz/fuzz_util.h"
 #include "proxystore/serializer/serializer.h"
 
 namespace proxystore::fuzz {

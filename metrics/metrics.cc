@@ -16,6 +16,8 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace proxystore {
@@ -185,6 +187,10 @@ void AppendJsonMetrics(std::string& out, const Metrics& m) {
 }  // namespace
 
 // ---- TimeStats ----------------------------------------------------------
+
+void TimeStats::AddTime(int64_t elapsed_ns) {
+  AddTime(elapsed_ns, absl::ToUnixNanos(absl::Now()));
+}
 
 void TimeStats::AddTime(int64_t elapsed_ns, int64_t timestamp_unix_ns) {
   if (count == 0) {

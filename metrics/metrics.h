@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -72,6 +73,16 @@ struct TimeStats {
   // Records one duration, observed at `timestamp_unix_ns`. The "last" fields
   // always take this record, even if an earlier call had a later timestamp.
   void AddTime(int64_t elapsed_ns, int64_t timestamp_unix_ns);
+  // The same, observed now (the system clock).
+  void AddTime(int64_t elapsed_ns);
+
+  // "TimeStats{count=2, avg_ns=1.5, min_ns=1, max_ns=2, last_ns=2}", for
+  // messages and test failures.
+  friend std::ostream& operator<<(std::ostream& os, const TimeStats& t) {
+    return os << "TimeStats{count=" << t.count << ", avg_ns=" << t.avg_ns()
+              << ", min_ns=" << t.min_ns << ", max_ns=" << t.max_ns
+              << ", last_ns=" << t.last_ns << "}";
+  }
 
   // Merges `other` in: counts and totals add (so the average is the
   // count-weighted average), min/max combine, and last_ns /

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -374,6 +376,25 @@ TEST_F(StoreMetricsTest, ConcurrentRecordingSumsCorrectly) {
       kThreads * kRecords);
   EXPECT_EQ(metrics_.AggregateTimes().at("shared.time").count,
             kThreads * kRecords);
+}
+
+TEST(TimeStatsTest, AddTimeWithoutATimestampUsesTheSystemClock) {
+  const int64_t before = absl::ToUnixNanos(absl::Now());
+  TimeStats t;
+  t.AddTime(5);
+  const int64_t after = absl::ToUnixNanos(absl::Now());
+  EXPECT_EQ(t.count, 1);
+  EXPECT_EQ(t.last_ns, 5);
+  EXPECT_GE(t.last_timestamp_unix_ns, before);
+  EXPECT_LE(t.last_timestamp_unix_ns, after);
+}
+
+TEST(TimeStatsTest, PrintsItsFields) {
+  TimeStats t;
+  t.AddTime(1, 10);
+  t.AddTime(2, 20);
+  EXPECT_EQ(::testing::PrintToString(t),
+            "TimeStats{count=2, avg_ns=1.5, min_ns=1, max_ns=2, last_ns=2}");
 }
 
 }  // namespace

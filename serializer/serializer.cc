@@ -60,7 +60,7 @@ struct PythonId {
   PythonType type;
 };
 
-// ProxyStore's serializer identifiers: HEAD (v0.7+) and seed (v0.6).
+// ProxyStore's serializer identifiers: current (v0.7 and later) and v0.6.
 constexpr PythonId kPythonIds[] = {
     {"BS", "bytes", PythonType::kBytes},
     {"US", "str", PythonType::kStr},

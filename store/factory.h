@@ -153,14 +153,12 @@ class StoreFactory final
     }
     StoreGetOptions<T> options;
     if (!deserializer_.empty()) {
-      std::shared_ptr<const void> fn = store_internal::FindFn(
-          false, deserializer_, store_internal::TypeTag<T>());
-      if (fn == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "resolving key \"", key_.id(), "\": no deserializer named \"",
-            deserializer_, "\" is registered for type ", TypeName<T>()));
+      absl::StatusOr<DeserializerFn<T>> fn = FindDeserializer<T>(deserializer_);
+      if (!fn.ok()) {
+        return Annotate(fn.status(),
+                        absl::StrCat("resolving key \"", key_.id(), "\""));
       }
-      options.deserializer = *static_cast<const DeserializerFn<T>*>(fn.get());
+      options.deserializer = *std::move(fn);
     }
     PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const T> obj,
                                 (*store)->template Get<T>(key_, options));
@@ -240,6 +238,20 @@ absl::StatusOr<std::shared_ptr<Store>> GetStore(const Proxy<T>& p) {
   PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
   return f->GetStore();
 }
+// What the proxy's store recorded for the proxy's key (StoreMetrics::
+// GetMetrics): std::nullopt if nothing was recorded; FailedPrecondition if
+// the proxy is not a store proxy or its store has metrics disabled.
+template <typename T>
+absl::StatusOr<std::optional<Metrics>> GetMetrics(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, f->GetStore());
+  if (store->metrics() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "GetMetrics: store \"", store->name(), "\" has metrics disabled"));
+  }
+  return store->metrics()->GetMetrics(f->key());
+}
+
 template <typename T>
 absl::Status ResolveAsync(const Proxy<T>& p) {
   PROXYSTORE_RETURN_IF_ERROR(GetStoreFactory(p).status());

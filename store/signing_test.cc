@@ -3,9 +3,9 @@
 #include <memory>
 #include <string>
 
-#include "proxystore/connectors/local/local_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "proxystore/store/factory.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/status_matchers.h"

@@ -18,15 +18,15 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/trust.h"
 #include "flatbuffers/flatbuffers.h"
-#include "spdlog/sinks/stdout_sinks.h"
-#include "spdlog/spdlog.h"
-#include "proxystore/store/factory.h"
-#include "proxystore/store/factory_generated.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
+#include "proxystore/connectors/trust.h"
+#include "proxystore/store/factory.h"
+#include "proxystore/store/factory_generated.h"
 #include "proxystore/store/signing.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace proxystore {
 namespace {
@@ -334,6 +334,13 @@ absl::StatusOr<std::shared_ptr<Store>> Store::FromConfigImpl(
   }
   return CreateImpl(config.name, *std::move(connector), std::move(o),
                     register_now, from_wire);
+}
+
+CacheInfo Store::cache_info() const {
+  return CacheInfo{.capacity = cache_->capacity(),
+                   .size = cache_->size(),
+                   .hits = cache_->hits(),
+                   .misses = cache_->misses()};
 }
 
 std::string Store::DebugString() const {
@@ -842,6 +849,16 @@ absl::StatusOr<StoreRegistration> StoreRegistration::Create(
     names.push_back(s->name());
   }
   return StoreRegistration(std::move(names));
+}
+
+StoreRegistration& StoreRegistration::operator=(
+    StoreRegistration&& other) noexcept {
+  if (this != &other) {
+    for (const std::string& n : names_) UnregisterStore(n);
+    names_ = std::move(other.names_);
+    other.names_.clear();
+  }
+  return *this;
 }
 
 StoreRegistration::~StoreRegistration() {

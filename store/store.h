@@ -37,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,13 +48,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "proxystore/connectors/connector.h"
-#include "proxystore/proxy/proxy.h"
 #include "proxystore/base/bytes.h"
-#include "proxystore/cache/cache.h"
-#include "proxystore/metrics/metrics.h"
-#include "proxystore/serializer/serializer.h"
 #include "proxystore/base/status.h"
+#include "proxystore/cache/cache.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/metrics/metrics.h"
+#include "proxystore/proxy/proxy.h"
+#include "proxystore/serializer/serializer.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore {
@@ -74,6 +75,14 @@ absl::Status RegisterDeserializer(absl::string_view name, DeserializerFn<T> fn);
 // True if `name` is registered (for any type) as a serializer / deserializer.
 bool IsSerializerRegistered(absl::string_view name);
 bool IsDeserializerRegistered(absl::string_view name);
+// The function registered as `name` for T: what a store, a proxy's factory
+// and a caller use alike, e.g. StoreGetOptions<T>{.deserializer =
+// *FindDeserializer<T>("json")}. FailedPrecondition naming the name and T if
+// none is registered.
+template <typename T>
+absl::StatusOr<SerializerFn<T>> FindSerializer(absl::string_view name);
+template <typename T>
+absl::StatusOr<DeserializerFn<T>> FindDeserializer(absl::string_view name);
 
 // Options of Store::Create beyond the connector (see StoreConfig fields).
 struct StoreOptions {
@@ -111,6 +120,8 @@ struct StorePutOptions {
 template <typename T>
 struct StoreGetOptions {
   // Overrides the store's deserializer on a cache miss (ignored on a hit).
+  // A function, since a get does not travel; FindDeserializer<T>(name) gives
+  // the one registered under a name.
   DeserializerFn<T> deserializer;
   // Returned when the key does not exist (ProxyStore's `default=`).
   std::shared_ptr<const T> default_value;
@@ -122,7 +133,8 @@ struct ProxyOptions {
   bool evict = false;
   SerializerFn<T> serializer;
   // Registered deserializer name used by the proxy's factory; empty = the
-  // store's.
+  // store's. A name, not a function, because the proxy travels: every
+  // process that resolves it registers the same name (RegisterDeserializer).
   std::string deserializer;
   // Start resolved with the object put; unset = the store's setting.
   std::optional<bool> populate_target;
@@ -131,6 +143,19 @@ struct ProxyOptions {
 
 template <typename T>
 class StoreFactory;
+
+// What a store's cache holds and how it has served (Store::cache_info()).
+struct CacheInfo {
+  int64_t capacity = 0;  // entries; 0 = caching disabled
+  size_t size = 0;       // entries cached now
+  int64_t hits = 0;      // lookups answered from the cache
+  int64_t misses = 0;    // lookups that went to the connector
+  friend bool operator==(const CacheInfo&, const CacheInfo&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const CacheInfo& c) {
+    return os << "CacheInfo{capacity=" << c.capacity << ", size=" << c.size
+              << ", hits=" << c.hits << ", misses=" << c.misses << "}";
+  }
+};
 
 class Store : public std::enable_shared_from_this<Store> {
   struct PrivateTag {};
@@ -165,6 +190,9 @@ class Store : public std::enable_shared_from_this<Store> {
   Connector& connector() const { return *connector_; }
   const StoreOptions& options() const { return options_; }
   const StoreConfig& Config() const { return *config_; }
+  // The cache's capacity, size and hit/miss counts (Get, GetBatch, proxy
+  // resolves; Exists does not count).
+  CacheInfo cache_info() const;
   // Store("name", connector=kind, serializer=..., cache_size=N, metrics=b)
   std::string DebugString() const;
 
@@ -186,6 +214,11 @@ class Store : public std::enable_shared_from_this<Store> {
   template <typename T>
   absl::StatusOr<std::vector<Key>> PutBatch(
       absl::Span<const T> objs, const StorePutOptions<T>& options = {});
+  template <typename T>
+  absl::StatusOr<std::vector<Key>> PutBatch(
+      const std::vector<T>& objs, const StorePutOptions<T>& options = {}) {
+    return PutBatch(absl::MakeConstSpan(objs), options);
+  }
 
   // The object under `key` (from the cache if there), or
   // options.default_value (nullptr unless given) if the key does not exist.
@@ -200,10 +233,10 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<std::vector<std::shared_ptr<const T>>> GetBatch(
       absl::Span<const Key> keys, const StoreGetOptions<T>& options = {});
 
-  // Stores a caller-filled PayloadBuffer (serializer/serializer.h) without copying
-  // its payload; it reads back as any byte type (std::string, SharedBytes,
-  // std::vector<uint8_t>, ...). With compression on, the payload is
-  // compressed into a new buffer instead.
+  // Stores a caller-filled PayloadBuffer (serializer/serializer.h) without
+  // copying its payload; it reads back as any byte type (std::string,
+  // SharedBytes, std::vector<uint8_t>, ...). With compression on, the payload
+  // is compressed into a new buffer instead.
   absl::StatusOr<Key> PutBuffer(PayloadBuffer&& buffer,
                                 const PutOptions& options = {});
 
@@ -231,6 +264,11 @@ class Store : public std::enable_shared_from_this<Store> {
   template <typename T>
   absl::StatusOr<std::vector<proxystore::Proxy<T>>> ProxyBatch(
       absl::Span<const T> objs, const ProxyOptions<T>& options = {});
+  template <typename T>
+  absl::StatusOr<std::vector<proxystore::Proxy<T>>> ProxyBatch(
+      const std::vector<T>& objs, const ProxyOptions<T>& options = {}) {
+    return ProxyBatch(absl::MakeConstSpan(objs), options);
+  }
   // A proxy of an existing key (need not exist yet); never pre-resolved.
   template <typename T>
   proxystore::Proxy<T> ProxyFromKey(const Key& key,
@@ -257,7 +295,13 @@ class Store : public std::enable_shared_from_this<Store> {
     return location_.has_value() ? &*location_ : nullptr;
   }
 
-  // --- Building blocks (used by the templates and by StoreFactory) -------
+  // Monotonic nanoseconds, the clock of every store timing.
+  static int64_t NowNs();
+
+ private:
+  friend struct StoreFactoryAccess;
+
+  // --- Building blocks of the typed templates (store_inl.h) ---------------
 
   // Stores already-serialized bytes: connector put, metrics, debug log.
   absl::StatusOr<Key> PutSerialized(SharedBytes data, const PutOptions& options,
@@ -296,10 +340,6 @@ class Store : public std::enable_shared_from_this<Store> {
   void RecordProxy(const Key& key, int64_t start_ns);
   void RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns);
 
-  static int64_t NowNs();
-
- private:
-  friend struct StoreFactoryAccess;
   static absl::StatusOr<std::shared_ptr<Store>> CreateImpl(
       std::string name, std::unique_ptr<Connector> connector,
       StoreOptions options, bool register_now, bool from_wire);
@@ -373,7 +413,8 @@ class StoreRegistration {
       : names_(std::move(other.names_)) {
     other.names_.clear();
   }
-  StoreRegistration& operator=(StoreRegistration&&) = delete;
+  // Unregisters the stores this one holds, then takes `other`'s.
+  StoreRegistration& operator=(StoreRegistration&& other) noexcept;
   ~StoreRegistration();
 
  private:
@@ -410,6 +451,29 @@ absl::Status RegisterDeserializer(absl::string_view name,
   return store_internal::RegisterFn(
       false, name, store_internal::TypeTag<T>(),
       std::make_shared<const DeserializerFn<T>>(std::move(fn)));
+}
+
+template <typename T>
+absl::StatusOr<SerializerFn<T>> FindSerializer(absl::string_view name) {
+  std::shared_ptr<const void> fn =
+      store_internal::FindFn(true, name, store_internal::TypeTag<T>());
+  if (fn == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no serializer named \"", name,
+                     "\" is registered for type ", TypeName<T>()));
+  }
+  return *static_cast<const SerializerFn<T>*>(fn.get());
+}
+template <typename T>
+absl::StatusOr<DeserializerFn<T>> FindDeserializer(absl::string_view name) {
+  std::shared_ptr<const void> fn =
+      store_internal::FindFn(false, name, store_internal::TypeTag<T>());
+  if (fn == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no deserializer named \"", name,
+                     "\" is registered for type ", TypeName<T>()));
+  }
+  return *static_cast<const DeserializerFn<T>*>(fn.get());
 }
 
 }  // namespace proxystore

@@ -13,6 +13,7 @@
 #define PROXYSTORE_STORE_STORE_CONFIG_H_
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
@@ -52,6 +53,9 @@ struct StoreConfig {
 
   // For messages and logs.
   std::string DebugString() const;
+  friend std::ostream& operator<<(std::ostream& os, const StoreConfig& c) {
+    return os << c.DebugString();
+  }
 };
 
 }  // namespace proxystore

@@ -40,14 +40,9 @@ absl::StatusOr<SharedBytes> Store::SerializeObject(
     const T& obj, const SerializerFn<T>& per_call) {
   if (per_call) return per_call(obj);
   if (!options_.serializer.empty()) {
-    std::shared_ptr<const void> fn = store_internal::FindFn(
-        true, options_.serializer, store_internal::TypeTag<T>());
-    if (fn == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no serializer named \"", options_.serializer,
-                       "\" is registered for type ", TypeName<T>()));
-    }
-    return (*static_cast<const SerializerFn<T>*>(fn.get()))(obj);
+    PROXYSTORE_ASSIGN_OR_RETURN(SerializerFn<T> fn,
+                                FindSerializer<T>(options_.serializer));
+    return fn(obj);
   }
   static_assert(kHasCodec<T>,
                 "no Codec<T> for this type: specialize proxystore::Codec<T>, "
@@ -62,14 +57,9 @@ absl::StatusOr<T> Store::DeserializeObject(
   absl::StatusOr<T> out = [&]() -> absl::StatusOr<T> {
     if (per_call) return per_call(data);
     if (!options_.deserializer.empty()) {
-      std::shared_ptr<const void> fn = store_internal::FindFn(
-          false, options_.deserializer, store_internal::TypeTag<T>());
-      if (fn == nullptr) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("no deserializer named \"", options_.deserializer,
-                         "\" is registered for type ", TypeName<T>()));
-      }
-      return (*static_cast<const DeserializerFn<T>*>(fn.get()))(data);
+      PROXYSTORE_ASSIGN_OR_RETURN(DeserializerFn<T> fn,
+                                  FindDeserializer<T>(options_.deserializer));
+      return fn(data);
     }
     static_assert(kHasCodec<T>,
                   "no Codec<T> for this type: specialize proxystore::Codec<T>, "

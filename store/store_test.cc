@@ -9,13 +9,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "spdlog/sinks/ostream_sink.h"
-#include "spdlog/spdlog.h"
 #include "proxystore/store/factory.h"
 #include "proxystore/testing/status_matchers.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 
 namespace proxystore {
 namespace {
@@ -492,9 +493,96 @@ TEST(NamedSerializers, StoreWideSerializerAndDeserializerByName) {
               StatusIs(absl::StatusCode::kFailedPrecondition, "point-text"));
 }
 
+// --- Conveniences ----------------------------------------------------------
+
+TEST(StoreBatches, AcceptVectorsAsWellAsSpans) {
+  auto [store, c] = MakeCounted();
+  std::vector<std::string> objs = {"a", "bb", "ccc"};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<Key> keys, store->PutBatch(objs));
+  ASSERT_EQ(keys.size(), 3u);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, store->GetBatch<std::string>(keys));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(*got[2], "ccc");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto proxies, store->ProxyBatch(objs));
+  ASSERT_EQ(proxies.size(), 3u);
+  EXPECT_EQ(*proxies[1], "bb");
+}
+
+TEST(StoreCache, CacheInfoCountsHitsAndMisses) {
+  StoreOptions o;
+  o.cache_size = 2;
+  auto [store, c] = MakeCounted(o);
+  EXPECT_EQ(store->cache_info(), (CacheInfo{.capacity = 2}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("x")));
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());  // miss
+  ASSERT_THAT(store->Get<std::string>(k).status(), IsOk());  // hit
+  ASSERT_THAT(store->Exists(k).status(), IsOk());            // not counted
+  EXPECT_EQ(store->cache_info(),
+            (CacheInfo{.capacity = 2, .size = 1, .hits = 1, .misses = 1}));
+  EXPECT_EQ(::testing::PrintToString(store->cache_info()),
+            "CacheInfo{capacity=2, size=1, hits=1, misses=1}");
+}
+
+TEST(NamedSerializers, FindDeserializerServesAGetAsItServesAProxy) {
+  ASSERT_THAT(RegisterDeserializer<std::string>(
+                  "upper-find",
+                  [](const SharedBytes& b) -> absl::StatusOr<std::string> {
+                    PROXYSTORE_ASSIGN_OR_RETURN(std::string s,
+                                                Deserialize<std::string>(b));
+                    return absl::AsciiStrToUpper(s);
+                  }),
+              IsOk());
+  auto [store, c] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, store->Put(std::string("abc")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(DeserializerFn<std::string> upper,
+                                  FindDeserializer<std::string>("upper-find"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto got, store->Get<std::string>(k, {.deserializer = upper}));
+  EXPECT_EQ(*got, "ABC");
+  EXPECT_THAT(FindDeserializer<int>("upper-find").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "upper-find"));
+  EXPECT_THAT(FindSerializer<std::string>("no-such-name").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "no-such-name"));
+}
+
+TEST(StoreMetrics, GetMetricsOfAProxy) {
+  StoreOptions o;
+  o.metrics = true;
+  auto [store, c] = MakeCounted(o);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto p, store->Proxy(std::string("m")));
+  EXPECT_EQ(*p, "m");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<Metrics> m, GetMetrics(p));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_TRUE(m->times.contains("store.put")) << m->times.size();
+
+  auto [plain, c2] = MakeCounted();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto q, plain->Proxy(std::string("n")));
+  EXPECT_THAT(
+      GetMetrics(q).status(),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "metrics disabled"));
+}
+
+TEST(StoreRegistry, ARegistrationCanBeMoveAssigned) {
+  auto [a, ca] = MakeCounted({}, "assign-a");
+  auto [b, cb] = MakeCounted({}, "assign-b");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(StoreRegistration reg,
+                                  StoreRegistration::Create({a}));
+  EXPECT_EQ(GetStore("assign-a"), a);
+  {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(StoreRegistration other,
+                                    StoreRegistration::Create({b}));
+    reg = std::move(other);  // Unregisters a; now holds b.
+    EXPECT_EQ(GetStore("assign-a"), nullptr);
+    EXPECT_EQ(GetStore("assign-b"), b);
+  }  // The moved-from registration unregisters nothing.
+  EXPECT_EQ(GetStore("assign-b"), b);
+  reg = StoreRegistration(std::move(reg));
+  EXPECT_EQ(GetStore("assign-b"), b);
+}
+
 // --- Metrics and logging --------------------------------------------------
 
-TEST(StoreMetrics, RecordsTheSeedsNames) {
+TEST(StoreMetrics, RecordsProxyStoresMetricNames) {
   StoreOptions o;
   o.metrics = true;
   auto [store, c] = MakeCounted(o);

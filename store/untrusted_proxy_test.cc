@@ -11,9 +11,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/trust.h"
 #include "proxystore/store/factory.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"

@@ -37,8 +37,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "proxystore/connectors/connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore::testing {
 

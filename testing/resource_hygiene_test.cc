@@ -17,12 +17,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "proxystore/connectors/file/file_connector.h"
 #include "proxystore/connectors/local/local_connector.h"
 #include "proxystore/connectors/multi/multi_connector.h"
 #include "proxystore/connectors/redis/redis_connector.h"
 #include "proxystore/connectors/shm/shm_connector.h"
-#include "gtest/gtest.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/redis_server.h"

@@ -23,9 +23,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
 #include "gtest/gtest.h"
-#include "proxystore/store/factory.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/status.h"
+#include "proxystore/store/factory.h"
 
 namespace proxystore::testing {
 

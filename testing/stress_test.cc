@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "proxystore/connectors/local/local_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "proxystore/metrics/metrics.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/status_matchers.h"

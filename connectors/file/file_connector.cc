@@ -18,9 +18,9 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "proxystore/base/status.h"
 #include "proxystore/connectors/fd_io.h"
 #include "proxystore/connectors/trust.h"
-#include "proxystore/base/status.h"
 
 namespace proxystore {
 namespace {

@@ -105,9 +105,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proxystore/base/bytes.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/connectors/fd_io.h"
-#include "proxystore/base/bytes.h"
 
 namespace proxystore {
 

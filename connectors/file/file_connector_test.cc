@@ -27,10 +27,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/trust.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/connector_conformance.h"
 #include "proxystore/testing/status_matchers.h"

@@ -42,9 +42,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/file/file_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/file/file_connector.h"
 #include "proxystore/serializer/serializer.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"

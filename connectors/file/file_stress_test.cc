@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/file/file_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/file/file_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/status_matchers.h"

@@ -52,8 +52,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "proxystore/connectors/connector.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore {
 

@@ -7,10 +7,10 @@
 #include <utility>
 #include <vector>
 
-#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/trust.h"
 #include "proxystore/testing/connector_conformance.h"
 #include "proxystore/testing/status_matchers.h"
 

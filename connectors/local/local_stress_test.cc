@@ -4,8 +4,8 @@
 #include <memory>
 #include <utility>
 
-#include "proxystore/connectors/local/local_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/local/local_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/status_matchers.h"
 #include "proxystore/testing/stress.h"

@@ -18,8 +18,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "proxystore/connectors/multi/host_pattern.h"
 #include "proxystore/base/status.h"
+#include "proxystore/connectors/multi/host_pattern.h"
 
 namespace proxystore {
 namespace {

@@ -73,6 +73,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -82,8 +83,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "proxystore/connectors/connector.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore {
 
@@ -145,6 +146,9 @@ struct Policy {
   std::string Serialize() const;
   static absl::StatusOr<Policy> Parse(absl::string_view text);
   std::string DebugString() const { return Serialize(); }
+  friend std::ostream& operator<<(std::ostream& os, const Policy& p) {
+    return os << p.DebugString();
+  }
 };
 
 // A multi key's parts: which child holds the object, and the child's key.

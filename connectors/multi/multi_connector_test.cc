@@ -14,13 +14,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/file/file_connector.h"
-#include "proxystore/connectors/local/local_connector.h"
-#include "proxystore/connectors/trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/mutex.h"
+#include "proxystore/connectors/file/file_connector.h"
+#include "proxystore/connectors/local/local_connector.h"
+#include "proxystore/connectors/trust.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/connector_conformance.h"
@@ -1238,6 +1238,14 @@ TEST(MultiFromTheWire, ActiveChildrenAreReducedAndDormantOnesCarriedUnread) {
       ReceiverConfig(wire, TrustPolicy::DenyAll().AllowDestination("file:/x")),
       StatusIs(absl::StatusCode::kPermissionDenied,
                HasSubstr("\"file:/srv/ps\"")));
+}
+
+TEST(Policy, PrintsAsItsTextForm) {
+  Policy p;
+  p.priority = 3;
+  p.subset_tags = {"gpu"};
+  EXPECT_EQ(::testing::PrintToString(p), p.Serialize());
+  EXPECT_THAT(::testing::PrintToString(p), ::testing::HasSubstr("gpu"));
 }
 
 }  // namespace

@@ -12,8 +12,8 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/multi/multi_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/multi/multi_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/cross_process.h"

@@ -27,9 +27,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/trust.h"
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
+#include "proxystore/connectors/trust.h"
 
 namespace proxystore {
 namespace {

@@ -133,8 +133,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "proxystore/connectors/connector.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore {
 

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/redis/redis_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/cross_process.h"
 #include "proxystore/testing/redis_server.h"

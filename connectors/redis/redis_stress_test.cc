@@ -10,8 +10,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/redis/redis_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/redis/redis_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/redis_server.h"
 #include "proxystore/testing/status_matchers.h"

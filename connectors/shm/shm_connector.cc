@@ -19,8 +19,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/fd_io.h"
 #include "proxystore/base/status.h"
+#include "proxystore/connectors/fd_io.h"
 
 namespace proxystore {
 namespace {

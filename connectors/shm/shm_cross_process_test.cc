@@ -9,8 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/shm/shm_connector.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/cross_process.h"
 #include "proxystore/testing/status_matchers.h"

@@ -30,9 +30,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "proxystore/connectors/shm/shm_connector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/shm/shm_connector.h"
 #include "proxystore/serializer/serializer.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/status_matchers.h"
