@@ -54,6 +54,9 @@ bash tools/setup.sh >/dev/null
 output_base="${PROXYSTORE_FUZZ_OUTPUT_BASE:-$HOME/.cache/proxystore-fuzz}"
 BAZEL=(bazel "--output_base=$output_base" --max_idle_secs=600)
 FLAGS=(--config=fuzz --symlink_prefix=/)
+if [ -n "${PROXYSTORE_DISK_CACHE:-}" ]; then
+  FLAGS+=(--disk_cache="$PROXYSTORE_DISK_CACHE")
+fi
 export CC=clang CXX=clang++
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/proxystore-fuzz.XXXXXX")

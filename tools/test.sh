@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of proxystore-cpp: the whole suite plain, under
 # AddressSanitizer+UBSan and under ThreadSanitizer (each also replays the fuzz
-# corpora and runs the benchmark smoke pass), then every libFuzzer target for
-# a bounded time (tools/fuzz.sh, clang), then builds and runs the downstream
+# corpora and runs the benchmark smoke pass), then builds every library with
+# clang's thread-safety analysis as errors, runs every libFuzzer target for a
+# bounded time (tools/fuzz.sh, clang), and builds and runs the downstream
 # consumer example (examples/consumer). Installs what it needs first.
 #
 #   tools/test.sh            # everything (what CI runs)
@@ -26,8 +27,12 @@ done
 
 bash tools/setup.sh
 
-# Bazel's own output stays outside the tree; keep it per user.
+# Build outputs are shared through a disk cache, so that a fresh checkout
+# (CI's) rebuilds only what changed; test results are never taken from it:
+# every test runs every time.
+DISK_CACHE="${PROXYSTORE_DISK_CACHE:-$HOME/.cache/proxystore-bazel-disk}"
 BAZEL=(bazel)
+CACHE_FLAGS=(--disk_cache="$DISK_CACHE" --nocache_test_results)
 failed=()
 passed=()
 
@@ -36,14 +41,17 @@ trap 'rm -f "$log"' EXIT
 n_pass=0
 n_fail=0
 
+timings=()
 run() {
   local label="$1"; shift
+  local t0=$SECONDS
   echo "=== $label: bazel test $* //..."
-  if "${BAZEL[@]}" test --test_summary=short "$@" //... 2>&1 | tee "$log"; then
+  if "${BAZEL[@]}" test --test_summary=short "${CACHE_FLAGS[@]}" "$@" //... 2>&1 | tee "$log"; then
     passed+=("$label")
   else
     failed+=("$label")
   fi
+  timings+=("$label $((SECONDS - t0))s")
   # One line per test target: "//pkg:name   PASSED in 0.1s" (or FAILED, ...).
   n_pass=$((n_pass + $(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)))
   n_fail=$((n_fail + $(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|FLAKY)' "$log" || true)))
@@ -55,25 +63,43 @@ if [ "$quick" -eq 0 ]; then
   run tsan --config=tsan
   fuzz_args=(--seconds "${PROXYSTORE_FUZZ_SECONDS:-30}"
              --seed "${PROXYSTORE_FUZZ_SEED:-1}")
+  echo "=== thread-safety: clang -Werror=thread-safety over every library"
+  t0=$SECONDS
+  libs=$(bazel query 'kind("cc_library", //...) except attr("testonly", 1, //...) except //bench/...' 2>/dev/null)
+  if CC=clang CXX=clang++ bazel \
+      --output_base="${PROXYSTORE_FUZZ_OUTPUT_BASE:-$HOME/.cache/proxystore-fuzz}" \
+      build --config=fuzz --symlink_prefix=/ --disk_cache="$DISK_CACHE" $libs; then
+    passed+=("thread-safety")
+    n_pass=$((n_pass + 1))
+  else
+    failed+=("thread-safety")
+    n_fail=$((n_fail + 1))
+  fi
+  timings+=("thread-safety $((SECONDS - t0))s")
   echo "=== fuzzing: tools/fuzz.sh ${fuzz_args[*]}"
-  if bash tools/fuzz.sh "${fuzz_args[@]}"; then
+  t0=$SECONDS
+  if PROXYSTORE_DISK_CACHE="$DISK_CACHE" bash tools/fuzz.sh "${fuzz_args[@]}"; then
     passed+=("fuzz")
     n_pass=$((n_pass + 1))
   else
     failed+=("fuzz")
     n_fail=$((n_fail + 1))
   fi
-  echo "=== consumer example (separate workspace using @proxystore//cache)"
-  if (cd examples/consumer && bazel run //:main && bazel shutdown); then
+  timings+=("fuzz $((SECONDS - t0))s")
+  echo "=== consumer example (a separate workspace using @proxystore)"
+  t0=$SECONDS
+  if (cd examples/consumer && bazel run --disk_cache="$DISK_CACHE" //:main && bazel shutdown); then
     passed+=("consumer")
     n_pass=$((n_pass + 1))
   else
     failed+=("consumer")
     n_fail=$((n_fail + 1))
   fi
+  timings+=("consumer $((SECONDS - t0))s")
 fi
 
 echo
+echo "time per phase: ${timings[*]}; total $((SECONDS))s"
 echo "configurations passed: ${passed[*]:-none}; failed: ${failed[*]:-none}"
 echo "tests: $n_pass passed, $n_fail failed"
 if [ ${#failed[@]} -ne 0 ] || [ "$n_fail" -ne 0 ]; then
