@@ -1,4 +1,6 @@
-"""flatbuffer_cc_library: C++ code from a .fbs schema with Debian's flatc."""
+"""flatbuffer_cc_library: C++ code from a .fbs schema with //third_party:flatc."""
+
+load("@rules_cc//cc:cc_library.bzl", "cc_library")
 
 # Labels resolve against this repository, so the macro also works when a
 # downstream workspace loads it as @proxystore//bazel:flatbuffers.bzl.
@@ -23,7 +25,7 @@ def flatbuffer_cc_library(name, src, visibility = None, testonly = False):
         tools = [_FLATC],
         testonly = testonly,
     )
-    native.cc_library(
+    cc_library(
         name = name,
         hdrs = [out],
         # Included as "proxystore/<package>/<schema>_generated.h", like every

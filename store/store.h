@@ -436,6 +436,8 @@ absl::Status RegisterFn(bool serializer, absl::string_view name,
                         const void* type_tag, std::shared_ptr<const void> fn);
 std::shared_ptr<const void> FindFn(bool serializer, absl::string_view name,
                                    const void* type_tag);
+// Unregisters `name` if `only` is null or is the registered store (Close).
+void UnregisterIf(absl::string_view name, const Store* only);
 
 }  // namespace store_internal
 
@@ -478,6 +480,9 @@ absl::StatusOr<DeserializerFn<T>> FindDeserializer(absl::string_view name) {
 
 }  // namespace proxystore
 
-#include "proxystore/store/store_inl.h"  // IWYU pragma: export
+// Definitions that need the complete Store class: StoreFactory and the proxy
+// utilities (documented in factory.h), then the Store's templates.
+#include "proxystore/store/factory_impl.h"  // IWYU pragma: export
+#include "proxystore/store/store_inl.h"     // IWYU pragma: export
 
 #endif  // PROXYSTORE_STORE_STORE_H_

@@ -1,4 +1,5 @@
-// Template definitions for store.h and StoreFactory. Do not include directly.
+// Template definitions of the Store class. Included by store.h after the
+// Store class and factory_impl.h; include store.h instead.
 #ifndef PROXYSTORE_STORE_STORE_INL_H_
 #define PROXYSTORE_STORE_STORE_INL_H_
 
@@ -7,9 +8,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include "proxystore/store/factory.h"
-#include "proxystore/store/store.h"
 
 namespace proxystore {
 namespace store_internal {

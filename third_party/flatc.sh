@@ -1,3 +1,4 @@
 #!/bin/sh
-# Runs the system flatc (Debian flatbuffers-compiler 2.0.8).
+# //third_party:flatc with system libraries: runs the system flatc (Debian
+# flatbuffers-compiler 2.0.8, matching libflatbuffers-dev).
 exec /usr/bin/flatc "$@"

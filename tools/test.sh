@@ -57,6 +57,15 @@ run() {
   n_fail=$((n_fail + $(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|FLAKY)' "$log" || true)))
 }
 
+echo "=== lint: tools/lint.sh (buildifier over BUILD, .bzl, WORKSPACE, MODULE.bazel)"
+if bash tools/lint.sh; then
+  passed+=("lint")
+  n_pass=$((n_pass + 1))
+else
+  failed+=("lint")
+  n_fail=$((n_fail + 1))
+fi
+
 run plain
 if [ "$quick" -eq 0 ]; then
   run asan --config=asan

@@ -1,0 +1,247 @@
+// StoreFactory<T> and the proxy utilities (ParseProxy, GetKey, ...): the
+// definitions documented in factory.h. Included by store.h after the Store
+// class, which they use; include store.h or factory.h instead.
+#ifndef PROXYSTORE_STORE_FACTORY_IMPL_H_
+#define PROXYSTORE_STORE_FACTORY_IMPL_H_
+
+#include <unistd.h>
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "proxystore/connectors/connector.h"
+#include "proxystore/proxy/proxy.h"
+#include "proxystore/serializer/serializer.h"
+#include "proxystore/store/store_config.h"
+
+namespace proxystore {
+
+// The serializable part of a StoreFactory.
+struct FactoryData {
+  Key key;
+  StoreConfig store_config;
+  bool evict = false;
+  std::string deserializer;
+  std::string type_name;
+
+  std::string Serialize() const;
+  static absl::StatusOr<FactoryData> Parse(absl::string_view bytes);
+};
+
+namespace store_internal {
+
+// Runs `task` on the process-wide resolve pool.
+void RunInBackground(std::function<void()> task);
+
+// The store a factory resolves against (see StoreFactory).
+absl::StatusOr<std::shared_ptr<Store>> FindStore(
+    const std::weak_ptr<Store>& origin, const StoreConfig& config);
+
+absl::Status MissingKeyError(const Key& key, const Store& store);
+
+}  // namespace store_internal
+
+template <typename T>
+class StoreFactory final
+    : public Factory<T>,
+      public std::enable_shared_from_this<StoreFactory<T>> {
+ public:
+  StoreFactory(Key key, std::shared_ptr<const StoreConfig> store_config,
+               bool evict, std::string deserializer,
+               std::weak_ptr<Store> origin = {})
+      : key_(std::move(key)),
+        store_config_(std::move(store_config)),
+        evict_(evict),
+        deserializer_(std::move(deserializer)),
+        origin_(std::move(origin)) {}
+
+  const Key& key() const { return key_; }
+  const StoreConfig& store_config() const { return *store_config_; }
+  bool evict() const { return evict_; }
+  const std::string& deserializer() const { return deserializer_; }
+
+  absl::StatusOr<std::shared_ptr<Store>> GetStore() const {
+    return store_internal::FindStore(origin_, *store_config_);
+  }
+
+  // ProxyStore's StoreFactory.__call__: takes the result of a background
+  // resolve if one was started (in this process), else resolves now.
+  absl::StatusOr<std::shared_ptr<const T>> Resolve() override {
+    const int64_t start = Store::NowNs();
+    std::future<Result> pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // A background resolve started before a fork never finishes in the
+      // child (the thread running it stayed in the parent).
+      if (pending_.valid() && pending_pid_ == getpid()) {
+        pending = std::move(pending_);
+      }
+      pending_ = {};
+    }
+    Result result = pending.valid() ? pending.get() : ResolveNow();
+    if (result.ok()) RecordCall(start);
+    return result;
+  }
+
+  // Starts resolving on the background pool. Only for factories owned by a
+  // std::shared_ptr (as every proxy's is); otherwise a no-op and Resolve()
+  // does the work.
+  void ResolveAsync() override {
+    std::shared_ptr<StoreFactory> self = this->weak_from_this().lock();
+    if (self == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.valid() && pending_pid_ == getpid()) return;  // Under way.
+    // The promise, not the future's shared state, holds the task: once the
+    // task ran, nothing refers back to the factory (no ownership cycle).
+    auto promise = std::make_shared<std::promise<Result>>();
+    pending_ = promise->get_future();
+    pending_pid_ = getpid();
+    store_internal::RunInBackground(
+        [self, promise] { promise->set_value(self->ResolveNow()); });
+  }
+
+  absl::StatusOr<std::string> Serialize() const override {
+    return FactoryData{key_, *store_config_, evict_, deserializer_,
+                       std::string(TypeName<T>())}
+        .Serialize();
+  }
+
+ private:
+  using Result = absl::StatusOr<std::shared_ptr<const T>>;
+
+  void RecordCall(int64_t start) const {
+    absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
+    if (!store.ok()) return;
+    if (StoreMetrics* m = (*store)->metrics()) {
+      m->AddTime("factory.call", key_, Store::NowNs() - start);
+    }
+  }
+
+  Result ResolveNow() const {
+    const int64_t start = Store::NowNs();
+    absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
+    if (!store.ok()) {
+      return Annotate(
+          store.status(),
+          absl::StrCat("resolving key \"", key_.id(), "\": cannot get store \"",
+                       store_config_->name, "\""));
+    }
+    StoreGetOptions<T> options;
+    if (!deserializer_.empty()) {
+      absl::StatusOr<DeserializerFn<T>> fn = FindDeserializer<T>(deserializer_);
+      if (!fn.ok()) {
+        return Annotate(fn.status(),
+                        absl::StrCat("resolving key \"", key_.id(), "\""));
+      }
+      options.deserializer = *std::move(fn);
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const T> obj,
+                                (*store)->template Get<T>(key_, options));
+    if (obj == nullptr) return store_internal::MissingKeyError(key_, **store);
+    if (evict_) {
+      PROXYSTORE_RETURN_IF_ERROR(Annotate(
+          (*store)->Evict(key_), absl::StrCat("resolved key \"", key_.id(),
+                                              "\" but evicting it failed")));
+    }
+    if (StoreMetrics* m = (*store)->metrics()) {
+      m->AddTime("factory.resolve", key_, Store::NowNs() - start);
+    }
+    return obj;
+  }
+
+  const Key key_;
+  const std::shared_ptr<const StoreConfig> store_config_;
+  const bool evict_;
+  const std::string deserializer_;
+  const std::weak_ptr<Store> origin_;
+  std::mutex mu_;
+  std::future<Result> pending_;  // Guarded by mu_.
+  pid_t pending_pid_ = 0;        // Guarded by mu_.
+};
+
+template <typename T>
+std::shared_ptr<StoreFactory<T>> MakeStoreFactory(
+    Key key, std::shared_ptr<const StoreConfig> config, bool evict,
+    std::string deserializer, std::weak_ptr<Store> origin) {
+  return std::make_shared<StoreFactory<T>>(std::move(key), std::move(config),
+                                           evict, std::move(deserializer),
+                                           std::move(origin));
+}
+
+// Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes.
+// DataLoss for bytes that are not a serialized proxy; InvalidArgument if they
+// were made for another type than T.
+template <typename T>
+absl::StatusOr<Proxy<T>> ParseProxy(absl::string_view bytes) {
+  PROXYSTORE_ASSIGN_OR_RETURN(FactoryData data, FactoryData::Parse(bytes));
+  if (data.type_name != TypeName<T>()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ParseProxy: the proxy was made for type ", data.type_name,
+                     ", not ", TypeName<T>()));
+  }
+  return Proxy<T>(MakeStoreFactory<T>(
+      std::move(data.key),
+      std::make_shared<const StoreConfig>(std::move(data.store_config)),
+      data.evict, std::move(data.deserializer), {}));
+}
+
+// ProxyLocker form of ParseProxy.
+template <typename T>
+absl::StatusOr<ProxyLocker<T>> ParseProxyLocker(absl::string_view bytes) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Proxy<T> p, ParseProxy<T>(bytes));
+  return ProxyLocker<T>(std::move(p));
+}
+
+// ProxyStore's store utilities: FailedPrecondition ("The proxy must contain a
+// factory with type StoreFactory") for proxies of other factories.
+template <typename T>
+absl::StatusOr<const StoreFactory<T>*> GetStoreFactory(const Proxy<T>& p) {
+  auto* f = dynamic_cast<const StoreFactory<T>*>(p.factory().get());
+  if (f == nullptr) {
+    return absl::FailedPreconditionError(
+        "The proxy must contain a factory with type StoreFactory");
+  }
+  return f;
+}
+template <typename T>
+absl::StatusOr<Key> GetKey(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  return f->key();
+}
+template <typename T>
+absl::StatusOr<std::shared_ptr<Store>> GetStore(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  return f->GetStore();
+}
+// What the proxy's store recorded for the proxy's key (StoreMetrics::
+// GetMetrics): std::nullopt if nothing was recorded; FailedPrecondition if
+// the proxy is not a store proxy or its store has metrics disabled.
+template <typename T>
+absl::StatusOr<std::optional<Metrics>> GetMetrics(const Proxy<T>& p) {
+  PROXYSTORE_ASSIGN_OR_RETURN(const StoreFactory<T>* f, GetStoreFactory(p));
+  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, f->GetStore());
+  if (store->metrics() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "GetMetrics: store \"", store->name(), "\" has metrics disabled"));
+  }
+  return store->metrics()->GetMetrics(f->key());
+}
+
+template <typename T>
+absl::Status ResolveAsync(const Proxy<T>& p) {
+  PROXYSTORE_RETURN_IF_ERROR(GetStoreFactory(p).status());
+  p.ResolveAsync();
+  return absl::OkStatus();
+}
+
+}  // namespace proxystore
+
+#endif  // PROXYSTORE_STORE_FACTORY_IMPL_H_
