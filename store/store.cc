@@ -1,33 +1,16 @@
 #include "proxystore/store/store.h"
 
-#include <unistd.h>
-
 #include <chrono>
-#include <condition_variable>
-#include <cstdlib>
-#include <deque>
-#include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/connectors/trust.h"
-#include "proxystore/store/factory.h"
-#include "proxystore/store/factory_generated.h"
 #include "proxystore/store/log.h"
-#include "proxystore/store/signing.h"
-#include "spdlog/sinks/stdout_sinks.h"
-#include "spdlog/spdlog.h"
 
 namespace proxystore {
 
