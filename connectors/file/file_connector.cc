@@ -37,7 +37,9 @@ std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 bool IsMissing(int err) { return err == ENOENT || err == ENOTDIR; }
 
 // Reads exactly `n` bytes at the current offset, looping over partial reads
-// and EINTR. Returns how many bytes were read before end of file.
+// and EINTR. Returns how many bytes were read before end of file. With
+// WriteAll's loop on the Put side, objects larger than the 2 GiB per-call
+// kernel limit are written and read whole (ProxyStore once truncated them).
 absl::StatusOr<size_t> ReadFully(int fd, char* buf, size_t n, size_t chunk) {
   size_t done = 0;
   while (done < n) {
@@ -201,6 +203,8 @@ ConnectorConfig FileConnector::Config() const {
        {"max_object_size", absl::StrCat(max_object_size_)}}};
 }
 
+// Only what NewObjectId() mints: "../etc/passwd", ".bashrc", "a/b" or
+// "x.tmp" never reach the file system.
 absl::Status FileConnector::ValidateObjectName(absl::string_view id) {
   if (IsObjectId(id)) return absl::OkStatus();
   // Keys may come from a proxy: echo a bounded part.
@@ -238,6 +242,18 @@ absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
   return DoPutParts(absl::MakeConstSpan(&part, 1), options);
 }
 
+// Publication: Put writes to a temporary name in the same directory
+// (".<key id>.tmp", mode 0600), holding flock(LOCK_EX) on it, and rename(2)s
+// it to the key id (mode 0600) once every byte is written, so an object is
+// never visible half-written: Get/Exists only look at published names, and
+// temporary names can never be addressed by a key. A failed write (ENOSPC,
+// EFBIG, ...) removes the temporary file and returns an error naming the key
+// and path. A temporary whose lock can be taken lost its writer (killed
+// mid-Put): creating a connector and clearing remove such temporaries, never
+// a live writer's. On a network file system whose flock is not coherent
+// across hosts, a sweep on one host can remove another host's temporary in
+// flight: that Put then fails with Aborted and publishes nothing. There is no
+// fsync: like ProxyStore, this is a transport, not a database.
 absl::StatusOr<Key> FileConnector::DoPutParts(
     absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   if (!puts_.Enter()) {
@@ -291,6 +307,30 @@ absl::StatusOr<Key> FileConnector::DoPutParts(
   }
 }
 
+// Get reads exactly the size fstat reported (into a buffer allocated without
+// throwing) and checks the file did not change size under it (shrunk or grew
+// between fstat and the end of the read): DataLoss, never garbage. The bytes
+// are not checksummed: a file truncated before Get is read as it now is; the
+// serializer above detects such corruption.
+//
+// Read strategy (measured on our 2-vCPU VM, ext4, file in page cache,
+// median of a fresh-buffer get):
+//               read() into new[]   mmap(MAP_POPULATE)
+//     64 KB          5.2 us              11.6 us
+//     1 MiB         40 us                55 us
+//     2 MiB         74 us                10 us
+//     10 MB        501 us                73 us
+//     100 MB        56 ms               0.12 ms  (0.29 ms touching every page)
+// (tmpfs: 1 MB 59/93 us, 10 MB 745/840 us, 100 MB 58/8.5 ms.) A fresh heap
+// buffer pays a page fault per 4 KiB page, while MAP_POPULATE maps the page
+// cache directly (ext4 large folios make it nearly free), so objects of at
+// least "mmap_min_size" (2 MiB) are handed out as a read-only MAP_SHARED
+// mapping (SharedBytes::FromOwner, munmap when the last reference dies); if
+// mmap fails, Get falls back to read(). Caveat of the mapping: if another
+// process truncates the file in place while a mapped SharedBytes is alive,
+// touching the lost pages raises SIGBUS. Connectors never modify a published
+// file (eviction and Close unlink, which is safe); set mmap_min_size to a
+// huge value if outside writers may truncate files in the directory.
 absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
     const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));

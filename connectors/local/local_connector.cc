@@ -17,7 +17,9 @@
 namespace proxystore {
 namespace local_internal {
 
-// One namespace's objects, split into shards by key hash.
+// One namespace's objects (ProxyStore's shared `store_dict`), split into
+// shards by key hash, each behind its own reader/writer lock: readers do not
+// block each other and writers contend only per shard.
 struct Namespace {
   static constexpr size_t kShards = 16;
 
@@ -55,8 +57,9 @@ struct Namespace {
 
 namespace {
 
-// The process-wide namespace table. `connectors` counts live LocalConnector
-// objects on a namespace, so that an empty namespace nobody uses can go.
+// The process-wide namespace table: namespace id -> storage. Nothing in it is
+// shared across processes. `connectors` counts live LocalConnector objects on
+// a namespace, so that an empty namespace nobody uses can go.
 struct Table {
   struct Entry {
     std::shared_ptr<Namespace> ns;
@@ -84,6 +87,8 @@ std::shared_ptr<Namespace> Acquire(const std::string& id) {
   return e.ns;
 }
 
+// Destroying a connector never drops data: a namespace leaves the table only
+// once it has neither objects nor connectors.
 void Release(const std::string& id) {
   Table& t = GetTable();
   MutexLock lock(t.mu);
@@ -170,6 +175,8 @@ absl::StatusOr<Key> LocalConnector::DoPut(SharedBytes data,
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
   Key key(NewObjectId());
   Namespace::Shard& shard = ns_->ShardFor(key);
+  // Zero copy: the SharedBytes is kept as given (a put of a moved-in buffer
+  // copies nothing), and Get hands out this same buffer.
   MutexLock lock(shard.mu);
   shard.objects.insert_or_assign(key.id(), std::move(data));
   return key;
@@ -223,6 +230,8 @@ absl::Status LocalConnector::DoEvict(const Key& key) {
   return absl::OkStatus();
 }
 
+// clear defaults to false because ProxyStore's local close keeps the data.
+// Closing only this object leaves other connectors on the namespace working.
 absl::Status LocalConnector::DoClose(const CloseOptions& options) {
   closed_.store(true, std::memory_order_release);
   if (options.clear.value_or(false)) ns_->Clear();

@@ -1,46 +1,15 @@
-// LocalConnector: an in-process connector over a hash map (kind "local").
-//
-// ProxyStore's LocalConnector: objects live in this process's memory, so it
-// serves tests, single-process pipelines and as the fastest baseline. Data is
-// kept in a *namespace* (ProxyStore's shared `store_dict`): a process-wide
-// table maps a namespace id to its storage. Every connector created without
-// the "namespace" option gets a fresh id (NewObjectId()); Config() names it,
-// so MakeConnector(c.Config()) in the same process reaches the same objects.
-// Another process sees an empty namespace of that id (nothing is shared
-// across processes).
-//
-// Zero copy: Put stores the SharedBytes exactly as given (no copy; a put of a
-// moved-in buffer copies nothing) and Get returns that same SharedBytes, so
-// the caller gets the very buffer that was put (and keeps it alive after an
-// eviction or Close).
-//
-// Lifetime: a namespace's objects live until a connector on it closes with
-// clear=true (ProxyStore's local close keeps data, hence clear defaults to
-// false), or until the process exits. Destroying or closing connectors
-// without clear does not drop data. A namespace with no objects and no
-// connectors is removed from the table.
-//
-// Options: "namespace" (string, optional; non-empty). Unknown options are
-// InvalidArgument.
-//
-// From a serialized proxy (connectors/trust.h): "namespace" is the location
-// (destination "local:<namespace>"); there are no other options, so no
-// receiver defaults.
-//
-// After Close, Put/Get/Exists/Evict on that connector object are
-// FailedPrecondition; other connectors on the same namespace keep working.
-//
-// Thread-safety: all methods may be called concurrently. Each namespace is
-// split into shards, each behind its own reader/writer lock, so readers do
-// not block each other and writers contend only per shard.
+// LocalConnector: objects in this process's memory (kind "local"), as
+// ProxyStore's LocalConnector. Connectors created on the same "namespace"
+// share its objects; other processes see that namespace empty. Put keeps the
+// given SharedBytes without copying and Get returns that very buffer.
+// Options and guarantees: docs/connectors.md.
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<LocalConnector> c,
 //                               LocalConnector::Create());
-//   PROXYSTORE_ASSIGN_OR_RETURN(Key key,
-//                               c->Put(SharedBytes::FromString(std::move(s))));
-//   // In the same process, through the registry:
-//   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Connector> same,
-//                               MakeConnector(c->Config()));
+//   PROXYSTORE_ASSIGN_OR_RETURN(Key key, c->Put(SharedBytes::Copy("data")));
+//   // Same process: MakeConnector(c->Config()) reaches the same objects.
+//
+// Thread-safety: all methods may be called concurrently.
 #ifndef PROXYSTORE_CONNECTORS_LOCAL_LOCAL_CONNECTOR_H_
 #define PROXYSTORE_CONNECTORS_LOCAL_LOCAL_CONNECTOR_H_
 
@@ -65,23 +34,31 @@ class LocalConnector : public Connector {
  public:
   static constexpr absl::string_view kKind = "local";
 
-  // `options` may name a "namespace" to join (created if new).
+  // Joins the namespace named by option "namespace" (created if new), or a
+  // fresh one (NewObjectId()) if there is none. InvalidArgument for an empty
+  // namespace or an unknown option.
   static absl::StatusOr<std::unique_ptr<LocalConnector>> Create(
       const ConnectorConfig& options = {std::string(kKind), {}});
-  // Registry factory; the config's kind is not checked here.
+  // Create(), for the registry; the config's kind is not checked here.
   static absl::StatusOr<std::unique_ptr<Connector>> FromConfig(
       const ConnectorConfig& config);
-  // What "local" registers with (see the file comment).
+  // Location option "namespace", no receiver defaults; the destination is
+  // "local:<namespace>" ("local:" without one).
   static ConnectorKindTraits KindTraits();
 
   ~LocalConnector() override;
 
   absl::string_view kind() const override { return kKind; }
+  // {"namespace": namespace_id()}.
   ConnectorConfig Config() const override;
 
   const std::string& namespace_id() const { return namespace_id_; }
 
  protected:
+  // Put, Get, Exists and Evict (and the batches) are FailedPrecondition once
+  // this object is closed; other connectors on the namespace keep working.
+  // Put stores `data` as given; Get returns the stored SharedBytes itself,
+  // which stays valid after Evict or Close.
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
@@ -89,6 +66,9 @@ class LocalConnector : public Connector {
       absl::Span<const Key> keys) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
   absl::Status DoEvict(const Key& key) override;
+  // Close({.clear = true}) drops every object of the namespace, whoever put
+  // it. Without clear (the default) the objects stay until a clearing Close
+  // or the process exits.
   absl::Status DoClose(const CloseOptions& options) override;
 
  private:

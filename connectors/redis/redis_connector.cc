@@ -176,11 +176,12 @@ std::string EscapeGlob(absl::string_view s) {
 // RESP commands, pipelined, sent with sendmsg(2) straight from the callers'
 // buffers: long arguments (values) are iovecs pointing at the caller's bytes
 // and only the framing and short arguments are copied. hiredis's own writer
-// would copy each value twice into its output buffer and memmove the rest
-// after every partial write; and its write(2) raises SIGPIPE on a dead
-// connection, where MSG_NOSIGNAL gives EPIPE. The viewed arguments must
-// outlive Send(). Replies are read by Connection; hiredis's buffers stay
-// empty throughout.
+// would copy each value twice into its output buffer (see
+// measured on 1 MB SETs) and memmove the rest after every
+// partial write; and its write(2) raises SIGPIPE on a dead connection, where
+// MSG_NOSIGNAL gives EPIPE: a dead server never raises SIGPIPE. The viewed
+// arguments must outlive Send(). Replies are read by Connection; hiredis's
+// buffers stay empty throughout.
 class CommandWriter {
  public:
   void Add(absl::Span<const absl::string_view> args) {
@@ -334,6 +335,26 @@ namespace redis_internal {
 // One connection: hiredis connected it (name resolution, connect timeout,
 // keepalive); the connector writes commands (CommandWriter) and reads replies
 // (below) on its descriptor itself, through a fixed buffer.
+//
+// Replies are untrusted bytes, parsed here (RESP2) with bounded memory: a
+// reply line (status, error, integer, length) must fit in the
+// kReadBufferSize buffer; a value is allocated once, at its announced size,
+// only after that size passed max_object_size, and without throwing
+// (std::nothrow; a failed allocation is ResourceExhausted); an MGET reply
+// must have exactly as many elements as keys asked for, and a SCAN reply at
+// most kMaxScanKeys keys of kMaxBatchBytes in all. So a hostile or broken
+// server makes this process hold at most max_object_size beyond the data it
+// actually sent, plus that buffer. A reply that is not RESP2, or breaks
+// these rules, is Internal ("protocol error") and its connection is
+// discarded. (hiredis's own reader, Debian's 0.14.1, cannot bound a bulk
+// string: it buffers the whole announced length before anything looks at
+// it; its maxbuf only decides when an idle buffer is freed, and it has no
+// maxelements. hiredis is used to connect only.)
+//
+// Get reads a value into a buffer of its own, straight from the socket past
+// what was already buffered, and hands that buffer out as the SharedBytes:
+// nothing is copied after the kernel; each GetBatch value owns its own
+// buffer.
 class Connection {
  public:
   // Takes `context`: connected, blocking, with socket timeouts set.
@@ -722,6 +743,7 @@ ConnectorConfig RedisConnector::Config() const {
   return config;
 }
 
+// Key ids are NewObjectId() hex strings: they carry no server-side meaning.
 std::string RedisConnector::RedisKey(const Key& key) const {
   return absl::StrCat(settings_.prefix, key.id());
 }
@@ -824,6 +846,19 @@ RedisConnector::Connect() const {
   return c;
 }
 
+// Connections: a pool of hiredis connections, each used by one thread at a
+// time; an operation takes an idle one or opens a new one, and gives it back
+// afterwards (at most kMaxIdleConnections stay open while idle). A
+// connection belongs to the process that opened it: after fork(2) the child
+// never sends or reads anything on an inherited one, it closes its copies of
+// their descriptors and opens its own (a pthread_atfork counter tells the
+// processes apart; the pool's lock is held across fork() so that a child
+// never inherits it locked). Connections are close-on-exec. A connection
+// that fails (EOF, reset, timeout, protocol error) is discarded, along with
+// every idle one (after a server restart they are all stale). If an
+// operation fails on a connection that had been idle in the pool with EOF or
+// a reset, it is retried once on a new connection (all operations are
+// idempotent), so a restarted server is picked up transparently.
 absl::Status RedisConnector::Run(
     absl::string_view op, bool check_open,
     absl::FunctionRef<absl::Status(Connection&)> fn) {
@@ -941,7 +976,9 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
     redis_keys.push_back(RedisKey(keys.back()));
   }
   // MSETs of at most kMaxBatchItems pairs and about kMaxBatchBytes of values
-  // (a bigger value goes alone), all sent before any reply is read.
+  // (a bigger value goes alone), all sent before any reply is read: one
+  // round trip for any batch size, while no single command grows past the
+  // server's query buffer limit. GetBatch splits its MGETs the same way.
   CommandWriter writer;
   std::vector<size_t> chunk_starts;  // Item index where each MSET starts.
   std::vector<absl::string_view> args;
@@ -1148,6 +1185,14 @@ absl::Status RedisConnector::DoEvict(const Key& key) {
   });
 }
 
+// SCAN MATCH <escaped prefix>* and UNLINK in batches: only the keys under
+// this connector's prefix (ProxyStore's connector runs FLUSHDB, which wipes
+// the whole database). With the default prefix those are this connector's
+// objects only. A prefix given in the options is cleared whole, whoever
+// wrote under it: clearing it is what the user asked for by configuring it
+// together with clear (so share a configured prefix only with connectors
+// meant to share its data). A connector re-created from a serialized proxy
+// never clears unless its process says so (KindTraits()).
 absl::Status RedisConnector::ClearKeys() {
   const std::string pattern = absl::StrCat(EscapeGlob(settings_.prefix), "*");
   return Run(
