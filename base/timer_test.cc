@@ -170,5 +170,69 @@ TEST(ScopedTimerTest, CallbackMayBeAFunctionObject) {
   EXPECT_GE(out, 0);
 }
 
+TEST(OperationTimerTest, DisabledReadsZeroEverywhere) {
+  OperationTimer op(/*enabled=*/false);
+  EXPECT_FALSE(op.enabled());
+  WaitForClockTick();
+  EXPECT_EQ(op.Lap(), 0);
+  op.StartLap();
+  WaitForClockTick();
+  EXPECT_EQ(op.Lap(), 0);
+  EXPECT_EQ(op.ElapsedNs(), 0);
+  EXPECT_EQ(op.Stop(), 0);
+}
+
+TEST(OperationTimerTest, ReadsZeroBeforeAnyLap) {
+  OperationTimer op(/*enabled=*/true);
+  EXPECT_TRUE(op.enabled());
+  WaitForClockTick();
+  EXPECT_EQ(op.ElapsedNs(), 0);
+}
+
+TEST(OperationTimerTest, ConsecutiveLapsAddUpToTheElapsedTime) {
+  const Clock::time_point outer_start = Clock::now();
+  OperationTimer op(/*enabled=*/true);
+  WaitForClockTick();
+  const int64_t first = op.Lap();
+  WaitForClockTick();
+  const int64_t second = op.Lap();
+  const Clock::time_point outer_end = Clock::now();
+
+  EXPECT_GT(first, 0);
+  EXPECT_GT(second, 0);
+  // The laps share their boundary: together they are the whole operation.
+  EXPECT_EQ(op.ElapsedNs(), first + second);
+  EXPECT_LE(op.ElapsedNs(), NsBetween(outer_start, outer_end));
+}
+
+TEST(OperationTimerTest, StartLapExcludesWhatCameBefore) {
+  OperationTimer op(/*enabled=*/true);
+  WaitForClockTick();
+  const Clock::time_point outer_start = Clock::now();
+  op.StartLap();
+  WaitForClockTick();
+  const int64_t lap = op.Lap();
+  const Clock::time_point outer_end = Clock::now();
+
+  EXPECT_GT(lap, 0);
+  EXPECT_LE(lap, NsBetween(outer_start, outer_end));
+  // The operation still counts from its start.
+  EXPECT_GT(op.ElapsedNs(), lap);
+}
+
+TEST(OperationTimerTest, StopEndsALapAndReturnsTheElapsedTime) {
+  const Clock::time_point outer_start = Clock::now();
+  OperationTimer op(/*enabled=*/true);
+  WaitForClockTick();
+  const int64_t first = op.Lap();
+  WaitForClockTick();
+  const int64_t total = op.Stop();
+  const Clock::time_point outer_end = Clock::now();
+
+  EXPECT_GT(total, first);
+  EXPECT_EQ(op.ElapsedNs(), total);
+  EXPECT_LE(total, NsBetween(outer_start, outer_end));
+}
+
 }  // namespace
 }  // namespace proxystore

@@ -19,6 +19,7 @@
 //   cache->Set("cat", LoadImage("cat.png"));         // moves the Image in
 //   std::shared_ptr<const Image> img = cache->Get("cat");
 //   if (img == nullptr) { /* miss */ }
+//   CacheStats stats = cache->Stats();              // one consistent snapshot
 //
 // Create() returns a std::unique_ptr: the cache holds a mutex and is meant to
 // be shared by reference, so it has a fixed address and is neither copyable
@@ -37,6 +38,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <ostream>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -48,6 +50,21 @@
 #include "proxystore/base/mutex.h"
 
 namespace proxystore {
+
+// A snapshot of an LruCache (LruCache::Stats()): all four fields are read at
+// one instant, so hits + misses counts exactly the Get() calls that led to
+// `size` entries, even while other threads use the cache.
+struct CacheStats {
+  int64_t capacity = 0;  // entries; 0 = caching disabled
+  size_t size = 0;       // entries cached now
+  int64_t hits = 0;      // Get() calls that found their key
+  int64_t misses = 0;    // Get() calls that did not
+  friend bool operator==(const CacheStats&, const CacheStats&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const CacheStats& s) {
+    return os << "CacheStats{capacity=" << s.capacity << ", size=" << s.size
+              << ", hits=" << s.hits << ", misses=" << s.misses << "}";
+  }
+};
 
 // K must be copyable (the cache keeps its own copy of each key); Hash and Eq
 // must be default-constructible.
@@ -145,6 +162,18 @@ class LruCache {
     MutexLock lock(mu_);
     index_.clear();
     lru_.clear();
+  }
+
+  // Capacity, size and hit/miss counts, read together under the lock. Use
+  // this rather than the separate accessors below when the numbers are
+  // compared with each other: between two separate reads another thread may
+  // get or set.
+  CacheStats Stats() const {
+    ReaderMutexLock lock(mu_);
+    return CacheStats{.capacity = capacity_,
+                      .size = lru_.size(),
+                      .hits = hits_,
+                      .misses = misses_};
   }
 
   // Number of cached entries, <= capacity().

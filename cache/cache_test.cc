@@ -1,5 +1,6 @@
 #include "proxystore/cache/cache.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +51,33 @@ TEST_F(LruCacheTest, HitAndMiss) {
 
   EXPECT_EQ(cache_->hits(), 3);
   EXPECT_EQ(cache_->misses(), 4);
+}
+
+TEST_F(LruCacheTest, StatsReportsCapacitySizeHitsAndMisses) {
+  Make(2);
+  EXPECT_EQ(cache_->Stats(), (CacheStats{.capacity = 2}));
+  EXPECT_EQ(Lookup(1), -1);
+  Insert(1, 10);
+  EXPECT_EQ(Lookup(1), 10);
+  Insert(2, 20);
+  Insert(3, 30);  // Evicts 1: the size stays at the capacity.
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(cache_->Stats(),
+            (CacheStats{.capacity = 2, .size = 2, .hits = 1, .misses = 2}));
+  EXPECT_EQ(::testing::PrintToString(cache_->Stats()),
+            "CacheStats{capacity=2, size=2, hits=1, misses=2}");
+
+  // Clear drops the entries, not the counts.
+  cache_->Clear();
+  EXPECT_EQ(cache_->Stats(),
+            (CacheStats{.capacity = 2, .size = 0, .hits = 1, .misses = 2}));
+}
+
+TEST_F(LruCacheTest, StatsOfADisabledCache) {
+  Make(0);
+  Insert(1, 10);
+  EXPECT_EQ(Lookup(1), -1);
+  EXPECT_EQ(cache_->Stats(), (CacheStats{.capacity = 0, .misses = 1}));
 }
 
 TEST_F(LruCacheTest, EvictsLeastRecentlySetFirst) {
@@ -336,6 +364,48 @@ TEST(LruCacheConcurrencyTest, DisjointKeysFromEachThreadAllHit) {
   EXPECT_EQ(cache->size(), static_cast<size_t>(kThreads * kKeysPerThread));
   EXPECT_EQ(cache->hits(), kThreads * kKeysPerThread);
   EXPECT_EQ(cache->misses(), 0);
+}
+
+TEST(LruCacheConcurrencyTest, StatsIsOneConsistentSnapshot) {
+  // Each writer misses a key of its own, then sets it, so at any instant
+  // size <= misses <= size + kWriters (a writer between its Get and its Set),
+  // and nothing ever hits. Separate reads of size and misses could see a
+  // size from after some Sets and misses from before the Gets that led to
+  // them; one snapshot cannot.
+  constexpr int kWriters = 4;
+  constexpr int kKeysPerWriter = 500;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto cache, (LruCache<int, int>::Create(kWriters * kKeysPerWriter)));
+  std::atomic<int> writers_done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&cache, &writers_done, t] {
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        const int key = t * kKeysPerWriter + i;
+        EXPECT_EQ(cache->Get(key), nullptr);
+        cache->Set(key, key);
+      }
+      writers_done.fetch_add(1);
+    });
+  }
+  int64_t snapshots = 0;
+  for (;;) {
+    const bool done = writers_done.load() == kWriters;
+    const CacheStats stats = cache->Stats();
+    ++snapshots;
+    EXPECT_EQ(stats.capacity, kWriters * kKeysPerWriter);
+    EXPECT_EQ(stats.hits, 0);
+    EXPECT_LE(static_cast<int64_t>(stats.size), stats.misses) << stats;
+    EXPECT_LE(stats.misses, static_cast<int64_t>(stats.size) + kWriters)
+        << stats;
+    if (done) break;
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_GE(snapshots, 1);
+  EXPECT_EQ(cache->Stats(), (CacheStats{.capacity = kWriters * kKeysPerWriter,
+                                        .size = kWriters * kKeysPerWriter,
+                                        .hits = 0,
+                                        .misses = kWriters * kKeysPerWriter}));
 }
 
 }  // namespace

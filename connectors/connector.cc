@@ -21,7 +21,8 @@
 #include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
-#include "proxystore/connectors/connector_config_generated.h"
+#include "proxystore/connectors/connector_wire.h"
+#include "proxystore/wire/wire.h"
 
 namespace proxystore {
 
@@ -153,69 +154,175 @@ absl::Status ConnectorConfig::CheckKnownOptions(
   return absl::OkStatus();
 }
 
-std::string ConnectorConfig::Serialize() const {
-  flatbuffers::FlatBufferBuilder fbb(256);
-  std::vector<flatbuffers::Offset<fb::ConnectorOption>> opts;
-  opts.reserve(options.size());
-  for (const auto& [name, value] : options) {
-    opts.push_back(fb::CreateConnectorOption(fbb, fbb.CreateString(name),
-                                             fbb.CreateString(value)));
-  }
-  auto root = fb::CreateConnectorConfig(fbb, fbb.CreateString(kind),
-                                        fbb.CreateVectorOfSortedTables(&opts));
-  fbb.Finish(root);
-  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
-                     fbb.GetSize());
+bool operator==(const ConnectorConfig& a, const ConnectorConfig& b) {
+  return a.kind == b.kind && a.options == b.options && a.children == b.children;
 }
 
-absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
-    absl::string_view unaligned) {
-  // The FlatBuffers verifier asserts on buffers this large: refuse them first
-  // (and before AlignedView could copy them).
-  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
-    return absl::DataLossError(
-        absl::StrCat("ConnectorConfig::Parse: ", unaligned.size(),
-                     " bytes are too large for a serialized connector config"));
-  }
-  AlignedView bytes(unaligned);
-  flatbuffers::Verifier verifier(bytes.data(), bytes.size());
-  if (!fb::VerifyConnectorConfigBuffer(verifier)) {
-    return absl::DataLossError(
-        absl::StrCat("ConnectorConfig::Parse: ", bytes.size(),
-                     " bytes are not a valid serialized connector config"));
-  }
-  const fb::ConnectorConfig* root = fb::GetConnectorConfig(bytes.data());
-  ConnectorConfig out;
-  if (root->kind() == nullptr || root->kind()->size() == 0) {
+namespace connector_internal {
+namespace {
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>>
+WriteStrings(flatbuffers::FlatBufferBuilder& fbb,
+             const std::vector<std::string>& items) {
+  if (items.empty()) return 0;
+  return fbb.CreateVectorOfStrings(items);
+}
+
+// Only fields that differ from Policy's defaults are written; absent fields
+// read back as those defaults.
+flatbuffers::Offset<fb::Policy> WritePolicy(flatbuffers::FlatBufferBuilder& fbb,
+                                            const Policy& policy) {
+  if (policy == Policy()) return 0;
+  auto hosts = WriteStrings(fbb, policy.host_patterns);
+  auto subset = WriteStrings(fbb, policy.subset_tags);
+  auto superset = WriteStrings(fbb, policy.superset_tags);
+  fb::PolicyBuilder b(fbb);
+  b.add_priority(policy.priority);
+  b.add_host_patterns(hosts);
+  b.add_min_size_bytes(policy.min_size_bytes);
+  b.add_max_size_bytes(policy.max_size_bytes);
+  b.add_subset_tags(subset);
+  b.add_superset_tags(superset);
+  return b.Finish();
+}
+
+std::vector<std::string> ReadStrings(
+    const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
+  std::vector<std::string> out;
+  if (v == nullptr) return out;
+  out.reserve(v->size());
+  for (const flatbuffers::String* s : *v) out.emplace_back(wire::View(s));
+  return out;
+}
+
+Policy ReadPolicy(const fb::Policy* table) {
+  Policy policy;
+  if (table == nullptr) return policy;
+  policy.priority = table->priority();
+  policy.host_patterns = ReadStrings(table->host_patterns());
+  policy.min_size_bytes = table->min_size_bytes();
+  policy.max_size_bytes = table->max_size_bytes();
+  policy.subset_tags = ReadStrings(table->subset_tags());
+  policy.superset_tags = ReadStrings(table->superset_tags());
+  return policy;
+}
+
+absl::StatusOr<ConnectorConfig> Read(const fb::ConnectorConfig& table,
+                                     int depth) {
+  if (depth > wire::kMaxNesting) {
     return absl::InvalidArgumentError(
-        "ConnectorConfig::Parse: connector config has no kind");
+        absl::StrCat("connector configs nest more than ", wire::kMaxNesting,
+                     " levels deep"));
   }
-  out.kind = root->kind()->str();
-  if (root->options() != nullptr) {
-    for (const fb::ConnectorOption* opt : *root->options()) {
-      if (opt->name() == nullptr) {
+  ConnectorConfig out;
+  out.kind = std::string(wire::View(table.kind()));
+  if (out.kind.empty()) {
+    return absl::InvalidArgumentError("connector config has no kind");
+  }
+  if (table.options() != nullptr) {
+    for (const fb::ConnectorOption* opt : *table.options()) {
+      if (!out.options
+               .emplace(std::string(wire::View(opt->name())),
+                        std::string(wire::View(opt->value())))
+               .second) {
         return absl::DataLossError(
-            "ConnectorConfig::Parse: option without a name");
+            absl::StrCat("connector config \"", out.kind,
+                         "\" repeats option \"", opt->name()->str(), "\""));
       }
-      std::string value = opt->value() ? opt->value()->str() : "";
-      if (!out.options.emplace(opt->name()->str(), std::move(value)).second) {
-        return absl::DataLossError(
-            absl::StrCat("ConnectorConfig::Parse: duplicate option \"",
-                         opt->name()->str(), "\""));
+    }
+  }
+  if (table.children() != nullptr) {
+    out.children.reserve(table.children()->size());
+    for (const fb::ConnectorChild* child : *table.children()) {
+      ConnectorChild c;
+      c.name = std::string(wire::View(child->name()));
+      if (c.name.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "connector config \"", out.kind, "\" has a child without a name"));
       }
+      PROXYSTORE_ASSIGN_OR_RETURN(c.config, Read(*child->config(), depth + 1));
+      c.policy = ReadPolicy(child->policy());
+      out.children.push_back(std::move(c));
     }
   }
   return out;
 }
 
+}  // namespace
+
+flatbuffers::Offset<fb::ConnectorConfig> WriteConnectorConfig(
+    flatbuffers::FlatBufferBuilder& fbb, const ConnectorConfig& config,
+    uint16_t version) {
+  std::vector<flatbuffers::Offset<fb::ConnectorChild>> children;
+  children.reserve(config.children.size());
+  for (const ConnectorChild& child : config.children) {
+    auto name = fbb.CreateString(child.name);
+    auto child_config = WriteConnectorConfig(fbb, child.config, 0);
+    auto policy = WritePolicy(fbb, child.policy);
+    children.push_back(
+        fb::CreateConnectorChild(fbb, name, child_config, policy));
+  }
+  std::vector<flatbuffers::Offset<fb::ConnectorOption>> opts;
+  opts.reserve(config.options.size());
+  for (const auto& [name, value] : config.options) {
+    opts.push_back(fb::CreateConnectorOption(fbb, fbb.CreateString(name),
+                                             fbb.CreateString(value)));
+  }
+  auto kind = fbb.CreateString(config.kind);
+  auto options = opts.empty() ? 0 : fbb.CreateVectorOfSortedTables(&opts);
+  auto child_vector = children.empty() ? 0 : fbb.CreateVector(children);
+  return fb::CreateConnectorConfig(fbb, version, kind, options, child_vector);
+}
+
+absl::StatusOr<ConnectorConfig> ReadConnectorConfig(
+    const fb::ConnectorConfig& table) {
+  return Read(table, 0);
+}
+
+}  // namespace connector_internal
+
+std::string ConnectorConfig::Serialize() const {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto root =
+      connector_internal::WriteConnectorConfig(fbb, *this, wire::kVersion);
+  return wire::Finish(fbb, root, wire::kConnectorConfig);
+}
+
+absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
+    absl::string_view unaligned) {
+  PROXYSTORE_RETURN_IF_ERROR(Annotate(
+      wire::CheckSize(unaligned, wire::kConnectorConfig),
+      "ConnectorConfig::Parse"));
+  AlignedView bytes(unaligned);
+  absl::StatusOr<const fb::ConnectorConfig*> root =
+      wire::ReadRoot<fb::ConnectorConfig>(bytes, wire::kConnectorConfig);
+  if (!root.ok()) return Annotate(root.status(), "ConnectorConfig::Parse");
+  absl::StatusOr<ConnectorConfig> out =
+      connector_internal::ReadConnectorConfig(**root);
+  if (!out.ok()) return Annotate(out.status(), "ConnectorConfig::Parse");
+  return out;
+}
+
 std::string ConnectorConfig::DebugString() const {
-  return absl::StrCat(kind, "{",
-                      absl::StrJoin(options, ", ",
-                                    [](std::string* out, const auto& kv) {
-                                      absl::StrAppend(out, kv.first, "=",
-                                                      kv.second);
-                                    }),
-                      "}");
+  std::string out = absl::StrCat(
+      kind, "{",
+      absl::StrJoin(options, ", ",
+                    [](std::string* out, const auto& kv) {
+                      absl::StrAppend(out, kv.first, "=", kv.second);
+                    }),
+      "}");
+  if (!children.empty()) {
+    absl::StrAppend(
+        &out, "[",
+        absl::StrJoin(children, ", ",
+                      [](std::string* out, const ConnectorChild& c) {
+                        absl::StrAppend(out, c.name, ": ",
+                                        c.config.DebugString(), " ",
+                                        c.policy.DebugString());
+                      }),
+        "]");
+  }
+  return out;
 }
 
 absl::StatusOr<Key> Connector::DoPutParts(
@@ -349,6 +456,11 @@ absl::StatusOr<ConnectorKindTraits> GetConnectorKindTraits(
 absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
     const ConnectorConfig& config) {
   PROXYSTORE_ASSIGN_OR_RETURN(KindEntry entry, FindKind(config.kind));
+  if (!config.children.empty() && !entry.traits.has_children) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("connector \"", NormalizeKind(config.kind),
+                     "\" takes no children, got ", config.children.size()));
+  }
   // The factory runs without the registry lock: it may do I/O.
   return entry.factory(config);
 }

@@ -40,6 +40,7 @@
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/key.h"
 #include "proxystore/base/status.h"
+#include "proxystore/connectors/policy.h"
 
 namespace proxystore {
 
@@ -47,14 +48,19 @@ namespace proxystore {
 // connectors to mint keys with.
 std::string NewObjectId();
 
-// Kind name plus string options: what it takes to re-create a connector.
-// Options are connector specific ("directory" for "file", ...).
+struct ConnectorChild;
+
+// What it takes to re-create a connector: its kind, its options (connector
+// specific, e.g. "directory" for "file") and, for a connector made of others
+// ("multi"), their configs. docs/connectors.md lists every kind's options.
 struct ConnectorConfig {
   std::string kind;
   std::map<std::string, std::string> options;
+  // The connectors this one is made of, in order; only kinds registered with
+  // ConnectorKindTraits::has_children accept any.
+  std::vector<ConnectorChild> children;
 
-  friend bool operator==(const ConnectorConfig&,
-                         const ConnectorConfig&) = default;
+  friend bool operator==(const ConnectorConfig&, const ConnectorConfig&);
 
   // Typed option accessors. A missing option yields `fallback`; a malformed
   // one is InvalidArgument naming the option and the connector kind.
@@ -67,16 +73,31 @@ struct ConnectorConfig {
   absl::Status CheckKnownOptions(
       std::initializer_list<absl::string_view> known) const;
 
-  // FlatBuffers wire form; Parse verifies the buffer before reading it.
+  // The wire form (docs/wire_format.md): a FlatBuffer with identifier "PSCC"
+  // and a version. Parse verifies the bytes before reading them: DataLoss
+  // for bytes that are not a connector config, InvalidArgument for another
+  // version, an empty kind or children nested more than 8 levels deep.
   std::string Serialize() const;
   static absl::StatusOr<ConnectorConfig> Parse(absl::string_view bytes);
 
-  // "kind{opt=value, ...}", for messages.
+  // "kind{opt=value, ...}" or "kind{...}[name: kind{...} {policy}, ...]",
+  // for messages.
   std::string DebugString() const;
   // DebugString(), so that test failures and logs show configs readably.
   friend std::ostream& operator<<(std::ostream& os, const ConnectorConfig& c) {
     return os << c.DebugString();
   }
+};
+
+// A connector inside another: its name there, its config and the policy the
+// parent routes by.
+struct ConnectorChild {
+  std::string name;
+  ConnectorConfig config;
+  Policy policy;
+
+  friend bool operator==(const ConnectorChild&,
+                         const ConnectorChild&) = default;
 };
 
 // Options for a put. `subset_tags`/`superset_tags` route puts in the "multi"
@@ -180,14 +201,10 @@ struct ConnectorKindTraits {
   std::function<absl::StatusOr<std::vector<std::string>>(
       const ConnectorConfig&)>
       destinations;
-  // For kinds whose options hold other connector configs ("multi"): returns
-  // `config` with every nested config replaced by nested(it). The receiver
-  // passes a `nested` that reduces, checks and completes each the same way.
-  using NestedFn =
-      std::function<absl::StatusOr<ConnectorConfig>(const ConnectorConfig&)>;
-  std::function<absl::StatusOr<ConnectorConfig>(const ConnectorConfig&,
-                                                const NestedFn& nested)>
-      map_nested;
+  // Whether configs of this kind have children (ConnectorConfig::children,
+  // "multi"). MakeConnector refuses children for other kinds; the trust
+  // layer reduces and checks each child as a config of its own kind.
+  bool has_children = false;
 };
 
 // Registers `kind`. AlreadyExists if the kind is taken; InvalidArgument for an
@@ -203,7 +220,8 @@ absl::StatusOr<ConnectorKindTraits> GetConnectorKindTraits(
     absl::string_view kind);
 
 // Re-creates a connector. InvalidArgument naming the kind (and listing the
-// registered ones) if no library linked into this process registered it.
+// registered ones) if no library linked into this process registered it, or
+// if the config has children and the kind takes none.
 absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
     const ConnectorConfig& config);
 

@@ -13,13 +13,19 @@
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
+#include "proxystore/wire/wire.h"
 
 namespace proxystore {
 namespace {
 
 // Nested configs ("multi" children of "multi" children ...) deeper than this
 // are refused: a proxy must not make the receiver recurse without bound.
-constexpr int kMaxNesting = 8;
+constexpr int kMaxNesting = wire::kMaxNesting;
+
+absl::Status TooDeep() {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "connector configs nest more than ", kMaxNesting, " levels deep"));
+}
 
 bool IsLocationOption(const ConnectorKindTraits& traits,
                       absl::string_view name) {
@@ -64,22 +70,39 @@ Settings& GetSettings() {
   return *settings;
 }
 
+// `status` prefixed with the parent's kind and the child's name.
+absl::Status ChildError(const absl::Status& status,
+                        const ConnectorConfig& parent,
+                        const ConnectorChild& child) {
+  return Annotate(status, absl::StrCat("connector \"", parent.kind,
+                                       "\": child ", QuoteForMessage(child.name)));
+}
+
+// Only `config`'s location options, and its children's, recursively. A
+// child of a kind this process does not link is kept whole: its location
+// options are unknown here (docs/wire_format.md).
 absl::StatusOr<ConnectorConfig> Location(const ConnectorConfig& config,
                                          int depth) {
-  if (depth > kMaxNesting) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "connector configs nest more than ", kMaxNesting, " levels deep"));
-  }
+  if (depth > kMaxNesting) return TooDeep();
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
                               GetConnectorKindTraits(config.kind));
-  ConnectorConfig out{connector_internal::NormalizeKind(config.kind), {}};
+  ConnectorConfig out{connector_internal::NormalizeKind(config.kind), {}, {}};
   for (const auto& [name, value] : config.options) {
     if (IsLocationOption(traits, name)) out.options.emplace(name, value);
   }
-  if (traits.map_nested) {
-    return traits.map_nested(out, [depth](const ConnectorConfig& child) {
-      return Location(child, depth + 1);
-    });
+  if (!traits.has_children) return out;
+  out.children.reserve(config.children.size());
+  for (const ConnectorChild& child : config.children) {
+    ConnectorChild reduced{child.name, child.config, child.policy};
+    if (GetConnectorKindTraits(child.config.kind).ok()) {
+      absl::StatusOr<ConnectorConfig> location =
+          Location(child.config, depth + 1);
+      if (!location.ok()) return ChildError(location.status(), out, child);
+      reduced.config = *std::move(location);
+    } else if (depth + 1 > kMaxNesting) {
+      return TooDeep();
+    }
+    out.children.push_back(std::move(reduced));
   }
   return out;
 }
@@ -100,27 +123,35 @@ absl::Status CheckDestinations(const ConnectorKindTraits& traits,
 
 absl::StatusOr<ConnectorConfig> Receiver(const ConnectorConfig& wire,
                                          const TrustPolicy& policy, int depth) {
-  if (depth > kMaxNesting) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "connector configs nest more than ", kMaxNesting, " levels deep"));
-  }
+  if (depth > kMaxNesting) return TooDeep();
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
                               GetConnectorKindTraits(wire.kind));
   // A kind that only nests others ("multi") is allowed when its children
   // are: they are checked one by one below.
-  if (!traits.map_nested) {
+  if (!traits.has_children) {
     PROXYSTORE_RETURN_IF_ERROR(
         policy.CheckKind(connector_internal::NormalizeKind(wire.kind)));
   }
-  ConnectorConfig out{connector_internal::NormalizeKind(wire.kind), {}};
+  ConnectorConfig out{connector_internal::NormalizeKind(wire.kind), {}, {}};
   for (const auto& [name, value] : wire.options) {
     if (IsLocationOption(traits, name)) out.options.emplace(name, value);
   }
-  if (traits.map_nested) {
-    PROXYSTORE_ASSIGN_OR_RETURN(
-        out, traits.map_nested(out, [&policy, depth](const ConnectorConfig& c) {
-          return Receiver(c, policy, depth + 1);
-        }));
+  if (traits.has_children) {
+    out.children.reserve(wire.children.size());
+    for (const ConnectorChild& child : wire.children) {
+      ConnectorChild checked{child.name, {}, child.policy};
+      if (child.policy.IsValidOnHost()) {
+        absl::StatusOr<ConnectorConfig> received =
+            Receiver(child.config, policy, depth + 1);
+        if (!received.ok()) return ChildError(received.status(), out, child);
+        checked.config = *std::move(received);
+      } else {
+        // Dormant here: never instantiated, so kept as it came.
+        if (depth + 1 > kMaxNesting) return TooDeep();
+        checked.config = child.config;
+      }
+      out.children.push_back(std::move(checked));
+    }
   }
   PROXYSTORE_RETURN_IF_ERROR(CheckDestinations(traits, out, policy));
   for (const auto& [name, value] : traits.receiver_defaults) {
@@ -133,6 +164,31 @@ absl::StatusOr<ConnectorConfig> Receiver(const ConnectorConfig& wire,
     for (const auto& [name, value] : it->second) out.options[name] = value;
   }
   return out;
+}
+
+// Appends the destinations of `config` (a location config) and of its
+// children that are active on this host.
+absl::Status AppendDestinations(const ConnectorConfig& config,
+                                std::vector<std::string>* out, int depth) {
+  if (depth > kMaxNesting) return TooDeep();
+  PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
+                              GetConnectorKindTraits(config.kind));
+  if (traits.has_children) {
+    for (const ConnectorChild& child : config.children) {
+      if (!child.policy.IsValidOnHost()) continue;
+      PROXYSTORE_RETURN_IF_ERROR(
+          AppendDestinations(child.config, out, depth + 1));
+    }
+  }
+  if (!traits.destinations) {
+    out->push_back(
+        absl::StrCat(connector_internal::NormalizeKind(config.kind), ":"));
+    return absl::OkStatus();
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::string> d,
+                              traits.destinations(config));
+  out->insert(out->end(), d.begin(), d.end());
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -224,40 +280,7 @@ absl::StatusOr<std::vector<std::string>> ConnectorDestinations(
     const ConnectorConfig& config) {
   std::vector<std::string> out;
   PROXYSTORE_ASSIGN_OR_RETURN(ConnectorConfig location, LocationConfig(config));
-  // A policy that records instead of refusing: Receiver() visits every
-  // nested config and asks for its destinations.
-  struct Recorder {
-    static absl::Status Visit(const ConnectorConfig& c,
-                              std::vector<std::string>* out, int depth) {
-      if (depth > kMaxNesting) {
-        return absl::InvalidArgumentError("connector configs nest too deep");
-      }
-      PROXYSTORE_ASSIGN_OR_RETURN(ConnectorKindTraits traits,
-                                  GetConnectorKindTraits(c.kind));
-      if (traits.map_nested) {
-        PROXYSTORE_RETURN_IF_ERROR(
-            traits
-                .map_nested(c,
-                            [out, depth](const ConnectorConfig& child)
-                                -> absl::StatusOr<ConnectorConfig> {
-                              PROXYSTORE_RETURN_IF_ERROR(
-                                  Visit(child, out, depth + 1));
-                              return child;
-                            })
-                .status());
-      }
-      if (!traits.destinations) {
-        out->push_back(
-            absl::StrCat(connector_internal::NormalizeKind(c.kind), ":"));
-        return absl::OkStatus();
-      }
-      PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::string> d,
-                                  traits.destinations(c));
-      out->insert(out->end(), d.begin(), d.end());
-      return absl::OkStatus();
-    }
-  };
-  PROXYSTORE_RETURN_IF_ERROR(Recorder::Visit(location, &out, 0));
+  PROXYSTORE_RETURN_IF_ERROR(AppendDestinations(location, &out, 0));
   return out;
 }
 

@@ -12,6 +12,7 @@ namespace {
 
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
@@ -61,24 +62,13 @@ ConnectorKindTraits DirTraits() {
   return t;
 }
 
-// "trustnest": children in "sub.*" options, each a serialized config.
+// "trustnest": a kind made of others (ConnectorConfig::children), with one
+// local option "mode".
 ConnectorKindTraits NestTraits() {
   ConnectorKindTraits t;
-  t.location_options = {"sub.*"};
+  t.has_children = true;
   t.destinations = [](const ConnectorConfig&) {
     return absl::StatusOr<std::vector<std::string>>(std::vector<std::string>{});
-  };
-  t.map_nested = [](const ConnectorConfig& c,
-                    const ConnectorKindTraits::NestedFn& nested)
-      -> absl::StatusOr<ConnectorConfig> {
-    ConnectorConfig out = c;
-    for (auto& [name, value] : out.options) {
-      PROXYSTORE_ASSIGN_OR_RETURN(ConnectorConfig child,
-                                  ConnectorConfig::Parse(value));
-      PROXYSTORE_ASSIGN_OR_RETURN(ConnectorConfig mapped, nested(child));
-      value = mapped.Serialize();
-    }
-    return out;
   };
   return t;
 }
@@ -197,38 +187,83 @@ TEST(ReceiverConfigTest, UnknownKindIsInvalidArgument) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nosuchkind")));
 }
 
+ConnectorConfig Nest(std::vector<ConnectorChild> children) {
+  return ConnectorConfig{"trustnest", {{"mode", "x"}}, std::move(children)};
+}
+
 TEST(ReceiverConfigTest, NestedConfigsAreReducedAndCheckedOneByOne) {
-  ConnectorConfig nest{"trustnest",
-                       {{"sub.0", Dir("/srv/ps/a").Serialize()},
-                        {"sub.1", Dir("/home/me").Serialize()},
-                        {"other", "dropped"}}};
+  ConnectorConfig nest =
+      Nest({{"a", Dir("/srv/ps/a"), {}}, {"b", Dir("/home/me"), {}}});
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig got,
                                   ReceiverConfig(nest, TrustPolicy::Default()));
-  EXPECT_FALSE(got.options.contains("other"));
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig child,
-                                  ConnectorConfig::Parse(got.options["sub.0"]));
-  EXPECT_EQ(child.options.at("wipe"), "false");
-  EXPECT_EQ(child.options.at("limit"), "100");
+  EXPECT_FALSE(got.options.contains("mode"));
+  ASSERT_EQ(got.children.size(), 2u);
+  EXPECT_EQ(got.children[0].name, "a");
+  EXPECT_EQ(got.children[0].config.options.at("dir"), "/srv/ps/a");
+  EXPECT_EQ(got.children[0].config.options.at("wipe"), "false");
+  EXPECT_EQ(got.children[0].config.options.at("limit"), "100");
 
   TrustPolicy p = TrustPolicy::DenyAll().AllowDestination("trustdir:/srv/ps");
   EXPECT_THAT(ReceiverConfig(nest, p),
               StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr("\"trustdir:/home/me\"")));
+                       AllOf(HasSubstr("\"trustdir:/home/me\""),
+                             HasSubstr("child \"b\""))));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<std::string> destinations,
                                   ConnectorDestinations(nest));
   EXPECT_THAT(destinations,
               ElementsAre("trustdir:/srv/ps/a", "trustdir:/home/me"));
 }
 
+TEST(ReceiverConfigTest, ChildrenDormantOnThisHostAreCarriedUnchecked) {
+  Policy elsewhere{.host_patterns = {"no-such-host-[0-9]+"}};
+  ConnectorConfig nest =
+      Nest({{"here", Dir("/srv/ps"), {}}, {"there", Dir("/home/x"), elsewhere}});
+  TrustPolicy p = TrustPolicy::DenyAll().AllowDestination("trustdir:/srv/ps");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig got, ReceiverConfig(nest, p));
+  ASSERT_EQ(got.children.size(), 2u);
+  EXPECT_EQ(got.children[1].config, Dir("/home/x"));
+  EXPECT_EQ(got.children[1].policy, elsewhere);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::vector<std::string> destinations,
+                                  ConnectorDestinations(nest));
+  EXPECT_THAT(destinations, ElementsAre("trustdir:/srv/ps"));
+}
+
+TEST(LocationConfigTest, ReducesEveryChildOfAKnownKind) {
+  Policy elsewhere{.host_patterns = {"no-such-host-[0-9]+"}};
+  ConnectorConfig unknown{"notlinkedhere", {{"secret", "s"}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      ConnectorConfig got,
+      LocationConfig(Nest({{"a", Dir("/srv/ps"), {}},
+                           {"b", Dir("/home/x"), elsewhere},
+                           {"c", unknown, {}}})));
+  EXPECT_TRUE(got.options.empty());
+  ASSERT_EQ(got.children.size(), 3u);
+  EXPECT_THAT(got.children[0].config.options,
+              ElementsAre(Pair("dir", "/srv/ps")));
+  // Dormant on this host, but still only where its data is.
+  EXPECT_THAT(got.children[1].config.options,
+              ElementsAre(Pair("dir", "/home/x")));
+  EXPECT_EQ(got.children[1].policy, elsewhere);
+  // A kind this process does not link: its options cannot be told apart.
+  EXPECT_EQ(got.children[2].config, unknown);
+}
+
 TEST(ReceiverConfigTest, NestingIsBounded) {
   ConnectorConfig c = Dir("/srv/ps");
-  for (int i = 0; i < 20; ++i) {
-    c = ConnectorConfig{"trustnest", {{"sub.0", c.Serialize()}}};
-  }
+  for (int i = 0; i < 20; ++i) c = Nest({{"n", c, {}}});
   EXPECT_THAT(ReceiverConfig(c, TrustPolicy::Default()),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("nest more than")));
   EXPECT_THAT(LocationConfig(c), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(MakeConnectorTest, KindsWithoutChildrenRefuseThem) {
+  ConnectorConfig c = Dir("/srv/ps");
+  c.children.push_back({"x", Dir("/srv/ps"), {}});
+  EXPECT_THAT(MakeConnector(c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("takes no children")));
+  EXPECT_THAT(MakeConnector(Nest({{"x", Dir("/srv/ps"), {}}})), IsOk());
 }
 
 TEST(LocationConfigTest, KeepsOnlyWhereTheDataIs) {

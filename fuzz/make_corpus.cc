@@ -1,10 +1,10 @@
 // Writes the seed corpora of the fuzz targets: valid inputs made by the
 // library itself (serialized proxies, store and connector configs, keys,
 // envelopes of every codec compressed and not, Python-format data, multi
-// keys, policies and child configs), one file each, named seed_*. The output
-// is deterministic (fixed keys, no random ids), so regenerating it changes
-// nothing unless a wire format changed. Files a fuzzer found (regress_*) are
-// not touched.
+// keys, host patterns and multi configs), one file each, named seed_*. The
+// output is deterministic (fixed keys, no random ids), so regenerating it
+// changes nothing unless a wire format changed. Files a fuzzer found
+// (regress_*) are not touched.
 //
 //   bazel run //fuzz:make_corpus -- $PWD/fuzz/corpus
 #include <cmath>
@@ -315,20 +315,19 @@ void WriteSerializerSeeds(CorpusWriter& w) {
 // -------------------------------------------------------------- multi ---
 
 void WriteMultiSeeds(CorpusWriter& w, const ConnectorConfig& multi) {
-  w.Write("multi", "policy_default", Policy().Serialize());
-  w.Write("multi", "policy_small", SmallPolicy().Serialize());
-  w.Write("multi", "policy_large", LargePolicy().Serialize());
-  Policy odd;
-  odd.host_patterns = {std::string("a\0b\x01\"\\", 6), "(x|y){2,3}"};
-  odd.max_size_bytes = 0;
-  odd.subset_tags = {""};
-  w.Write("multi", "policy_escapes", odd.Serialize());
+  // Host patterns: LargePolicy's, and one with a counted group.
+  w.Write("multi", "pattern_node", LargePolicy().host_patterns[0]);
+  w.Write("multi", "pattern_login", LargePolicy().host_patterns[1]);
+  w.Write("multi", "pattern_counted", "(x|y){2,3}\\d+");
 
-  w.Write("multi", "child_local",
-          MultiConnector::SerializeChildConfig(LocalConfig()));
-  w.Write("multi", "child_file",
-          MultiConnector::SerializeChildConfig(FileConfig()));
-  w.Write("multi", "child_multi", MultiConnector::SerializeChildConfig(multi));
+  // Multi configs: MultiConfig() (a "local" and a "file" child), and the
+  // same inside another multi, next to a "local" child.
+  w.Write("multi", "config_multi", multi.Serialize());
+  const ConnectorConfig nested{
+      "multi",
+      {},
+      {{"near", LocalConfig(), SmallPolicy()}, {"outer", multi, Policy()}}};
+  w.Write("multi", "config_nested", nested.Serialize());
 
   const Key key{std::string(kObjectId)};
   w.Write("multi", "key_fast", MultiKey{"fast", key}.Encode().Serialize());

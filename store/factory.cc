@@ -16,11 +16,15 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/no_destructor.h"
-#include "proxystore/store/factory_generated.h"
+#include "proxystore/base/bytes.h"
+#include "proxystore/base/status.h"
 #include "proxystore/store/signing.h"
+#include "proxystore/store/store_config_wire.h"
+#include "proxystore/wire/wire.h"
 
 namespace proxystore {
 
@@ -29,15 +33,13 @@ namespace proxystore {
 
 std::string FactoryData::Serialize() const {
   flatbuffers::FlatBufferBuilder fbb(512);
-  std::string config = store_config.Serialize();
+  auto config_off = store_internal::WriteStoreConfig(fbb, store_config,
+                                                     /*version=*/0);
   auto key_off = fbb.CreateString(key.id());
-  // A nested FlatBuffer: keep it 8-aligned so Parse needs no copy.
-  fbb.ForceVectorAlignment(config.size(), sizeof(uint8_t), 8);
-  auto config_off = fbb.CreateVector(
-      reinterpret_cast<const uint8_t*>(config.data()), config.size());
   auto deser_off = fbb.CreateString(deserializer);
   auto type_off = fbb.CreateString(type_name);
-  fb::StoreFactoryBuilder b(fbb);
+  fb::ProxyBuilder b(fbb);
+  b.add_version(wire::kVersion);
   b.add_key(key_off);
   b.add_store_config(config_off);
   b.add_evict(evict);
@@ -45,59 +47,30 @@ std::string FactoryData::Serialize() const {
   b.add_type_name(type_off);
   // Size-prefixed, so that a truncated proxy is always detected (trailing
   // padding would otherwise verify).
-  fbb.FinishSizePrefixed(b.Finish());
-  return signing_internal::Sign(std::string(
-      reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
+  return signing_internal::Sign(wire::Finish(fbb, b.Finish(), wire::kProxy));
 }
 
-absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view wire) {
+absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view serialized) {
   // With a signing key set, nothing is read before the MAC checks out.
   PROXYSTORE_ASSIGN_OR_RETURN(absl::string_view unaligned,
-                              signing_internal::Verify(wire));
-  // The FlatBuffers verifier asserts on buffers this large: refuse them first
-  // (and before AlignedView could copy them).
-  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
-    return absl::DataLossError(
-        absl::StrCat("ParseProxy: ", unaligned.size(),
-                     " bytes are too large for a serialized proxy"));
-  }
+                              signing_internal::Verify(serialized));
+  PROXYSTORE_RETURN_IF_ERROR(
+      Annotate(wire::CheckSize(unaligned, wire::kProxy), "ParseProxy"));
   AlignedView bytes(unaligned);
-  const uint8_t* data = bytes.data();
-  if (bytes.size() < sizeof(flatbuffers::uoffset_t) ||
-      flatbuffers::GetPrefixedSize(data) !=
-          bytes.size() - sizeof(flatbuffers::uoffset_t)) {
-    return absl::DataLossError(absl::StrCat(
-        "ParseProxy: ", bytes.size(),
-        " bytes are not a serialized proxy (truncated or extended)"));
-  }
-  flatbuffers::Verifier verifier(data, bytes.size());
-  if (!fb::VerifySizePrefixedStoreFactoryBuffer(verifier)) {
-    return absl::DataLossError(absl::StrCat(
-        "ParseProxy: ", bytes.size(), " bytes are not a serialized proxy"));
-  }
-  const fb::StoreFactory* root = fb::GetSizePrefixedStoreFactory(data);
-  if (root->version() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ParseProxy: unsupported proxy version ", root->version(),
-                     " (this build reads version 1)"));
-  }
-  if (root->key() == nullptr || root->store_config() == nullptr ||
-      root->type_name() == nullptr) {
-    return absl::DataLossError(
-        "ParseProxy: serialized proxy lacks its key, store config or type");
-  }
+  absl::StatusOr<const fb::Proxy*> root =
+      wire::ReadRoot<fb::Proxy>(bytes, wire::kProxy);
+  if (!root.ok()) return Annotate(root.status(), "ParseProxy");
   FactoryData out;
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      out.key,
-      Key::Parse(absl::string_view(root->key()->data(), root->key()->size())));
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      out.store_config,
-      StoreConfig::Parse(absl::string_view(
-          reinterpret_cast<const char*>(root->store_config()->data()),
-          root->store_config()->size())));
-  out.evict = root->evict();
-  out.deserializer = root->deserializer() ? root->deserializer()->str() : "";
-  out.type_name = root->type_name()->str();
+  absl::StatusOr<Key> key = Key::Parse(wire::View((*root)->key()));
+  if (!key.ok()) return Annotate(key.status(), "ParseProxy");
+  out.key = *std::move(key);
+  absl::StatusOr<StoreConfig> config =
+      store_internal::ReadStoreConfig(*(*root)->store_config());
+  if (!config.ok()) return Annotate(config.status(), "ParseProxy");
+  out.store_config = *std::move(config);
+  out.evict = (*root)->evict();
+  out.deserializer = std::string(wire::View((*root)->deserializer()));
+  out.type_name = std::string(wire::View((*root)->type_name()));
   return out;
 }
 
@@ -172,6 +145,21 @@ class ResolvePool {
 void RunInBackground(std::function<void()> task) {
   static NoDestructor<ResolvePool> pool;
   pool->Submit(std::move(task));
+}
+
+absl::Status CheckSerializedProxySize(absl::string_view serialized) {
+  size_t size = serialized.size();
+  if (absl::StartsWith(serialized, signing_internal::kMagic) &&
+      size >= signing_internal::kMagic.size() + signing_internal::kMacSize) {
+    size -= signing_internal::kMagic.size() + signing_internal::kMacSize;
+  }
+  if (size > wire::kProxy.max_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Proxy::Serialize: the proxy would take ", size,
+        " bytes, more than a receiver reads (", wire::kProxy.max_size,
+        "); its store config is too large"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status MissingKeyError(const Key& key, const Store& store) {

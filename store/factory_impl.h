@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "proxystore/base/timer.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/proxy/proxy.h"
 #include "proxystore/serializer/serializer.h"
@@ -46,6 +47,9 @@ absl::StatusOr<std::shared_ptr<Store>> FindStore(
     const std::weak_ptr<Store>& origin, const StoreConfig& config);
 
 absl::Status MissingKeyError(const Key& key, const Store& store);
+// InvalidArgument if `serialized` (a proxy as FactoryData::Serialize wrote
+// it, signed or not) is larger than any reader accepts.
+absl::Status CheckSerializedProxySize(absl::string_view serialized);
 
 }  // namespace store_internal
 
@@ -75,7 +79,9 @@ class StoreFactory final
   // ProxyStore's StoreFactory.__call__: takes the result of a background
   // resolve if one was started (in this process), else resolves now.
   absl::StatusOr<std::shared_ptr<const T>> Resolve() override {
-    const int64_t start = Store::NowNs();
+    // Always timed: whether the store records metrics is known only once
+    // the store is found.
+    OperationTimer timer(/*enabled=*/true);
     std::future<Result> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -87,7 +93,7 @@ class StoreFactory final
       pending_ = {};
     }
     Result result = pending.valid() ? pending.get() : ResolveNow();
-    if (result.ok()) RecordCall(start);
+    if (result.ok()) RecordCall(timer);
     return result;
   }
 
@@ -109,24 +115,26 @@ class StoreFactory final
   }
 
   absl::StatusOr<std::string> Serialize() const override {
-    return FactoryData{key_, *store_config_, evict_, deserializer_,
-                       std::string(TypeName<T>())}
-        .Serialize();
+    std::string wire = FactoryData{key_, *store_config_, evict_, deserializer_,
+                                   std::string(TypeName<T>())}
+                           .Serialize();
+    PROXYSTORE_RETURN_IF_ERROR(store_internal::CheckSerializedProxySize(wire));
+    return wire;
   }
 
  private:
   using Result = absl::StatusOr<std::shared_ptr<const T>>;
 
-  void RecordCall(int64_t start) const {
+  void RecordCall(OperationTimer& timer) const {
     absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
     if (!store.ok()) return;
     if (StoreMetrics* m = (*store)->metrics()) {
-      m->AddTime("factory.call", key_, Store::NowNs() - start);
+      m->AddTime("factory.call", key_, timer.Stop());
     }
   }
 
   Result ResolveNow() const {
-    const int64_t start = Store::NowNs();
+    OperationTimer timer(/*enabled=*/true);
     absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
     if (!store.ok()) {
       return Annotate(
@@ -152,7 +160,7 @@ class StoreFactory final
                                               "\" but evicting it failed")));
     }
     if (StoreMetrics* m = (*store)->metrics()) {
-      m->AddTime("factory.resolve", key_, Store::NowNs() - start);
+      m->AddTime("factory.resolve", key_, timer.Stop());
     }
     return obj;
   }

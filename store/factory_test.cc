@@ -54,6 +54,20 @@ TEST(StoreProxy, SerializedProxyIsSmallAndStartsUnresolved) {
   EXPECT_EQ(*v, big);
 }
 
+TEST(StoreProxy, AProxyNoReceiverWouldReadIsRefusedWhenSerialized) {
+  absl::StatusOr<std::unique_ptr<Connector>> c =
+      MakeConnector(ConnectorConfig{"local", {}});
+  ASSERT_THAT(c.status(), IsOk());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create(std::string(size_t{1} << 20, 'n'), *std::move(c)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> p,
+                                  store->Proxy(std::string("v")));
+  EXPECT_THAT(p.Serialize(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("more than a receiver reads")));
+  EXPECT_EQ(*p, "v");
+}
+
 TEST(StoreProxy, ParseRejectsWrongTypeAndBadBytes) {
   auto store = MakeStore();
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<int64_t> p, store->Proxy(int64_t{1}));

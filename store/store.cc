@@ -1,6 +1,5 @@
 #include "proxystore/store/store.h"
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,12 +17,6 @@ using store_internal::DebugOn;
 using store_internal::Logger;
 using store_internal::Ms;
 
-int64_t Store::NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 namespace store_internal {
 
 std::string KeyContext(const Store& store, absl::string_view op,
@@ -39,23 +32,6 @@ std::string KeyContext(const Store& store, absl::string_view op,
 
 namespace {
 
-StoreConfig MakeConfig(const std::string& name, const Connector& connector,
-                       const StoreOptions& o) {
-  StoreConfig c;
-  c.name = name;
-  c.connector = connector.Config();
-  c.cache_size = o.cache_size;
-  c.metrics = o.metrics;
-  c.serializer = o.serializer;
-  c.deserializer = o.deserializer;
-  c.compress = o.compress;
-  c.compress_threshold = o.compress_threshold;
-  c.python_format = o.python_format;
-  c.populate_target = o.populate_target;
-  c.auto_register = o.auto_register;
-  return c;
-}
-
 SerializeOptions MakeSerializeOptions(const StoreOptions& o) {
   SerializeOptions s;
   s.format = o.python_format ? SerializeOptions::Format::kProxyStorePython
@@ -67,19 +43,17 @@ SerializeOptions MakeSerializeOptions(const StoreOptions& o) {
 
 }  // namespace
 
-Store::Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
-             StoreOptions options,
+Store::Store(PrivateTag, StoreConfig config,
+             std::unique_ptr<Connector> connector,
              std::unique_ptr<LruCache<Key, CachedObject>> cache, bool from_wire)
-    : name_(std::move(name)),
+    : name_(config.name),
       connector_(std::move(connector)),
-      options_(std::move(options)),
+      config_(std::make_shared<const StoreConfig>(std::move(config))),
       cache_(std::move(cache)),
-      metrics_(options_.metrics ? std::make_unique<StoreMetrics>() : nullptr),
-      timing_(options_.metrics || DebugOn()),
-      caching_(options_.cache_size > 0),
-      serialize_options_(MakeSerializeOptions(options_)),
-      config_(std::make_shared<const StoreConfig>(
-          MakeConfig(name_, *connector_, options_))),
+      metrics_(config_->metrics ? std::make_unique<StoreMetrics>() : nullptr),
+      timing_(config_->metrics || DebugOn()),
+      caching_(config_->cache_size > 0),
+      serialize_options_(MakeSerializeOptions(*config_)),
       from_wire_(from_wire),
       location_([this]() -> std::optional<ConnectorConfig> {
         absl::StatusOr<ConnectorConfig> l = LocationConfig(config_->connector);
@@ -115,30 +89,31 @@ absl::StatusOr<std::shared_ptr<Store>> Store::Create(
                      options.deserializer, "\" is registered in this process"));
   }
   const bool auto_register = options.auto_register;
-  return CreateImpl(std::move(name), std::move(connector), std::move(options),
-                    auto_register, /*from_wire=*/false);
+  return CreateImpl(StoreConfig{std::move(options), std::move(name), {}},
+                    std::move(connector), auto_register, /*from_wire=*/false);
 }
 
 absl::StatusOr<std::shared_ptr<Store>> Store::CreateImpl(
-    std::string name, std::unique_ptr<Connector> connector,
-    StoreOptions options, bool register_now, bool from_wire) {
-  if (name.empty()) {
+    StoreConfig config, std::unique_ptr<Connector> connector, bool register_now,
+    bool from_wire) {
+  if (config.name.empty()) {
     return absl::InvalidArgumentError("Store::Create: name must not be empty");
   }
   if (connector == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Store::Create(\"", name, "\"): connector is null"));
-  }
-  if (options.cache_size < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "Store::Create(\"", name, "\"): cache size cannot be negative, got ",
-        options.cache_size));
+        "Store::Create(\"", config.name, "\"): connector is null"));
+  }
+  if (config.cache_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Store::Create(\"", config.name,
+        "\"): cache size cannot be negative, got ", config.cache_size));
   }
   PROXYSTORE_ASSIGN_OR_RETURN(
-      auto cache, (LruCache<Key, CachedObject>::Create(options.cache_size)));
-  auto store = std::make_shared<Store>(PrivateTag{}, std::move(name),
-                                       std::move(connector), std::move(options),
-                                       std::move(cache), from_wire);
+      auto cache, (LruCache<Key, CachedObject>::Create(config.cache_size)));
+  config.connector = connector->Config();
+  auto store = std::make_shared<Store>(PrivateTag{}, std::move(config),
+                                       std::move(connector), std::move(cache),
+                                       from_wire);
   if (register_now) {
     PROXYSTORE_RETURN_IF_ERROR(RegisterStore(store));
   }
@@ -194,67 +169,59 @@ absl::StatusOr<std::shared_ptr<Store>> Store::FromConfigImpl(
     return Annotate(connector.status(),
                     absl::StrCat("Store::FromConfig(\"", config.name, "\")"));
   }
-  StoreOptions o;
-  o.cache_size = config.cache_size;
-  o.metrics = config.metrics;
-  o.serializer = config.serializer;
-  o.deserializer = config.deserializer;
-  o.compress = config.compress;
-  o.compress_threshold = config.compress_threshold;
-  o.python_format = config.python_format;
-  o.populate_target = config.populate_target;
-  o.auto_register = config.auto_register;
+  StoreConfig store_config = config;
   if (from_wire) {
     const ReceiverStoreOptions receiver = GetReceiverStoreOptions();
-    o.cache_size = receiver.cache_size;
-    o.metrics = receiver.metrics;
-    o.auto_register = false;
+    store_config.cache_size = receiver.cache_size;
+    store_config.metrics = receiver.metrics;
+    store_config.auto_register = false;
   }
-  return CreateImpl(config.name, *std::move(connector), std::move(o),
+  return CreateImpl(std::move(store_config), *std::move(connector),
                     register_now, from_wire);
 }
 
 CacheInfo Store::cache_info() const {
-  return CacheInfo{.capacity = cache_->capacity(),
-                   .size = cache_->size(),
-                   .hits = cache_->hits(),
-                   .misses = cache_->misses()};
+  const CacheStats stats = cache_->Stats();
+  return CacheInfo{.capacity = stats.capacity,
+                   .size = stats.size,
+                   .hits = stats.hits,
+                   .misses = stats.misses};
 }
 
 std::string Store::DebugString() const {
   return absl::StrCat(
       "Store(\"", name_, "\", connector=", connector_->kind(), ", serializer=",
-      options_.serializer.empty() ? "default" : options_.serializer,
+      config_->serializer.empty() ? "default" : config_->serializer,
       ", deserializer=",
-      options_.deserializer.empty() ? "default" : options_.deserializer,
-      ", cache_size=", options_.cache_size,
-      ", metrics=", options_.metrics ? "true" : "false", ")");
+      config_->deserializer.empty() ? "default" : config_->deserializer,
+      ", cache_size=", config_->cache_size,
+      ", metrics=", config_->metrics ? "true" : "false", ")");
 }
 
 absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
                                          const PutOptions& options,
-                                         int64_t serialize_ns, int64_t start_ns,
+                                         OpTimer& timer,
                                          absl::string_view type_name) {
   const size_t size = data.size();
-  return PutThroughConnector(size, serialize_ns, start_ns, type_name, [&] {
+  return PutThroughConnector(size, timer, type_name, [&] {
     return connector_->Put(std::move(data), options);
   });
 }
 
 absl::StatusOr<Key> Store::PutSerializedParts(
     absl::Span<const absl::string_view> parts, const PutOptions& options,
-    int64_t serialize_ns, int64_t start_ns, absl::string_view type_name) {
+    OpTimer& timer, absl::string_view type_name) {
   size_t size = 0;
   for (absl::string_view part : parts) size += part.size();
-  return PutThroughConnector(size, serialize_ns, start_ns, type_name, [&] {
+  return PutThroughConnector(size, timer, type_name, [&] {
     return connector_->PutParts(parts, options);
   });
 }
 
 absl::StatusOr<Key> Store::PutThroughConnector(
-    size_t size, int64_t serialize_ns, int64_t start_ns,
-    absl::string_view type_name, absl::FunctionRef<absl::StatusOr<Key>()> put) {
-  const int64_t c0 = timing_ ? NowNs() : 0;
+    size_t size, OpTimer& timer, absl::string_view type_name,
+    absl::FunctionRef<absl::StatusOr<Key>()> put) {
+  timer.StartLap();
   absl::StatusOr<Key> key = put();
   if (!key.ok()) {
     return Annotate(
@@ -262,27 +229,27 @@ absl::StatusOr<Key> Store::PutThroughConnector(
         absl::StrCat("Store(name=\"", name_, "\").Put<", type_name,
                      ">: connector \"", connector_->kind(), "\" failed"));
   }
-  if (timing_) {
-    const int64_t end = NowNs();
+  if (timer.enabled()) {
+    const int64_t connector_ns = timer.Lap();
+    const int64_t total_ns = timer.ElapsedNs();
     if (metrics_ != nullptr) {
       metrics_->AddAttribute("store.put.object_size", *key,
                              static_cast<int64_t>(size));
-      metrics_->AddTime("store.put.serialize", *key, serialize_ns);
-      metrics_->AddTime("store.put.connector", *key, end - c0);
-      metrics_->AddTime("store.put", *key, end - start_ns);
+      metrics_->AddTime("store.put.serialize", *key, timer.serialize_ns);
+      metrics_->AddTime("store.put.connector", *key, connector_ns);
+      metrics_->AddTime("store.put", *key, total_ns);
     }
     PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): PUT {} in {:.3f} ms", name_,
-                         key->id(), Ms(end - start_ns));
+                         key->id(), Ms(total_ns));
   }
   return key;
 }
 
 absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
-    std::vector<SharedBytes> data, const PutOptions& options,
-    int64_t serialize_ns, int64_t start_ns) {
+    std::vector<SharedBytes> data, const PutOptions& options, OpTimer& timer) {
   int64_t total = 0;
   for (const SharedBytes& d : data) total += static_cast<int64_t>(d.size());
-  const int64_t c0 = timing_ ? NowNs() : 0;
+  timer.StartLap();
   absl::StatusOr<std::vector<Key>> keys = connector_->PutBatch(data, options);
   if (!keys.ok()) {
     return Annotate(
@@ -295,17 +262,18 @@ absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
         "Store(name=\"", name_, "\").PutBatch: connector returned ",
         keys->size(), " keys for ", data.size(), " objects"));
   }
-  if (timing_) {
-    const int64_t end = NowNs();
+  if (timer.enabled()) {
+    const int64_t connector_ns = timer.Lap();
+    const int64_t total_ns = timer.ElapsedNs();
     if (metrics_ != nullptr) {
       metrics_->AddAttribute("store.put_batch.object_sizes", *keys, total);
-      metrics_->AddTime("store.put_batch.serialize", *keys, serialize_ns);
-      metrics_->AddTime("store.put_batch.connector", *keys, end - c0);
-      metrics_->AddTime("store.put_batch", *keys, end - start_ns);
+      metrics_->AddTime("store.put_batch.serialize", *keys, timer.serialize_ns);
+      metrics_->AddTime("store.put_batch.connector", *keys, connector_ns);
+      metrics_->AddTime("store.put_batch", *keys, total_ns);
     }
     PROXYSTORE_LOG_DEBUG(
         "Store(name=\"{}\"): PUT_BATCH {} objects in {:.3f} ms", name_,
-        keys->size(), Ms(end - start_ns));
+        keys->size(), Ms(total_ns));
   }
   return keys;
 }
@@ -325,8 +293,8 @@ void Store::CacheInsert(const Key& key, CachedObject object, uint64_t epoch) {
 }
 
 absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
-    const Key& key) {
-  const int64_t c0 = timing_ ? NowNs() : 0;
+    const Key& key, OperationTimer& timer) {
+  timer.StartLap();
   absl::StatusOr<std::optional<SharedBytes>> got = connector_->Get(key);
   if (!got.ok()) {
     return Annotate(
@@ -336,14 +304,14 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
   }
   if (metrics_ != nullptr) {
     metrics_->AddCounter("store.get.cache_misses", key, 1);
-    metrics_->AddTime("store.get.connector", key, NowNs() - c0);
+    metrics_->AddTime("store.get.connector", key, timer.Lap());
   }
   return got;
 }
 
 absl::StatusOr<std::vector<std::optional<SharedBytes>>>
-Store::GetBatchSerialized(absl::Span<const Key> keys) {
-  const int64_t c0 = timing_ ? NowNs() : 0;
+Store::GetBatchSerialized(absl::Span<const Key> keys, OperationTimer& timer) {
+  timer.StartLap();
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> got =
       connector_->GetBatch(keys);
   if (!got.ok()) {
@@ -360,82 +328,81 @@ Store::GetBatchSerialized(absl::Span<const Key> keys) {
   if (metrics_ != nullptr) {
     metrics_->AddCounter("store.get_batch.cache_misses", keys,
                          static_cast<int64_t>(keys.size()));
-    metrics_->AddTime("store.get_batch.connector", keys, NowNs() - c0);
+    metrics_->AddTime("store.get_batch.connector", keys, timer.Lap());
   }
   return got;
 }
 
-void Store::RecordGetBatch(absl::Span<const Key> keys, int64_t start_ns,
+void Store::RecordGetBatch(absl::Span<const Key> keys, OperationTimer& timer,
                            size_t hits) {
-  if (!timing_) return;
-  const int64_t end = NowNs();
+  if (!timer.enabled()) return;
+  const int64_t total_ns = timer.Stop();
   if (metrics_ != nullptr) {
     metrics_->AddCounter("store.get_batch.cache_hits", keys,
                          static_cast<int64_t>(hits));
-    metrics_->AddTime("store.get_batch", keys, end - start_ns);
+    metrics_->AddTime("store.get_batch", keys, total_ns);
   }
   PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): GET_BATCH {} objects in {:.3f} ms",
-                       name_, keys.size(), Ms(end - start_ns));
+                       name_, keys.size(), Ms(total_ns));
 }
 
 absl::StatusOr<Key> Store::PutBuffer(PayloadBuffer&& buffer,
                                      const PutOptions& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   absl::StatusOr<SharedBytes> data =
       SerializeInPlace(std::move(buffer), serialize_options_);
   if (!data.ok()) {
     return Annotate(data.status(),
                     absl::StrCat("Store(name=\"", name_, "\").PutBuffer"));
   }
-  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
-  return PutSerialized(*std::move(data), options, serialize_ns, start,
-                       "PayloadBuffer");
+  timer.serialize_ns = timer.Lap();
+  return PutSerialized(*std::move(data), options, timer, "PayloadBuffer");
 }
 
-void Store::RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
-                      size_t object_size, bool hit, bool found) {
-  if (!timing_) return;
-  const int64_t end = NowNs();
+void Store::RecordGet(const Key& key, OpTimer& timer, size_t object_size,
+                      bool hit, bool found) {
+  if (!timer.enabled()) return;
+  const int64_t total_ns = timer.Stop();
   if (metrics_ != nullptr) {
     if (hit) {
       metrics_->AddCounter("store.get.cache_hits", key, 1);
     } else if (found) {
-      metrics_->AddTime("store.get.deserialize", key, deserialize_ns);
+      metrics_->AddTime("store.get.deserialize", key, timer.deserialize_ns);
       metrics_->AddAttribute("store.get.object_size", key,
                              static_cast<int64_t>(object_size));
     }
-    metrics_->AddTime("store.get", key, end - start_ns);
+    metrics_->AddTime("store.get", key, total_ns);
   }
   PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): GET {} in {:.3f} ms{}", name_,
-                       key.id(), Ms(end - start_ns),
+                       key.id(), Ms(total_ns),
                        hit ? " (cache hit)" : (found ? "" : " (missing)"));
 }
 
-void Store::RecordProxy(const Key& key, int64_t start_ns) {
-  if (!timing_) return;
-  const int64_t end = NowNs();
-  if (metrics_ != nullptr)
-    metrics_->AddTime("store.proxy", key, end - start_ns);
+void Store::RecordProxy(const Key& key, OperationTimer& timer) {
+  if (!timer.enabled()) return;
+  const int64_t total_ns = timer.Stop();
+  if (metrics_ != nullptr) metrics_->AddTime("store.proxy", key, total_ns);
   PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): PROXY {} in {:.3f} ms", name_,
-                       key.id(), Ms(end - start_ns));
+                       key.id(), Ms(total_ns));
 }
 
-void Store::RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns) {
-  if (!timing_) return;
-  const int64_t end = NowNs();
+void Store::RecordProxyBatch(absl::Span<const Key> keys,
+                             OperationTimer& timer) {
+  if (!timer.enabled()) return;
+  const int64_t total_ns = timer.Stop();
   if (metrics_ != nullptr) {
-    metrics_->AddTime("store.proxy_batch", keys, end - start_ns);
+    metrics_->AddTime("store.proxy_batch", keys, total_ns);
   }
   PROXYSTORE_LOG_DEBUG(
       "Store(name=\"{}\"): PROXY_BATCH {} objects in {:.3f} ms", name_,
-      keys.size(), Ms(end - start_ns));
+      keys.size(), Ms(total_ns));
 }
 
 absl::StatusOr<bool> Store::Exists(const Key& key) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   bool exists = caching_ && cache_->Exists(key);
   if (!exists) {
-    const int64_t c0 = timing_ ? NowNs() : 0;
+    timer.StartLap();
     absl::StatusOr<bool> got = connector_->Exists(key);
     if (!got.ok()) {
       return Annotate(got.status(),
@@ -444,37 +411,36 @@ absl::StatusOr<bool> Store::Exists(const Key& key) {
     }
     exists = *got;
     if (metrics_ != nullptr) {
-      metrics_->AddTime("store.exists.connector", key, NowNs() - c0);
+      metrics_->AddTime("store.exists.connector", key, timer.Lap());
     }
   }
-  if (timing_) {
-    const int64_t end = NowNs();
-    if (metrics_ != nullptr)
-      metrics_->AddTime("store.exists", key, end - start);
+  if (timer.enabled()) {
+    const int64_t total_ns = timer.Stop();
+    if (metrics_ != nullptr) metrics_->AddTime("store.exists", key, total_ns);
     PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): EXISTS {} in {:.3f} ms", name_,
-                         key.id(), Ms(end - start));
+                         key.id(), Ms(total_ns));
   }
   return exists;
 }
 
 absl::Status Store::Evict(const Key& key) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   absl::Status s = connector_->Evict(key);
   if (!s.ok()) {
     return Annotate(s, absl::StrCat("Store(name=\"", name_, "\").Evict(key=\"",
                                     key.id(), "\")"));
   }
-  const int64_t connector_end = timing_ ? NowNs() : 0;
+  const int64_t connector_ns = timer.Lap();
   evict_epoch_.fetch_add(1, std::memory_order_acq_rel);
   if (caching_) cache_->Evict(key);
-  if (timing_) {
-    const int64_t end = NowNs();
+  if (timer.enabled()) {
+    const int64_t total_ns = timer.Stop();
     if (metrics_ != nullptr) {
-      metrics_->AddTime("store.evict.connector", key, connector_end - start);
-      metrics_->AddTime("store.evict", key, end - start);
+      metrics_->AddTime("store.evict.connector", key, connector_ns);
+      metrics_->AddTime("store.evict", key, total_ns);
     }
     PROXYSTORE_LOG_DEBUG("Store(name=\"{}\"): EVICT {} in {:.3f} ms", name_,
-                         key.id(), Ms(end - start));
+                         key.id(), Ms(total_ns));
   }
   return absl::OkStatus();
 }

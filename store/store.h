@@ -50,6 +50,7 @@
 #include "absl/types/span.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/status.h"
+#include "proxystore/base/timer.h"
 #include "proxystore/cache/cache.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/metrics/metrics.h"
@@ -84,28 +85,13 @@ absl::StatusOr<SerializerFn<T>> FindSerializer(absl::string_view name);
 template <typename T>
 absl::StatusOr<DeserializerFn<T>> FindDeserializer(absl::string_view name);
 
-// Options of Store::Create beyond the connector (see StoreConfig fields).
-struct StoreOptions {
-  int64_t cache_size = 16;
-  bool metrics = false;
-  std::string serializer;    // registered name; empty = Codec<T>
-  std::string deserializer;  // registered name; empty = Codec<T>
-  bool compress = false;
-  uint64_t compress_threshold = 4096;
-  bool python_format = false;
-  bool populate_target = false;
-  bool auto_register = false;
-};
-
-// What a store re-created from a serialized proxy does in this process. A
-// proxy's own cache size and metrics flag are the producer's choices for its
-// process; a receiver uses these instead (connectors/trust.h does the same
-// for connector options).
-struct ReceiverStoreOptions {
-  int64_t cache_size = 16;  // >= 0
-  bool metrics = false;
-};
-// InvalidArgument for a negative cache size.
+// StoreOptions (the options of Store::Create) and ReceiverStoreOptions (what
+// a store re-created from a serialized proxy uses instead of the producer's
+// cache size and metrics flag) are declared in store_config.h, beside
+// StoreConfig, which carries the StoreOptions.
+//
+// Sets the ReceiverStoreOptions of this process. InvalidArgument for a
+// negative cache size.
 absl::Status SetReceiverStoreOptions(ReceiverStoreOptions options);
 ReceiverStoreOptions GetReceiverStoreOptions();
 
@@ -144,7 +130,8 @@ struct ProxyOptions {
 template <typename T>
 class StoreFactory;
 
-// What a store's cache holds and how it has served (Store::cache_info()).
+// What a store's cache holds and how it has served (Store::cache_info()):
+// one snapshot (LruCache::Stats()), so the four numbers agree.
 struct CacheInfo {
   int64_t capacity = 0;  // entries; 0 = caching disabled
   size_t size = 0;       // entries cached now
@@ -177,8 +164,8 @@ class Store : public std::enable_shared_from_this<Store> {
       const StoreConfig& config);
 
   // For Create() only (std::make_shared needs a public constructor).
-  Store(PrivateTag, std::string name, std::unique_ptr<Connector> connector,
-        StoreOptions options,
+  // `config.connector` is `connector->Config()`.
+  Store(PrivateTag, StoreConfig config, std::unique_ptr<Connector> connector,
         std::unique_ptr<LruCache<Key, CachedObject>> cache, bool from_wire);
   ~Store();
   Store(const Store&) = delete;
@@ -188,10 +175,11 @@ class Store : public std::enable_shared_from_this<Store> {
   // Null when metrics are disabled.
   StoreMetrics* metrics() const { return metrics_.get(); }
   Connector& connector() const { return *connector_; }
-  const StoreOptions& options() const { return options_; }
+  // The options part of Config().
+  const StoreOptions& options() const { return *config_; }
   const StoreConfig& Config() const { return *config_; }
   // The cache's capacity, size and hit/miss counts (Get, GetBatch, proxy
-  // resolves; Exists does not count).
+  // resolves; Exists does not count), read at one instant.
   CacheInfo cache_info() const;
   // Store("name", connector=kind, serializer=..., cache_size=N, metrics=b)
   std::string DebugString() const;
@@ -295,25 +283,34 @@ class Store : public std::enable_shared_from_this<Store> {
     return location_.has_value() ? &*location_ : nullptr;
   }
 
-  // Monotonic nanoseconds, the clock of every store timing.
-  static int64_t NowNs();
-
  private:
   friend struct StoreFactoryAccess;
 
   // --- Building blocks of the typed templates (store_inl.h) ---------------
 
+  // The timing of one operation: an OperationTimer (base/timer.h) started
+  // when the operation begins, enabled only when the store times (metrics or
+  // debug logging on; otherwise it reads no clock), and the lengths of the
+  // phases measured before the operation's key is known, recorded with it.
+  // Operations pass it by reference to the steps that time their own phases
+  // (the connector call) and record the metrics.
+  struct OpTimer : OperationTimer {
+    using OperationTimer::OperationTimer;
+    int64_t serialize_ns = 0;    // Put, PutBatch, PutBuffer
+    int64_t deserialize_ns = 0;  // Get on a cache miss
+  };
+  OpTimer StartTimer() const { return OpTimer(timing_); }
+
   // Stores already-serialized bytes: connector put, metrics, debug log.
   absl::StatusOr<Key> PutSerialized(SharedBytes data, const PutOptions& options,
-                                    int64_t serialize_ns, int64_t start_ns,
+                                    OpTimer& timer,
                                     absl::string_view type_name);
   // The same for serialized bytes in parts (Connector::PutParts).
   absl::StatusOr<Key> PutSerializedParts(
       absl::Span<const absl::string_view> parts, const PutOptions& options,
-      int64_t serialize_ns, int64_t start_ns, absl::string_view type_name);
+      OpTimer& timer, absl::string_view type_name);
   absl::StatusOr<std::vector<Key>> PutBatchSerialized(
-      std::vector<SharedBytes> data, const PutOptions& options,
-      int64_t serialize_ns, int64_t start_ns);
+      std::vector<SharedBytes> data, const PutOptions& options, OpTimer& timer);
 
   // Cache lookup (nullptr on a miss or with the cache disabled).
   std::shared_ptr<const CachedObject> CacheLookup(const Key& key);
@@ -325,24 +322,27 @@ class Store : public std::enable_shared_from_this<Store> {
     return evict_epoch_.load(std::memory_order_acquire);
   }
 
-  // Connector get with metrics; nullopt if missing.
-  absl::StatusOr<std::optional<SharedBytes>> GetSerialized(const Key& key);
+  // Connector get with metrics (timed as a lap of `timer`); nullopt if
+  // missing.
+  absl::StatusOr<std::optional<SharedBytes>> GetSerialized(
+      const Key& key, OperationTimer& timer);
   // Connector batch get for `keys` (all cache misses), with metrics.
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatchSerialized(
-      absl::Span<const Key> keys);
-  void RecordGetBatch(absl::Span<const Key> keys, int64_t start_ns,
+      absl::Span<const Key> keys, OperationTimer& timer);
+
+  // Metrics/logging hooks for the typed templates: each ends the operation
+  // (`timer`'s last reading) and records it. No-ops when timing is off.
+  void RecordGet(const Key& key, OpTimer& timer, size_t object_size, bool hit,
+                 bool found);
+  void RecordGetBatch(absl::Span<const Key> keys, OperationTimer& timer,
                       size_t hits);
+  void RecordProxy(const Key& key, OperationTimer& timer);
+  void RecordProxyBatch(absl::Span<const Key> keys, OperationTimer& timer);
 
-  // Metrics/logging hooks for the typed templates.
-  bool timing_enabled() const { return timing_; }
-  void RecordGet(const Key& key, int64_t start_ns, int64_t deserialize_ns,
-                 size_t object_size, bool hit, bool found);
-  void RecordProxy(const Key& key, int64_t start_ns);
-  void RecordProxyBatch(absl::Span<const Key> keys, int64_t start_ns);
-
+  // `config.connector` is ignored: the store's is `connector->Config()`.
   static absl::StatusOr<std::shared_ptr<Store>> CreateImpl(
-      std::string name, std::unique_ptr<Connector> connector,
-      StoreOptions options, bool register_now, bool from_wire);
+      StoreConfig config, std::unique_ptr<Connector> connector,
+      bool register_now, bool from_wire);
   // A store from a trusted config (FromConfig, GetOrCreateStore), or from a
   // serialized proxy's (`from_wire`: connectors/trust.h's ReceiverConfig and
   // ReceiverStoreOptions apply).
@@ -352,8 +352,7 @@ class Store : public std::enable_shared_from_this<Store> {
   // The connector put of PutSerialized/PutSerializedParts (`put`), with its
   // error context, metrics and debug log.
   absl::StatusOr<Key> PutThroughConnector(
-      size_t size, int64_t serialize_ns, int64_t start_ns,
-      absl::string_view type_name,
+      size_t size, OpTimer& timer, absl::string_view type_name,
       absl::FunctionRef<absl::StatusOr<Key>()> put);
   // The store's serialize options as they apply to T.
   template <typename T>
@@ -370,7 +369,9 @@ class Store : public std::enable_shared_from_this<Store> {
 
   const std::string name_;
   const std::unique_ptr<Connector> connector_;
-  const StoreOptions options_;
+  // The store's options, name and connector config; immutable. (Declared
+  // before the members made from the options.)
+  const std::shared_ptr<const StoreConfig> config_;
   const std::unique_ptr<LruCache<Key, CachedObject>> cache_;
   const std::unique_ptr<StoreMetrics> metrics_;
   const bool timing_;   // metrics on, or debug logging on at creation
@@ -379,8 +380,6 @@ class Store : public std::enable_shared_from_this<Store> {
   // evict); see CacheInsert.
   std::atomic<uint64_t> evict_epoch_{0};
   const SerializeOptions serialize_options_;
-  // Immutable; shared with every factory this store makes.
-  const std::shared_ptr<const StoreConfig> config_;
   const bool from_wire_;
   const std::optional<ConnectorConfig> location_;
   // What proxies carry: config_ with only the connector's location options

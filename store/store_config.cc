@@ -7,7 +7,9 @@
 #include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/status.h"
-#include "proxystore/store/store_config_generated.h"
+#include "proxystore/connectors/connector_wire.h"
+#include "proxystore/store/store_config_wire.h"
+#include "proxystore/wire/wire.h"
 
 namespace proxystore {
 
@@ -27,75 +29,67 @@ absl::Status StoreConfig::Validate() const {
   return absl::OkStatus();
 }
 
-std::string StoreConfig::Serialize() const {
-  flatbuffers::FlatBufferBuilder fbb(256);
-  std::string connector_bytes = connector.Serialize();
-  auto name_off = fbb.CreateString(name);
-  // A nested FlatBuffer: keep it 8-aligned so Parse needs no copy.
-  fbb.ForceVectorAlignment(connector_bytes.size(), sizeof(uint8_t), 8);
-  auto conn_off =
-      fbb.CreateVector(reinterpret_cast<const uint8_t*>(connector_bytes.data()),
-                       connector_bytes.size());
-  auto ser_off = fbb.CreateString(serializer);
-  auto deser_off = fbb.CreateString(deserializer);
+namespace store_internal {
+
+flatbuffers::Offset<fb::StoreConfig> WriteStoreConfig(
+    flatbuffers::FlatBufferBuilder& fbb, const StoreConfig& config,
+    uint16_t version) {
+  auto conn_off = connector_internal::WriteConnectorConfig(
+      fbb, config.connector, /*version=*/0);
+  auto name_off = fbb.CreateString(config.name);
+  auto ser_off = fbb.CreateString(config.serializer);
+  auto deser_off = fbb.CreateString(config.deserializer);
   fb::StoreConfigBuilder b(fbb);
+  b.add_version(version);
   b.add_name(name_off);
   b.add_connector(conn_off);
-  b.add_cache_size(cache_size);
-  b.add_metrics(metrics);
+  b.add_cache_size(config.cache_size);
+  b.add_metrics(config.metrics);
   b.add_serializer(ser_off);
   b.add_deserializer(deser_off);
-  b.add_compress(compress);
-  b.add_compress_threshold(compress_threshold);
-  b.add_python_format(python_format);
-  b.add_populate_target(populate_target);
-  b.add_auto_register(auto_register);
-  fbb.Finish(b.Finish());
-  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
-                     fbb.GetSize());
+  b.add_compress(config.compress);
+  b.add_compress_threshold(config.compress_threshold);
+  b.add_python_format(config.python_format);
+  b.add_populate_target(config.populate_target);
+  b.add_auto_register(config.auto_register);
+  return b.Finish();
+}
+
+absl::StatusOr<StoreConfig> ReadStoreConfig(const fb::StoreConfig& table) {
+  StoreConfig out;
+  out.name = std::string(wire::View(table.name()));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      out.connector, connector_internal::ReadConnectorConfig(*table.connector()));
+  out.cache_size = table.cache_size();
+  out.metrics = table.metrics();
+  out.serializer = std::string(wire::View(table.serializer()));
+  out.deserializer = std::string(wire::View(table.deserializer()));
+  out.compress = table.compress();
+  out.compress_threshold = table.compress_threshold();
+  out.python_format = table.python_format();
+  out.populate_target = table.populate_target();
+  out.auto_register = table.auto_register();
+  PROXYSTORE_RETURN_IF_ERROR(out.Validate());
+  return out;
+}
+
+}  // namespace store_internal
+
+std::string StoreConfig::Serialize() const {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto root = store_internal::WriteStoreConfig(fbb, *this, wire::kVersion);
+  return wire::Finish(fbb, root, wire::kStoreConfig);
 }
 
 absl::StatusOr<StoreConfig> StoreConfig::Parse(absl::string_view unaligned) {
-  // The FlatBuffers verifier asserts on buffers this large: refuse them first
-  // (and before AlignedView could copy them).
-  if (unaligned.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
-    return absl::DataLossError(
-        absl::StrCat("StoreConfig::Parse: ", unaligned.size(),
-                     " bytes are too large for a serialized store config"));
-  }
+  PROXYSTORE_RETURN_IF_ERROR(Annotate(
+      wire::CheckSize(unaligned, wire::kStoreConfig), "StoreConfig::Parse"));
   AlignedView bytes(unaligned);
-  flatbuffers::Verifier verifier(bytes.data(), bytes.size());
-  if (!fb::VerifyStoreConfigBuffer(verifier)) {
-    return absl::DataLossError(
-        absl::StrCat("StoreConfig::Parse: ", bytes.size(),
-                     " bytes are not a valid serialized store config"));
-  }
-  const fb::StoreConfig* root = fb::GetStoreConfig(bytes.data());
-  if (root->version() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("StoreConfig::Parse: unsupported version ",
-                     root->version(), " (this build reads version 1)"));
-  }
-  if (root->connector() == nullptr) {
-    return absl::DataLossError("StoreConfig::Parse: no connector config");
-  }
-  StoreConfig out;
-  out.name = root->name() ? root->name()->str() : "";
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      out.connector,
-      ConnectorConfig::Parse(absl::string_view(
-          reinterpret_cast<const char*>(root->connector()->data()),
-          root->connector()->size())));
-  out.cache_size = root->cache_size();
-  out.metrics = root->metrics();
-  out.serializer = root->serializer() ? root->serializer()->str() : "";
-  out.deserializer = root->deserializer() ? root->deserializer()->str() : "";
-  out.compress = root->compress();
-  out.compress_threshold = root->compress_threshold();
-  out.python_format = root->python_format();
-  out.populate_target = root->populate_target();
-  out.auto_register = root->auto_register();
-  PROXYSTORE_RETURN_IF_ERROR(Annotate(out.Validate(), "StoreConfig::Parse"));
+  absl::StatusOr<const fb::StoreConfig*> root =
+      wire::ReadRoot<fb::StoreConfig>(bytes, wire::kStoreConfig);
+  if (!root.ok()) return Annotate(root.status(), "StoreConfig::Parse");
+  absl::StatusOr<StoreConfig> out = store_internal::ReadStoreConfig(**root);
+  if (!out.ok()) return Annotate(out.status(), "StoreConfig::Parse");
   return out;
 }
 

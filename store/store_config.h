@@ -1,4 +1,6 @@
-// StoreConfig: everything needed to re-create a Store in another process.
+// StoreOptions: a Store's options; StoreConfig: those options with the
+// store's name and connector, everything needed to re-create the Store in
+// another process.
 //
 // ProxyStore's `Store.config()` / `Store.from_config()` dictionary in C++ form.
 // It travels inside every serialized proxy (so keep it small) and is
@@ -23,9 +25,13 @@
 
 namespace proxystore {
 
-struct StoreConfig {
-  std::string name;
-  ConnectorConfig connector;
+// A store's options: everything Store::Create takes beyond its name and
+// connector. Declared once, here; StoreConfig carries them as its base, so
+// `config.cache_size` and `options.cache_size` are the same field. Adding an
+// option means adding its field here, to the StoreConfig table of the
+// FlatBuffers schema (wire/wire.fbs), and to the code that writes and reads
+// that table (store_config.cc).
+struct StoreOptions {
   // LRU cache capacity in objects; 0 disables the cache; < 0 is invalid.
   int64_t cache_size = 16;
   bool metrics = false;
@@ -42,6 +48,25 @@ struct StoreConfig {
   bool populate_target = false;
   // Store::Create registers the store in the process-wide registry.
   bool auto_register = false;
+
+  friend bool operator==(const StoreOptions&, const StoreOptions&) = default;
+};
+
+// What a store re-created from a serialized proxy uses in this process
+// instead of two of the producer's StoreOptions: a proxy's cache_size and
+// metrics are the producer's choices for its own process, so a receiver
+// takes these (set with SetReceiverStoreOptions, store.h) and never
+// auto-registers; every other option comes from the proxy's config.
+// (connectors/trust.h does the same for connector options.)
+struct ReceiverStoreOptions {
+  int64_t cache_size = 16;  // >= 0
+  bool metrics = false;
+};
+
+// A store's options with its name and connector: what re-creates the store.
+struct StoreConfig : StoreOptions {
+  std::string name;
+  ConnectorConfig connector;
 
   friend bool operator==(const StoreConfig&, const StoreConfig&) = default;
 

@@ -37,9 +37,9 @@ template <typename T>
 absl::StatusOr<SharedBytes> Store::SerializeObject(
     const T& obj, const SerializerFn<T>& per_call) {
   if (per_call) return per_call(obj);
-  if (!options_.serializer.empty()) {
+  if (!config_->serializer.empty()) {
     PROXYSTORE_ASSIGN_OR_RETURN(SerializerFn<T> fn,
-                                FindSerializer<T>(options_.serializer));
+                                FindSerializer<T>(config_->serializer));
     return fn(obj);
   }
   static_assert(kHasCodec<T>,
@@ -54,9 +54,9 @@ absl::StatusOr<T> Store::DeserializeObject(
     const DeserializerFn<T>& per_call) const {
   absl::StatusOr<T> out = [&]() -> absl::StatusOr<T> {
     if (per_call) return per_call(data);
-    if (!options_.deserializer.empty()) {
+    if (!config_->deserializer.empty()) {
       PROXYSTORE_ASSIGN_OR_RETURN(DeserializerFn<T> fn,
-                                  FindDeserializer<T>(options_.deserializer));
+                                  FindDeserializer<T>(config_->deserializer));
       return fn(data);
     }
     static_assert(kHasCodec<T>,
@@ -75,20 +75,20 @@ absl::StatusOr<T> Store::DeserializeObject(
 template <typename T>
 absl::StatusOr<Key> Store::Put(const T& obj,
                                const StorePutOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   if constexpr (internal::HasContiguousView<T>) {
     // A large object the codec writes verbatim: its bytes go straight from
     // the object to the storage, after the envelope header. (Size first:
     // small puts skip building a header they would not use.)
     std::optional<SerializedParts> parts;
-    if (!options.serializer && options_.serializer.empty() &&
+    if (!options.serializer && config_->serializer.empty() &&
         Codec<T>::ContiguousView(obj).size() >= kPutPartsMinSize) {
       parts = SerializeParts(obj, SerializeOptionsFor<T>());
     }
     if (parts.has_value()) {
-      const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
+      timer.serialize_ns = timer.Lap();
       const absl::string_view pieces[] = {parts->header, parts->payload};
-      return PutSerializedParts(pieces, options.connector, serialize_ns, start,
+      return PutSerializedParts(pieces, options.connector, timer,
                                 TypeName<T>());
     }
   }
@@ -98,15 +98,15 @@ absl::StatusOr<Key> Store::Put(const T& obj,
                     absl::StrCat("Store(name=\"", name_, "\").Put<",
                                  TypeName<T>(), ">: serializer failed"));
   }
-  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
-  return PutSerialized(*std::move(data), options.connector, serialize_ns, start,
+  timer.serialize_ns = timer.Lap();
+  return PutSerialized(*std::move(data), options.connector, timer,
                        TypeName<T>());
 }
 
 template <typename T>
 absl::StatusOr<std::vector<Key>> Store::PutBatch(
     absl::Span<const T> objs, const StorePutOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   std::vector<SharedBytes> data;
   data.reserve(objs.size());
   for (size_t i = 0; i < objs.size(); ++i) {
@@ -121,45 +121,43 @@ absl::StatusOr<std::vector<Key>> Store::PutBatch(
     }
     data.push_back(*std::move(one));
   }
-  const int64_t serialize_ns = timing_ ? NowNs() - start : 0;
-  return PutBatchSerialized(std::move(data), options.connector, serialize_ns,
-                            start);
+  timer.serialize_ns = timer.Lap();
+  return PutBatchSerialized(std::move(data), options.connector, timer);
 }
 
 template <typename T>
 absl::StatusOr<std::shared_ptr<const T>> Store::Get(
     const Key& key, const StoreGetOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   if (std::shared_ptr<const CachedObject> cached = CacheLookup(key)) {
     // A hit of another type falls through to a fresh decode as T.
     if (cached->type_tag == store_internal::TypeTag<T>()) {
-      RecordGet(key, start, 0, 0, /*hit=*/true, /*found=*/true);
+      RecordGet(key, timer, 0, /*hit=*/true, /*found=*/true);
       return std::shared_ptr<const T>(
           cached, static_cast<const T*>(cached->object.get()));
     }
   }
   const uint64_t epoch = EvictEpoch();
   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> data,
-                              GetSerialized(key));
+                              GetSerialized(key, timer));
   if (!data.has_value()) {
-    RecordGet(key, start, 0, 0, /*hit=*/false, /*found=*/false);
+    RecordGet(key, timer, 0, /*hit=*/false, /*found=*/false);
     return options.default_value;
   }
-  const int64_t d0 = timing_ ? NowNs() : 0;
+  timer.StartLap();
   PROXYSTORE_ASSIGN_OR_RETURN(
       T obj, DeserializeObject<T>(key, *data, options.deserializer));
   auto shared = std::make_shared<const T>(std::move(obj));
-  const int64_t deserialize_ns = timing_ ? NowNs() - d0 : 0;
+  timer.deserialize_ns = timer.Lap();
   CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), shared}, epoch);
-  RecordGet(key, start, deserialize_ns, data->size(), /*hit=*/false,
-            /*found=*/true);
+  RecordGet(key, timer, data->size(), /*hit=*/false, /*found=*/true);
   return shared;
 }
 
 template <typename T>
 absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
     absl::Span<const Key> keys, const StoreGetOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   std::vector<std::shared_ptr<const T>> out(keys.size());
   std::vector<Key> misses;
   std::vector<size_t> miss_index;
@@ -176,7 +174,7 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
   if (!misses.empty()) {
     const uint64_t epoch = EvictEpoch();
     PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::optional<SharedBytes>> data,
-                                GetBatchSerialized(misses));
+                                GetBatchSerialized(misses, timer));
     for (size_t j = 0; j < misses.size(); ++j) {
       if (!data[j].has_value()) {
         out[miss_index[j]] = options.default_value;
@@ -191,7 +189,7 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
       out[miss_index[j]] = std::move(shared);
     }
   }
-  RecordGetBatch(keys, start, keys.size() - misses.size());
+  RecordGetBatch(keys, timer, keys.size() - misses.size());
   return out;
 }
 
@@ -205,13 +203,13 @@ std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
 template <typename T>
 absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
     const T& obj, const ProxyOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       Key key,
       Put(obj, StorePutOptions<T>{options.serializer, options.connector}));
   std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
-  RecordProxy(key, start);
-  if (options.populate_target.value_or(options_.populate_target)) {
+  RecordProxy(key, timer);
+  if (options.populate_target.value_or(config_->populate_target)) {
     return proxystore::Proxy<T>(std::move(factory),
                                 std::make_shared<const T>(obj));
   }
@@ -222,13 +220,13 @@ template <typename T>
 absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
     T&& obj,
     const ProxyOptions<T>& options) requires(!std::is_lvalue_reference_v<T>) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       Key key, Put(static_cast<const T&>(obj),
                    StorePutOptions<T>{options.serializer, options.connector}));
   std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
-  RecordProxy(key, start);
-  if (options.populate_target.value_or(options_.populate_target)) {
+  RecordProxy(key, timer);
+  if (options.populate_target.value_or(config_->populate_target)) {
     return proxystore::Proxy<T>(std::move(factory),
                                 std::make_shared<const T>(std::move(obj)));
   }
@@ -238,13 +236,13 @@ absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
 template <typename T>
 absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
     absl::Span<const T> objs, const ProxyOptions<T>& options) {
-  const int64_t start = timing_ ? NowNs() : 0;
+  OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       std::vector<Key> keys,
       PutBatch(objs,
                StorePutOptions<T>{options.serializer, options.connector}));
   const bool populate =
-      options.populate_target.value_or(options_.populate_target);
+      options.populate_target.value_or(config_->populate_target);
   std::vector<proxystore::Proxy<T>> proxies;
   proxies.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -256,7 +254,7 @@ absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
       proxies.emplace_back(std::move(factory));
     }
   }
-  RecordProxyBatch(keys, start);
+  RecordProxyBatch(keys, timer);
   return proxies;
 }
 

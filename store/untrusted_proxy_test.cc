@@ -293,22 +293,26 @@ TEST_F(UntrustedProxyTest, NameCollisionsResolveThroughTheProxysOwnConfig) {
 }
 
 TEST_F(UntrustedProxyTest, MultiChildrenGetTheReceiversTreatment) {
-  const std::string child =
-      absl::StrCat("\"file\" {\"directory\": \"", dir_,
-                   "\", \"clear\": \"true\", \"create_directory\": \"true\"}");
   StoreConfig config;
   config.name = "multi-wire";
   config.connector = {"multi",
-                      {{"child.0.name", "f"},
-                       {"child.0.config", child},
-                       {"child.0.policy", "{}"}}};
+                      {},
+                      {{"f",
+                        {"file",
+                         {{"directory", dir_},
+                          {"clear", "true"},
+                          {"create_directory", "true"}}},
+                        Policy()}}};
   const std::string wire = Craft(config, Key("1:f:" + std::string(32, 'e')));
   EXPECT_THAT(Resolve(wire), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_FALSE(fs::exists(dir_));  // Nothing was created.
   std::shared_ptr<Store> receiver = GetStore("multi-wire");
   ASSERT_NE(receiver, nullptr);
-  EXPECT_THAT(receiver->connector().Config().options.at("child.0.config"),
-              HasSubstr("\"clear\": \"false\""));
+  const ConnectorConfig received = receiver->connector().Config();
+  ASSERT_EQ(received.children.size(), 1u);
+  EXPECT_EQ(received.children[0].config.options.at("clear"), "false");
+  EXPECT_EQ(received.children[0].config.options.at("create_directory"),
+            "false");
   EXPECT_THAT(receiver->Close(), IsOk());
 
   config.name = "multi-wire-denied";

@@ -10,7 +10,7 @@ PACKAGES=(
   bazel-bootstrap g++ pkg-config
   # Libraries (Debian -dev packages, wrapped in third_party/BUILD.bazel)
   libabsl-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev libfmt-dev
-  liblz4-dev libhiredis-dev libsodium-dev
+  liblz4-dev libhiredis-dev libsodium-dev libre2-dev
   # Tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev redis-server
   # Benchmark report plot

@@ -1,10 +1,6 @@
 #include "proxystore/connectors/multi/multi_connector.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstring>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,14 +8,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proxystore/base/status.h"
-#include "proxystore/connectors/multi/host_pattern.h"
 
 namespace proxystore {
 namespace {
@@ -36,313 +31,45 @@ std::string QuoteName(absl::string_view name) {
   return absl::StrCat("'", absl::CHexEscape(name), "'");
 }
 
-// "s" with C escapes: the string token of the text forms.
-std::string QuoteString(absl::string_view s) { return QuoteForMessage(s); }
-
-// ["a", "b"]: the list form of Policy::Serialize, also used in messages.
+// ["a", "b"], for messages.
 std::string StringList(absl::Span<const std::string> items) {
   return absl::StrCat("[",
                       absl::StrJoin(items, ", ",
                                     [](std::string* out, const std::string& s) {
-                                      absl::StrAppend(out, QuoteString(s));
+                                      absl::StrAppend(out, QuoteForMessage(s));
                                     }),
                       "]");
 }
 
-bool Contains(absl::Span<const std::string> set, const std::string& item) {
-  return std::find(set.begin(), set.end(), item) != set.end();
-}
-
-// A cursor over the text forms of Policy and of child configs, with the
-// tokens both share. Errors name `what` ("Policy::Parse", ...), the offset
-// and the (truncated) text.
-class TextReader {
- public:
-  TextReader(absl::string_view what, absl::string_view text)
-      : what_(what), text_(text), rest_(text) {}
-
-  absl::Status Error(absl::string_view problem) const {
+// InvalidArgument unless child `index`'s name is non-empty, at most
+// MultiKey::kMaxNameSize bytes and not in `seen` (which it is added to), and
+// its policy validates.
+absl::Status CheckChild(size_t index, const std::string& name,
+                        const Policy& policy,
+                        absl::flat_hash_set<std::string>& seen) {
+  if (name.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what_, ": ", problem, " at offset ",
-                     text_.size() - rest_.size(), " of ", Quote(text_)));
+        absl::StrCat("multi connector: child ", index, " has an empty name"));
   }
-
-  bool AtEnd() {
-    SkipSpace();
-    return rest_.empty();
+  if (name.size() > MultiKey::kMaxNameSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("multi connector: child name ", Quote(name),
+                     " is longer than ", MultiKey::kMaxNameSize, " bytes"));
   }
-
-  // Skips spaces, then consumes `c` if it is next.
-  bool Consume(char c) {
-    SkipSpace();
-    if (rest_.empty() || rest_.front() != c) return false;
-    rest_.remove_prefix(1);
-    return true;
+  if (!seen.insert(name).second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("multi connector: child name ", QuoteName(name),
+                     " is used more than once"));
   }
-
-  absl::Status Expect(char c) {
-    if (Consume(c)) return absl::OkStatus();
-    return Error(absl::StrCat("expected '", std::string(1, c), "'"));
-  }
-
-  // [A-Za-z0-9_]*, possibly empty.
-  absl::string_view Identifier() {
-    SkipSpace();
-    size_t n = 0;
-    while (n < rest_.size() &&
-           (absl::ascii_isalnum(rest_[n]) || rest_[n] == '_')) {
-      ++n;
-    }
-    absl::string_view id = rest_.substr(0, n);
-    rest_.remove_prefix(n);
-    return id;
-  }
-
-  // A decimal integer that fits `Int`.
-  template <typename Int>
-  absl::Status Number(Int* out) {
-    SkipSpace();
-    size_t n = 0;
-    while (n < rest_.size() &&
-           (absl::ascii_isdigit(rest_[n]) || (n == 0 && rest_[n] == '-'))) {
-      ++n;
-    }
-    absl::string_view token = rest_.substr(0, n);
-    if (token.empty() || token == "-" || !absl::SimpleAtoi(token, out)) {
-      return Error(
-          absl::StrCat("expected an integer in range, got ",
-                       Quote(rest_.substr(0, std::max<size_t>(n, 1)))));
-    }
-    rest_.remove_prefix(n);
-    return absl::OkStatus();
-  }
-
-  // A double-quoted string with C escapes (what QuoteString writes).
-  absl::StatusOr<std::string> String() {
-    if (!Consume('"')) return Error("expected '\"'");
-    size_t i = 0;
-    while (i < rest_.size() && rest_[i] != '"') {
-      i += rest_[i] == '\\' ? 2 : 1;
-    }
-    if (i >= rest_.size()) return Error("unterminated string");
-    std::string value;
-    std::string error;
-    if (!absl::CUnescape(rest_.substr(0, i), &value, &error)) {
-      return Error(absl::StrCat("bad escape in string (", error, ")"));
-    }
-    rest_.remove_prefix(i + 1);
-    return value;
-  }
-
-  // ["a", "b"]
-  absl::Status StringList(std::vector<std::string>* out) {
-    PROXYSTORE_RETURN_IF_ERROR(Expect('['));
-    if (Consume(']')) return absl::OkStatus();
-    while (true) {
-      PROXYSTORE_ASSIGN_OR_RETURN(std::string item, String());
-      out->push_back(std::move(item));
-      if (Consume(']')) return absl::OkStatus();
-      if (!Consume(',')) return Error("expected ',' or ']' in a list");
-    }
-  }
-
- private:
-  void SkipSpace() {
-    while (!rest_.empty() && absl::ascii_isspace(rest_.front())) {
-      rest_.remove_prefix(1);
-    }
-  }
-
-  const absl::string_view what_;
-  const absl::string_view text_;
-  absl::string_view rest_;
-};
-
-// Policy::Serialize's form: {field: value, ...}.
-absl::StatusOr<Policy> ParsePolicy(absl::string_view text) {
-  TextReader in("Policy::Parse", text);
-  Policy policy;
-  bool seen[6] = {};
-  PROXYSTORE_RETURN_IF_ERROR(in.Expect('{'));
-  if (!in.Consume('}')) {
-    while (true) {
-      absl::string_view field = in.Identifier();
-      if (field.empty()) return in.Error("expected a field name");
-      if (!in.Consume(':')) return in.Error("expected ':' after a field name");
-      int index;
-      absl::Status s;
-      if (field == "priority") {
-        index = 0;
-        s = in.Number(&policy.priority);
-      } else if (field == "host_patterns") {
-        index = 1;
-        s = in.StringList(&policy.host_patterns);
-      } else if (field == "min_size_bytes") {
-        index = 2;
-        s = in.Number(&policy.min_size_bytes);
-      } else if (field == "max_size_bytes") {
-        index = 3;
-        s = in.Number(&policy.max_size_bytes);
-      } else if (field == "subset_tags") {
-        index = 4;
-        s = in.StringList(&policy.subset_tags);
-      } else if (field == "superset_tags") {
-        index = 5;
-        s = in.StringList(&policy.superset_tags);
-      } else {
-        return in.Error(absl::StrCat("unknown field ", Quote(field)));
-      }
-      PROXYSTORE_RETURN_IF_ERROR(s);
-      if (seen[index]) {
-        return in.Error(absl::StrCat("field ", Quote(field), " appears twice"));
-      }
-      seen[index] = true;
-      if (in.Consume('}')) break;
-      if (!in.Consume(',')) return in.Error("expected ',' or '}'");
-    }
-  }
-  if (!in.AtEnd()) return in.Error("unexpected text after '}'");
-  return policy;
-}
-
-// MultiConnector::SerializeChildConfig's form: "kind" {"name": "value", ...}.
-absl::StatusOr<ConnectorConfig> ParseConfigText(absl::string_view text) {
-  TextReader in("MultiConnector::ParseChildConfig", text);
-  ConnectorConfig config;
-  PROXYSTORE_ASSIGN_OR_RETURN(config.kind, in.String());
-  if (config.kind.empty()) return in.Error("empty connector kind");
-  PROXYSTORE_RETURN_IF_ERROR(in.Expect('{'));
-  if (!in.Consume('}')) {
-    while (true) {
-      PROXYSTORE_ASSIGN_OR_RETURN(std::string name, in.String());
-      if (!in.Consume(':')) {
-        return in.Error("expected ':' after an option name");
-      }
-      PROXYSTORE_ASSIGN_OR_RETURN(std::string value, in.String());
-      if (!config.options.emplace(name, std::move(value)).second) {
-        return in.Error(absl::StrCat("option ", Quote(name), " appears twice"));
-      }
-      if (in.Consume('}')) break;
-      if (!in.Consume(',')) return in.Error("expected ',' or '}'");
-    }
-  }
-  if (!in.AtEnd()) return in.Error("unexpected text after '}'");
-  return config;
-}
-
-// "child.<i>.<field>" -> (i, field); nullopt for any other shape.
-std::optional<std::pair<size_t, std::string>> ParseChildOption(
-    absl::string_view name) {
-  constexpr absl::string_view kPrefix = "child.";
-  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  name.remove_prefix(kPrefix.size());
-  size_t dot = name.find('.');
-  if (dot == absl::string_view::npos || dot == 0 || dot > 6) {
-    return std::nullopt;
-  }
-  absl::string_view digits = name.substr(0, dot);
-  size_t index = 0;
-  for (char c : digits) {
-    if (!absl::ascii_isdigit(c)) return std::nullopt;
-    index = index * 10 + static_cast<size_t>(c - '0');
-  }
-  // Canonical decimal only, so that one child has one spelling.
-  if (digits.size() > 1 && digits.front() == '0') return std::nullopt;
-  absl::string_view field = name.substr(dot + 1);
-  if (field != "name" && field != "config" && field != "policy") {
-    return std::nullopt;
-  }
-  return std::make_pair(index, std::string(field));
-}
-
-}  // namespace
-
-std::string CurrentHostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "";
-  return std::string(buf, ::strnlen(buf, sizeof(buf)));
-}
-
-// --- Policy -----------------------------------------------------------------
-
-bool Policy::IsValid(uint64_t size_bytes, absl::Span<const std::string> subset,
-                     absl::Span<const std::string> superset) const {
-  return IsValidIgnoringHost(size_bytes, subset, superset) && IsValidOnHost();
-}
-
-bool Policy::IsValidIgnoringHost(uint64_t size_bytes,
-                                 absl::Span<const std::string> subset,
-                                 absl::Span<const std::string> superset) const {
-  if (size_bytes < min_size_bytes || size_bytes > max_size_bytes) return false;
-  for (const std::string& tag : subset) {
-    if (!Contains(subset_tags, tag)) return false;
-  }
-  for (const std::string& tag : superset_tags) {
-    if (!Contains(superset, tag)) return false;
-  }
-  return true;
-}
-
-bool Policy::IsValidOnHost() const {
-  if (host_patterns.empty()) return true;
-  return IsValidOnHost(CurrentHostname());
-}
-
-bool Policy::IsValidOnHost(absl::string_view hostname) const {
-  if (host_patterns.empty()) return true;
-  for (const std::string& pattern : host_patterns) {
-    absl::StatusOr<HostPattern> compiled = HostPattern::Compile(pattern);
-    if (compiled.ok() && compiled->FullMatch(hostname)) return true;
-  }
-  return false;
-}
-
-absl::Status Policy::Validate() const {
-  for (const std::string& pattern : host_patterns) {
-    absl::Status compiled = HostPattern::Compile(pattern).status();
-    if (!compiled.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("policy ", compiled.message()));
-    }
-  }
-  if (min_size_bytes > max_size_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "policy min_size_bytes ", min_size_bytes, " exceeds max_size_bytes ",
-        max_size_bytes, ": it would accept nothing"));
+  absl::Status valid = policy.Validate();
+  if (!valid.ok()) {
+    return Annotate(valid,
+                    absl::StrCat("multi connector: child ", QuoteName(name)));
   }
   return absl::OkStatus();
 }
 
-std::string Policy::Serialize() const {
-  // Fields at their defaults are left out: configs travel inside every proxy.
-  const Policy defaults;
-  std::vector<std::string> fields;
-  if (priority != defaults.priority) {
-    fields.push_back(absl::StrCat("priority: ", priority));
-  }
-  if (!host_patterns.empty()) {
-    fields.push_back(
-        absl::StrCat("host_patterns: ", StringList(host_patterns)));
-  }
-  if (min_size_bytes != defaults.min_size_bytes) {
-    fields.push_back(absl::StrCat("min_size_bytes: ", min_size_bytes));
-  }
-  if (max_size_bytes != defaults.max_size_bytes) {
-    fields.push_back(absl::StrCat("max_size_bytes: ", max_size_bytes));
-  }
-  if (!subset_tags.empty()) {
-    fields.push_back(absl::StrCat("subset_tags: ", StringList(subset_tags)));
-  }
-  if (!superset_tags.empty()) {
-    fields.push_back(
-        absl::StrCat("superset_tags: ", StringList(superset_tags)));
-  }
-  return absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
-}
-
-absl::StatusOr<Policy> Policy::Parse(absl::string_view text) {
-  return ParsePolicy(text);
-}
+}  // namespace
 
 // --- MultiKey ---------------------------------------------------------------
 
@@ -428,32 +155,14 @@ MultiConnector::CreateFromChildren(std::vector<Child> children) {
     return absl::InvalidArgumentError(
         "multi connector: needs at least one child connector");
   }
-  absl::flat_hash_map<std::string, size_t> seen;
+  absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < children.size(); ++i) {
     const Child& c = children[i];
-    if (c.name.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("multi connector: child ", i, " has an empty name"));
-    }
-    if (c.name.size() > MultiKey::kMaxNameSize) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("multi connector: child name ", Quote(c.name),
-                       " is longer than ", MultiKey::kMaxNameSize, " bytes"));
-    }
-    if (!seen.emplace(c.name, i).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("multi connector: child name ", QuoteName(c.name),
-                       " is used more than once"));
-    }
+    PROXYSTORE_RETURN_IF_ERROR(CheckChild(i, c.name, c.policy, seen));
     if (c.connector == nullptr && c.dormant_config.kind.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("multi connector: child ", QuoteName(c.name),
                        " has no connector (or, if dormant, no config kind)"));
-    }
-    absl::Status valid = c.policy.Validate();
-    if (!valid.ok()) {
-      return Annotate(
-          valid, absl::StrCat("multi connector: child ", QuoteName(c.name)));
     }
   }
   // Not make_unique: the constructor is private.
@@ -488,77 +197,36 @@ absl::StatusOr<std::unique_ptr<MultiConnector>> MultiConnector::Create(
 
 absl::StatusOr<std::unique_ptr<Connector>> MultiConnector::FromConfig(
     const ConnectorConfig& config) {
-  struct Fields {
-    std::optional<std::string> name, config, policy;
-  };
-  std::map<size_t, Fields> by_index;
-  for (const auto& [option, value] : config.options) {
-    std::optional<std::pair<size_t, std::string>> parsed =
-        ParseChildOption(option);
-    if (!parsed.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("connector \"multi\": unknown option ", Quote(option),
-                       " (expected \"child.<i>.name\", \"child.<i>.config\" or "
-                       "\"child.<i>.policy\")"));
-    }
-    Fields& f = by_index[parsed->first];
-    if (parsed->second == "name") f.name = value;
-    if (parsed->second == "config") f.config = value;
-    if (parsed->second == "policy") f.policy = value;
-  }
-  if (by_index.empty()) {
+  PROXYSTORE_RETURN_IF_ERROR(config.CheckKnownOptions({}));
+  if (config.children.empty()) {
     return absl::InvalidArgumentError(
-        "connector \"multi\": no \"child.<i>.*\" options: needs at least one "
-        "child connector");
+        "connector \"multi\": no children: needs at least one child "
+        "connector");
   }
-
+  // Names and policies are checked before any child is made: a bad config
+  // creates nothing (a "file" child would make its directory).
+  absl::flat_hash_set<std::string> seen;
+  for (size_t i = 0; i < config.children.size(); ++i) {
+    const ConnectorChild& c = config.children[i];
+    PROXYSTORE_RETURN_IF_ERROR(CheckChild(i, c.name, c.policy, seen));
+  }
   const std::string host = CurrentHostname();
   std::vector<Child> children;
-  children.reserve(by_index.size());
-  size_t expected = 0;
-  for (auto& [index, f] : by_index) {
-    if (index != expected) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "connector \"multi\": options for child ", expected,
-          " are missing (children must be numbered 0, 1, ... without gaps)"));
-    }
-    ++expected;
-    for (const auto& [field, present] :
-         {std::make_pair("name", f.name.has_value()),
-          std::make_pair("config", f.config.has_value()),
-          std::make_pair("policy", f.policy.has_value())}) {
-      if (!present) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("connector \"multi\": option \"child.", index, ".",
-                         field, "\" is missing"));
+  children.reserve(config.children.size());
+  for (size_t i = 0; i < config.children.size(); ++i) {
+    const ConnectorChild& c = config.children[i];
+    Child child{c.name, c.policy, nullptr, ConnectorConfig{}};
+    if (c.policy.IsValidOnHost(host)) {
+      absl::StatusOr<std::unique_ptr<Connector>> made = MakeConnector(c.config);
+      if (!made.ok()) {
+        return Annotate(made.status(),
+                        absl::StrCat("connector \"multi\": child ", i, " (",
+                                     QuoteName(c.name), ")"));
       }
-    }
-    const std::string context = absl::StrCat(
-        "connector \"multi\": child ", index, " (", QuoteName(*f.name), ")");
-    absl::StatusOr<ConnectorConfig> child_config = ParseChildConfig(*f.config);
-    if (!child_config.ok()) {
-      return Annotate(
-          child_config.status(),
-          absl::StrCat(context, ": option \"child.", index, ".config\""));
-    }
-    absl::StatusOr<Policy> policy = Policy::Parse(*f.policy);
-    if (!policy.ok()) {
-      return Annotate(
-          policy.status(),
-          absl::StrCat(context, ": option \"child.", index, ".policy\""));
-    }
-    absl::Status valid = policy->Validate();
-    if (!valid.ok()) return Annotate(valid, context);
-
-    Child child{std::move(*f.name), *std::move(policy), nullptr,
-                ConnectorConfig{}};
-    if (child.policy.IsValidOnHost(host)) {
-      absl::StatusOr<std::unique_ptr<Connector>> made =
-          MakeConnector(*child_config);
-      if (!made.ok()) return Annotate(made.status(), context);
       child.connector = *std::move(made);
     } else {
-      child.dormant_config = *std::move(child_config);
+      // Dormant: never instantiated here, kept as it came.
+      child.dormant_config = c.config;
     }
     children.push_back(std::move(child));
   }
@@ -568,35 +236,15 @@ absl::StatusOr<std::unique_ptr<Connector>> MultiConnector::FromConfig(
 }
 
 ConnectorConfig MultiConnector::Config() const {
-  ConnectorConfig config{std::string(kKind), {}};
-  for (size_t i = 0; i < children_.size(); ++i) {
-    const Child& c = children_[i];
-    const ConnectorConfig child_config =
-        c.connector != nullptr ? c.connector->Config() : c.dormant_config;
-    const std::string prefix = absl::StrCat("child.", i, ".");
-    config.options[absl::StrCat(prefix, "name")] = c.name;
-    config.options[absl::StrCat(prefix, "config")] =
-        SerializeChildConfig(child_config);
-    config.options[absl::StrCat(prefix, "policy")] = c.policy.Serialize();
+  ConnectorConfig config{std::string(kKind), {}, {}};
+  config.children.reserve(children_.size());
+  for (const Child& c : children_) {
+    config.children.push_back(ConnectorChild{
+        c.name,
+        c.connector != nullptr ? c.connector->Config() : c.dormant_config,
+        c.policy});
   }
   return config;
-}
-
-std::string MultiConnector::SerializeChildConfig(
-    const ConnectorConfig& config) {
-  return absl::StrCat(QuoteString(config.kind), " {",
-                      absl::StrJoin(config.options, ", ",
-                                    [](std::string* out, const auto& option) {
-                                      absl::StrAppend(
-                                          out, QuoteString(option.first), ": ",
-                                          QuoteString(option.second));
-                                    }),
-                      "}");
-}
-
-absl::StatusOr<ConnectorConfig> MultiConnector::ParseChildConfig(
-    absl::string_view text) {
-  return ParseConfigText(text);
 }
 
 std::vector<std::string> MultiConnector::names() const {
@@ -850,49 +498,12 @@ absl::Status MultiConnector::DoClose(const CloseOptions& options) {
 
 ConnectorKindTraits MultiConnector::KindTraits() {
   ConnectorKindTraits traits;
-  // Children (their names, configs and policies) are where the data is.
-  traits.location_options = {"child.*"};
-  // A multi connector reaches nothing itself: its children's destinations
-  // are checked when `nested` visits them.
+  // No options: the children say where the data is, and the trust layer
+  // reduces and checks each as a config of its own kind.
+  traits.has_children = true;
+  // A multi connector reaches nothing itself.
   traits.destinations = [](const ConnectorConfig&) {
     return absl::StatusOr<std::vector<std::string>>(std::vector<std::string>{});
-  };
-  traits.map_nested = [](const ConnectorConfig& config,
-                         const ConnectorKindTraits::NestedFn& nested)
-      -> absl::StatusOr<ConnectorConfig> {
-    const std::string host = CurrentHostname();
-    ConnectorConfig out = config;
-    for (auto& [option, value] : out.options) {
-      std::optional<std::pair<size_t, std::string>> parsed =
-          ParseChildOption(option);
-      if (!parsed.has_value() || parsed->second != "config") continue;
-      // A child that is dormant on this host is never instantiated here
-      // (FromConfig): its config is carried as it came, unread.
-      const std::string policy_option =
-          absl::StrCat("child.", parsed->first, ".policy");
-      auto policy_text = config.options.find(policy_option);
-      if (policy_text != config.options.end()) {
-        absl::StatusOr<Policy> policy = Policy::Parse(policy_text->second);
-        if (policy.ok() && policy->Validate().ok() &&
-            !policy->IsValidOnHost(host)) {
-          continue;
-        }
-      }
-      absl::StatusOr<ConnectorConfig> child = ParseChildConfig(value);
-      if (!child.ok()) {
-        return Annotate(
-            child.status(),
-            absl::StrCat("connector \"multi\": option ", Quote(option)));
-      }
-      absl::StatusOr<ConnectorConfig> mapped = nested(*child);
-      if (!mapped.ok()) {
-        return Annotate(
-            mapped.status(),
-            absl::StrCat("connector \"multi\": option ", Quote(option)));
-      }
-      value = SerializeChildConfig(*mapped);
-    }
-    return out;
   };
   return traits;
 }

@@ -342,93 +342,6 @@ TEST(Policy, ValidateRejectsAnEmptySizeRange) {
   EXPECT_THAT(Policy().Validate(), IsOk());
 }
 
-TEST(Policy, SerializeParseRoundTrip) {
-  Policy tricky;
-  tricky.priority = std::numeric_limits<int64_t>::min();
-  tricky.host_patterns = {"node-[0-9]+", "a|b", ""};
-  tricky.min_size_bytes = 0;
-  tricky.max_size_bytes = kMax;
-  tricky.subset_tags = {"quote\"d",
-                        "back\\slash",
-                        "comma,",
-                        "]bracket[",
-                        std::string("nul\0byte", 8),
-                        "\x01"
-                        "abc",
-                        "caf\xc3\xa9",
-                        "colon: x",
-                        "{brace}",
-                        ""};
-  tricky.superset_tags = {"\n\t\r", "'single'", "\x7f\xff"};
-
-  Policy simple;
-  simple.priority = 3;
-  simple.max_size_bytes = 1024;
-  simple.superset_tags = {"gpu"};
-
-  for (const Policy& p : {Policy(), tricky, simple}) {
-    const std::string text = p.Serialize();
-    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Policy back, Policy::Parse(text));
-    EXPECT_EQ(back, p) << text;
-    EXPECT_EQ(back.Serialize(), text);
-  }
-  EXPECT_EQ(simple.Serialize(),
-            "{priority: 3, max_size_bytes: 1024, superset_tags: [\"gpu\"]}");
-  EXPECT_EQ(Policy().Serialize(), "{}");
-  EXPECT_THAT(tricky.Serialize(),
-              ::testing::StartsWith("{priority: -9223372036854775808, "
-                                    "host_patterns: [\"node-[0-9]+\", "
-                                    "\"a|b\", \"\"], subset_tags: ["));
-}
-
-TEST(Policy, ParseAcceptsAnyOrderSpacingAndMissingFields) {
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
-      Policy p, Policy::Parse("  {superset_tags:[\"s\"],priority:-4 ,\n"
-                              " host_patterns : [ \"h\" , \"i\" ] }  "));
-  EXPECT_EQ(p.priority, -4);
-  EXPECT_THAT(p.host_patterns, ElementsAre("h", "i"));
-  EXPECT_THAT(p.superset_tags, ElementsAre("s"));
-  EXPECT_EQ(p.min_size_bytes, 0u);
-  EXPECT_EQ(p.max_size_bytes, kMax);
-  EXPECT_TRUE(p.subset_tags.empty());
-  EXPECT_THAT(Policy::Parse("{}"), IsOkAndHolds(Policy()));
-}
-
-TEST(Policy, ParseRejectsMalformedText) {
-  for (absl::string_view bad : {
-           "",
-           "{",
-           "}",
-           "priority: 1",
-           "{priority 1}",
-           "{priority: }",
-           "{priority: x}",
-           "{priority: 1.5}",
-           "{priority: -}",
-           "{priority: 99999999999999999999}",
-           "{min_size_bytes: -1}",
-           "{max_size_bytes: 18446744073709551616}",
-           "{priority: 1,}",
-           "{priority: 1 priority: 2}",
-           "{priority: 1, priority: 2}",
-           "{unknown: 1}",
-           "{host_patterns: \"a\"}",
-           "{host_patterns: [\"a\"}",
-           "{host_patterns: [\"a\",]}",
-           "{host_patterns: [a]}",
-           "{host_patterns: [\"unterminated]}",
-           "{host_patterns: [\"bad escape \\q\"]}",
-           "{host_patterns: [\"bad hex \\x\"]}",
-           "{host_patterns: [\"trailing backslash\\",
-           "{subset_tags: [] } extra",
-           "{subset_tags: []}}",
-       }) {
-    EXPECT_THAT(Policy::Parse(bad),
-                StatusIs(absl::StatusCode::kInvalidArgument, "Policy::Parse"))
-        << bad;
-  }
-}
-
 // --- MultiKey ---------------------------------------------------------------
 
 TEST(MultiKey, EncodeDecodeRoundTrip) {
@@ -919,17 +832,15 @@ TEST(MultiConnector, ConfigListsChildrenInOrder) {
   std::vector<MultiConnector::Entry> entries;
   entries.push_back({"zeta", NewLocal(), p});
   entries.push_back({"alpha", NewLocal(), Policy()});
+  const ConnectorConfig zeta_config = entries[0].connector->Config();
   const ConnectorConfig alpha_config = entries[1].connector->Config();
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
                                   MultiConnector::Create(std::move(entries)));
   ConnectorConfig config = multi->Config();
-  EXPECT_EQ(config.kind, "multi");
-  EXPECT_EQ(config.options.size(), 6u);
-  EXPECT_EQ(config.options.at("child.0.name"), "zeta");
-  EXPECT_EQ(config.options.at("child.0.policy"), p.Serialize());
-  EXPECT_EQ(config.options.at("child.1.name"), "alpha");
-  EXPECT_EQ(config.options.at("child.1.config"),
-            MultiConnector::SerializeChildConfig(alpha_config));
+  EXPECT_EQ(config, (ConnectorConfig{"multi",
+                                     {},
+                                     {{"zeta", zeta_config, p},
+                                      {"alpha", alpha_config, Policy()}}}));
   EXPECT_THAT(multi->names(), ElementsAre("zeta", "alpha"));
 
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
@@ -944,7 +855,7 @@ TEST(MultiConnector, ConfigListsChildrenInOrder) {
 }
 
 TEST(MultiConnector, ManyChildrenKeepTheirOrderThroughConfig) {
-  // More than ten, so that "child.10" sorts before "child.2" in the options.
+  // Names in reverse order, so that no sorting can pass for the given order.
   std::vector<MultiConnector::Entry> entries;
   std::vector<std::string> names;
   for (int i = 0; i < 12; ++i) {
@@ -953,12 +864,70 @@ TEST(MultiConnector, ManyChildrenKeepTheirOrderThroughConfig) {
   }
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
                                   MultiConnector::Create(std::move(entries)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      ConnectorConfig parsed,
+      ConnectorConfig::Parse(multi->Config().Serialize()));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
-                                  MakeConnector(multi->Config()));
+                                  MakeConnector(parsed));
   EXPECT_EQ(dynamic_cast<MultiConnector&>(*clone).names(), names);
   // Equal priorities: the first given child takes puts, in the clone too.
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, clone->Put(SharedBytes::Copy("x")));
   EXPECT_EQ(ChildOf(key), "c11");
+}
+
+TEST(MultiConnector, NestedConfigRoundTripsThroughItsWireForm) {
+  // multi{outer-local, inner: multi{a: local, b: dormant file}}, with
+  // policies that use every field.
+  Policy full;
+  full.priority = -3;
+  full.host_patterns = {EscapeRegex(CurrentHostname()), "node-[0-9]+"};
+  full.min_size_bytes = 1;
+  full.max_size_bytes = 1 << 20;
+  full.subset_tags = {"gpu", std::string("nul\0", 4)};
+  full.superset_tags = {"cold"};
+  Policy elsewhere;
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  const ConnectorConfig dormant_file{
+      "file", {{"directory", FreshDir("never")}, {"clear", "true"}}};
+  const ConnectorConfig inner{
+      "multi",
+      {},
+      {{"a", {"local", {{"namespace", NewObjectId()}}}, full},
+       {"b", dormant_file, elsewhere}}};
+  const ConnectorConfig outer{"multi",
+                              {},
+                              {{"outer-local",
+                                {"local", {{"namespace", NewObjectId()}}},
+                                PriorityPolicy(1)},
+                               {"inner", inner, Policy()}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
+                                  MakeConnector(outer));
+  EXPECT_EQ(c->Config(), outer);
+  const std::string wire = c->Config().Serialize();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig parsed,
+                                  ConnectorConfig::Parse(wire));
+  EXPECT_EQ(parsed, outer);
+  EXPECT_EQ(parsed.Serialize(), wire);
+
+  // The clone reaches the same data, through both levels.
+  auto& multi = dynamic_cast<MultiConnector&>(*c);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key inner_key,
+      multi.connector("inner")->Put(
+          SharedBytes::Copy("deep"),
+          PutOptions{.subset_tags = {"gpu"}, .superset_tags = {"cold"}}));
+  const Key key = MultiKey{"inner", inner_key}.Encode();
+  EXPECT_EQ(ChildOf(inner_key), "a");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(parsed));
+  EXPECT_EQ(clone->Config(), outer);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, clone->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->view(), "deep");
+  auto& inner_clone = dynamic_cast<MultiConnector&>(
+      *dynamic_cast<MultiConnector&>(*clone).connector("inner"));
+  EXPECT_TRUE(inner_clone.IsDormant("b"));
+  EXPECT_FALSE(fs::exists(dormant_file.options.at("directory")));
 }
 
 ConnectorConfig DormantTestConfig(const std::string& here_ns,
@@ -969,14 +938,9 @@ ConnectorConfig DormantTestConfig(const std::string& here_ns,
   here.host_patterns = {EscapeRegex(CurrentHostname()), "no-such-host-.*"};
   return ConnectorConfig{
       "multi",
-      {{"child.0.name", "elsewhere"},
-       {"child.0.config", absl::StrCat("\"file\" {\"directory\": \"",
-                                       absl::CHexEscape(elsewhere_dir), "\"}")},
-       {"child.0.policy", elsewhere.Serialize()},
-       {"child.1.name", "here"},
-       {"child.1.config", MultiConnector::SerializeChildConfig(
-                              {"local", {{"namespace", here_ns}}})},
-       {"child.1.policy", here.Serialize()}}};
+      {},
+      {{"elsewhere", {"file", {{"directory", elsewhere_dir}}}, elsewhere},
+       {"here", {"local", {{"namespace", here_ns}}}, here}}};
 }
 
 TEST(MultiConnector, ChildrenForOtherHostsAreDormant) {
@@ -1039,127 +1003,122 @@ TEST(MultiConnector, ChildrenForOtherHostsAreDormant) {
   EXPECT_FALSE(fs::exists(dir));
 }
 
-TEST(MultiConnector, DormantEntriesFromCreateRoundTrip) {
+TEST(MultiConnector, DormantChildrenKeepTheirConfigsUnread) {
+  // A dormant child is never made, so neither its kind nor its options need
+  // to make sense here: Config() gives back exactly what came in.
+  Policy elsewhere;
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  const ConnectorConfig odd{
+      "kind-not-linked-here",
+      {{"x", "y"}, {"", std::string("\0\xff", 2)}},
+      {{"grandchild", {"local", {{"bogus", "1"}}}, Policy()}}};
+  const ConnectorConfig config{
+      "multi",
+      {},
+      {{"here", {"local", {}}, Policy()}, {"far", odd, elsewhere}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
+                                  MakeConnector(config));
+  EXPECT_TRUE(dynamic_cast<MultiConnector&>(*c).IsDormant("far"));
+  const ConnectorConfig got = c->Config();
+  ASSERT_THAT(got.children, SizeIs(2));
+  EXPECT_EQ(got.children[1], (ConnectorChild{"far", odd, elsewhere}));
+
+  // Dormant entries given to Create come back the same way, after the
+  // active ones.
   std::vector<MultiConnector::Entry> entries;
   entries.push_back({"active", NewLocal(), Policy()});
   std::vector<MultiConnector::DormantEntry> dormant;
-  Policy p;
-  p.host_patterns = {"no-such-host-.*"};
   const ConnectorConfig dormant_config{"file", {{"directory", FreshDir()}}};
-  dormant.push_back({"sleepy", dormant_config, p});
+  dormant.push_back({"sleepy", dormant_config, elsewhere});
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(
       auto multi,
       MultiConnector::Create(std::move(entries), std::move(dormant)));
   EXPECT_TRUE(multi->IsDormant("sleepy"));
-  const ConnectorConfig config = multi->Config();
-  EXPECT_EQ(config.options.at("child.1.name"), "sleepy");
-  EXPECT_EQ(config.options.at("child.1.config"),
-            MultiConnector::SerializeChildConfig(dormant_config));
+  const ConnectorConfig created = multi->Config();
+  ASSERT_THAT(created.children, SizeIs(2));
+  EXPECT_EQ(created.children[0].name, "active");
+  EXPECT_EQ(created.children[1],
+            (ConnectorChild{"sleepy", dormant_config, elsewhere}));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
-                                  MakeConnector(config));
-  EXPECT_EQ(clone->Config(), config);
+                                  MakeConnector(created));
+  EXPECT_EQ(clone->Config(), created);
 }
 
 TEST(MultiConnector, MalformedConfigsAreInvalidArgumentNamingTheProblem) {
-  const ConnectorConfig good =
-      DormantTestConfig(NewObjectId(), FreshDir("unused"));
+  const std::string dir = FreshDir("unused");
+  const ConnectorConfig good = DormantTestConfig(NewObjectId(), dir);
   ASSERT_THAT(MakeConnector(good), IsOk());
-  auto with = [&](const std::string& option, std::optional<std::string> value) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  auto with = [&](auto change) {
     ConnectorConfig c = good;
-    if (value.has_value()) {
-      c.options[option] = *value;
-    } else {
-      c.options.erase(option);
-    }
+    change(c);
     return MakeConnector(c);
   };
-  const auto kInvalid = absl::StatusCode::kInvalidArgument;
 
   EXPECT_THAT(MakeConnector({"multi", {}}),
               StatusIs(kInvalid, "at least one child"));
-  EXPECT_THAT(with("color", "blue"),
-              StatusIs(kInvalid, "unknown option \"color\""));
-  for (const char* bad_option :
-       {"child.x.name", "child.01.name", "child..name", "child.1.nam",
-        "child.1", "child.1.name.x", "child.-1.name", "child.1234567.name",
-        "children.0.name"}) {
-    EXPECT_THAT(with(bad_option, "v"), StatusIs(kInvalid, "unknown option"))
-        << bad_option;
+  // Options are refused: everything a multi connector is lives in its
+  // children.
+  for (const char* option : {"color", "child.0.name", "child.0.config"}) {
+    EXPECT_THAT(with([&](ConnectorConfig& c) { c.options[option] = "v"; }),
+                StatusIs(kInvalid, absl::StrCat("unknown option \"", option)))
+        << option;
   }
-  EXPECT_THAT(with("child.1.policy", std::nullopt),
-              StatusIs(kInvalid, "\"child.1.policy\" is missing"));
-  EXPECT_THAT(with("child.0.name", std::nullopt),
-              StatusIs(kInvalid, "\"child.0.name\" is missing"));
-  EXPECT_THAT(with("child.3.name", "gap"),
-              StatusIs(kInvalid, "options for child 2 are missing"));
-  EXPECT_THAT(with("child.1.config", "local {}"),
-              StatusIs(kInvalid,
-                       "child 1 ('here'): option \"child.1.config\": "
-                       "MultiConnector::ParseChildConfig: expected '\"'"));
-  EXPECT_THAT(with("child.1.policy", "{priority: one}"),
-              StatusIs(kInvalid, "\"child.1.policy\": Policy::Parse"));
-  EXPECT_THAT(with("child.1.policy", "{host_patterns: [\"(\"]}"),
-              StatusIs(kInvalid, "policy host pattern \"(\""));
-  // A dormant child's bad policy is still an error.
-  EXPECT_THAT(with("child.0.policy", "{host_patterns: [\"(\"]}"),
-              StatusIs(kInvalid, "child 0 ('elsewhere')"));
-  EXPECT_THAT(with("child.1.name", ""), StatusIs(kInvalid, "empty name"));
-  EXPECT_THAT(with("child.1.name", "elsewhere"),
-              StatusIs(kInvalid, "used more than once"));
-  EXPECT_THAT(with("child.1.config", "\"nosuchkind\" {}"),
+  EXPECT_THAT(with([](ConnectorConfig& c) { c.children[1].name = ""; }),
+              StatusIs(kInvalid, "child 1 has an empty name"));
+  EXPECT_THAT(
+      with([](ConnectorConfig& c) { c.children[1].name = "elsewhere"; }),
+      StatusIs(kInvalid, "'elsewhere' is used more than once"));
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[1].name =
+                    std::string(MultiKey::kMaxNameSize + 1, 'n');
+              }),
+              StatusIs(kInvalid, "longer than 255 bytes"));
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[1].name = std::string(MultiKey::kMaxNameSize, 'n');
+              }),
+              IsOk());
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[1].policy.host_patterns = {"("};
+              }),
+              StatusIs(kInvalid, "child 'here': policy host pattern \"(\""));
+  // A dormant child's bad policy is an error too.
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[0].policy.min_size_bytes = 2;
+                c.children[0].policy.max_size_bytes = 1;
+              }),
+              StatusIs(kInvalid, "child 'elsewhere': policy min_size_bytes"));
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[1].config = {"nosuchkind", {}};
+              }),
               StatusIs(kInvalid, "child 1 ('here'): unknown connector kind"));
   // A child's own option error names the child.
-  EXPECT_THAT(with("child.1.config", "\"local\" {\"bogus\": \"1\"}"),
+  EXPECT_THAT(with([](ConnectorConfig& c) {
+                c.children[1].config.options["bogus"] = "1";
+              }),
               StatusIs(kInvalid, "child 1 ('here')"));
+  // Nothing was made for any of these (the file child is dormant anyway).
+  EXPECT_FALSE(fs::exists(dir));
 }
 
-TEST(MultiConnector, ChildConfigTextRoundTrips) {
-  for (const ConnectorConfig& config :
-       {ConnectorConfig{"local", {}},
-        ConnectorConfig{
-            "file",
-            {{"directory", "/tmp/a \"quoted\" dir"}, {"clear", "true"}}},
-        ConnectorConfig{"odd\\kind",
-                        {{"", ""},
-                         {std::string("nul\0", 4),
-                          "\x01"
-                          "f"},
-                         {"{}:,[]", "\xff\n"}}}}) {
-    const std::string text = MultiConnector::SerializeChildConfig(config);
-    EXPECT_THAT(MultiConnector::ParseChildConfig(text), IsOkAndHolds(config))
-        << text;
-  }
-  EXPECT_EQ(MultiConnector::SerializeChildConfig(
-                {"file", {{"directory", "/d"}, {"clear", "true"}}}),
-            "\"file\" {\"clear\": \"true\", \"directory\": \"/d\"}");
+TEST(MultiConnector, OnlyMultiTakesChildren) {
+  const ConnectorChild child{"c", {"local", {}}, Policy()};
+  EXPECT_THAT(MakeConnector(ConnectorConfig{"local", {}, {child}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "\"local\" takes no children"));
+  // Also as a child of a multi connector, which names the child.
   EXPECT_THAT(
-      MultiConnector::ParseChildConfig(" \"file\"{ \"directory\" :\"/d\" }\n"),
-      IsOkAndHolds(ConnectorConfig{"file", {{"directory", "/d"}}}));
-}
-
-TEST(MultiConnector, ParseChildConfigRejectsMalformedText) {
-  for (absl::string_view bad : {
-           "",
-           "file {}",
-           "\"\" {}",
-           "\"file\"",
-           "\"file\" {",
-           "\"file\" }",
-           "\"file\" {\"a\"}",
-           "\"file\" {\"a\": }",
-           "\"file\" {\"a\": b}",
-           "\"file\" {\"a\": \"b\",}",
-           "\"file\" {\"a\": \"b\" \"c\": \"d\"}",
-           "\"file\" {\"a\": \"b\", \"a\": \"c\"}",
-           "\"file\" {} extra",
-           "\"file\" {\"a\": \"unterminated}",
-           "\"file\" {\"a\": \"bad \\q escape\"}",
-       }) {
-    EXPECT_THAT(MultiConnector::ParseChildConfig(bad),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         "MultiConnector::ParseChildConfig"))
-        << bad;
-  }
+      MakeConnector(ConnectorConfig{
+          "multi",
+          {},
+          {{"parent", ConnectorConfig{"local", {}, {child}}, Policy()}}}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "child 0 ('parent'): connector \"local\" takes no "
+               "children"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorKindTraits traits,
+                                  GetConnectorKindTraits("multi"));
+  EXPECT_TRUE(traits.has_children);
+  EXPECT_TRUE(traits.location_options.empty());
 }
 
 TEST(MultiConnector, NestedMultiRoutesAndRoundTrips) {
@@ -1174,8 +1133,15 @@ TEST(MultiConnector, NestedMultiRoutesAndRoundTrips) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, outer->Put(SharedBytes::Copy("n")));
   EXPECT_EQ(ChildOf(key), "inner");
   EXPECT_EQ(ChildOf(InnerOf(key)), "a");
+  const ConnectorConfig config = outer->Config();
+  ASSERT_THAT(config.children, SizeIs(1));
+  EXPECT_EQ(config.children[0].config.kind, "multi");
+  ASSERT_THAT(config.children[0].config.children, SizeIs(1));
+  EXPECT_EQ(config.children[0].config.children[0].name, "a");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig parsed,
+                                  ConnectorConfig::Parse(config.Serialize()));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
-                                  MakeConnector(outer->Config()));
+                                  MakeConnector(parsed));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, clone->Get(key));
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->view(), "n");
@@ -1206,29 +1172,26 @@ ConnectorTestParams LocalAndFileParams() {
 
 PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(Multi, LocalAndFileParams());
 
+// --- From the wire ----------------------------------------------------------
+
 TEST(MultiFromTheWire, ActiveChildrenAreReducedAndDormantOnesCarriedUnread) {
   Policy dormant_policy;
   dormant_policy.host_patterns = {"no-such-host-[0-9]+"};
+  const ConnectorConfig unlinked{"kind-not-linked-here", {{"x", "y"}}};
   const ConnectorConfig wire{
       "multi",
-      {{"child.0.name", "f"},
-       {"child.0.config",
-        "\"file\" {\"directory\": \"/srv/ps\", \"clear\": \"true\"}"},
-       {"child.0.policy", "{}"},
-       {"child.1.name", "elsewhere"},
-       {"child.1.config", "\"kind-not-linked-here\" {\"x\": \"y\"}"},
-       {"child.1.policy", dormant_policy.Serialize()},
-       {"injected", "dropped"}}};
+      {{"injected", "dropped"}},
+      {{"f", {"file", {{"directory", "/srv/ps"}, {"clear", "true"}}}, Policy()},
+       {"elsewhere", unlinked, dormant_policy}}};
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig got,
                                   ReceiverConfig(wire, TrustPolicy::Default()));
-  EXPECT_FALSE(got.options.contains("injected"));
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
-      ConnectorConfig child,
-      MultiConnector::ParseChildConfig(got.options.at("child.0.config")));
-  EXPECT_EQ(child.options.at("directory"), "/srv/ps");
-  EXPECT_EQ(child.options.at("clear"), "false");
-  EXPECT_EQ(got.options.at("child.1.config"),
-            wire.options.at("child.1.config"));
+  EXPECT_TRUE(got.options.empty());
+  ASSERT_THAT(got.children, SizeIs(2));
+  EXPECT_EQ(got.children[0].name, "f");
+  EXPECT_EQ(got.children[0].config.options.at("directory"), "/srv/ps");
+  EXPECT_EQ(got.children[0].config.options.at("clear"), "false");
+  EXPECT_EQ(got.children[1],
+            (ConnectorChild{"elsewhere", unlinked, dormant_policy}));
 
   // Only the active child's destination is judged.
   EXPECT_THAT(ReceiverConfig(
@@ -1240,12 +1203,70 @@ TEST(MultiFromTheWire, ActiveChildrenAreReducedAndDormantOnesCarriedUnread) {
                HasSubstr("\"file:/srv/ps\"")));
 }
 
-TEST(Policy, PrintsAsItsTextForm) {
+TEST(MultiFromTheWire, ProxiesCarryEachChildReducedToItsLocation) {
+  // An active "file" child and a "file" child dormant on this host: in the
+  // proxy, both carry only their location ("directory"), never the
+  // producer's "clear", and keep their names and policies.
+  const std::string active_dir = FreshDir("proxy-active");
+  const std::string dormant_dir = FreshDir("proxy-dormant");
+  Policy elsewhere;
+  elsewhere.priority = 100;
+  elsewhere.host_patterns = {"no-such-host-.*"};
+  const ConnectorConfig config{
+      "multi",
+      {},
+      {{"here",
+        {"file", {{"directory", active_dir}, {"clear", "true"}}},
+        PriorityPolicy(1)},
+       {"far",
+        {"file", {{"directory", dormant_dir}, {"clear", "true"}}},
+        elsewhere}}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
+                                  MakeConnector(config));
+  ASSERT_TRUE(dynamic_cast<MultiConnector&>(*c).IsDormant("far"));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create(absl::StrCat("multi-location-", NewObjectId()),
+                    std::move(c)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> proxy,
+                                  store->Proxy(std::string("located")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string wire, proxy.Serialize());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(FactoryData data, FactoryData::Parse(wire));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::string active_canonical,
+      trust_internal::CanonicalDirectory("file", active_dir));
+  const ConnectorConfig expected{
+      "multi",
+      {},
+      {{"here", {"file", {{"directory", active_dir}}}, PriorityPolicy(1)},
+       {"far", {"file", {{"directory", dormant_dir}}}, elsewhere}}};
+  EXPECT_EQ(data.store_config.connector, expected);
+  ASSERT_NE(store->location(), nullptr);
+  EXPECT_EQ(*store->location(), expected);
+  EXPECT_THAT(LocationConfig(config), IsOkAndHolds(expected));
+  // What the active child reaches is checked; the dormant one reaches
+  // nothing here.
+  EXPECT_THAT(
+      ConnectorDestinations(config),
+      IsOkAndHolds(ElementsAre(absl::StrCat("file:", active_canonical))));
+
+  // The proxy resolves in a store made from that config.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> parsed,
+                                  ParseProxy<std::string>(wire));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto value, parsed.Get());
+  EXPECT_EQ(*value, "located");
+  EXPECT_THAT(store->Close(), IsOk());
+  EXPECT_FALSE(fs::exists(active_dir));
+  EXPECT_FALSE(fs::exists(dormant_dir));
+}
+
+TEST(Policy, PrintsAsItsDebugString) {
   Policy p;
   p.priority = 3;
   p.subset_tags = {"gpu"};
-  EXPECT_EQ(::testing::PrintToString(p), p.Serialize());
-  EXPECT_THAT(::testing::PrintToString(p), ::testing::HasSubstr("gpu"));
+  EXPECT_EQ(::testing::PrintToString(p), p.DebugString());
+  EXPECT_EQ(p.DebugString(), "{priority: 3, subset_tags: [\"gpu\"]}");
 }
 
 }  // namespace

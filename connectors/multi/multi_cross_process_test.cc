@@ -22,9 +22,8 @@
 namespace proxystore {
 namespace {
 
-std::string Child(absl::string_view dir) {
-  return MultiConnector::SerializeChildConfig(
-      {"file", {{"directory", std::string(dir)}}});
+ConnectorConfig FileChild(const std::string& dir) {
+  return {"file", {{"directory", dir}}};
 }
 
 TEST(MultiCrossProcess, ProxiesResolveInAChildProcess) {
@@ -44,16 +43,12 @@ TEST(MultiCrossProcess, ProxiesResolveInAChildProcess) {
   Policy elsewhere;
   elsewhere.priority = 100;  // Would take every object if it were active.
   elsewhere.host_patterns = {"no-such-host-.*"};
-  ConnectorConfig config{"multi",
-                         {{"child.0.name", "elsewhere"},
-                          {"child.0.config", Child(dormant_dir)},
-                          {"child.0.policy", elsewhere.Serialize()},
-                          {"child.1.name", "small"},
-                          {"child.1.config", Child(small_dir)},
-                          {"child.1.policy", small.Serialize()},
-                          {"child.2.name", "large"},
-                          {"child.2.config", Child(large_dir)},
-                          {"child.2.policy", large.Serialize()}}};
+  const ConnectorConfig config{
+      "multi",
+      {},
+      {{"elsewhere", FileChild(dormant_dir), elsewhere},
+       {"small", FileChild(small_dir), small},
+       {"large", FileChild(large_dir), large}}};
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> c,
                                   MakeConnector(config));
   ASSERT_TRUE(dynamic_cast<MultiConnector&>(*c).IsDormant("elsewhere"));
