@@ -297,8 +297,9 @@ TEST(FactoryDataParse, ProxiesAboveOneMebibyteAreDataLoss) {
 TEST(FactoryDataParse, HugeInputIsDataLossNotAnAssertion) {
   Mapped huge(kHuge);
   ASSERT_TRUE(huge.ok());
-  // A size prefix that matches the buffer: past the first check, into the
-  // FlatBuffers verifier, which asserts on buffers of 2 GiB and more.
+  // A size prefix that matches the buffer. Refused by the size check before
+  // anything is copied; this once reached the FlatBuffers verifier, which
+  // asserts on buffers of 2 GiB and more.
   StoreLe(huge.data(), kHuge - 4, 4);
   EXPECT_THAT(FactoryData::Parse(huge.view()), StatusIs(kDataLoss, "large"));
   EXPECT_THAT(ParseProxy<std::string>(huge.view()), StatusIs(kDataLoss));

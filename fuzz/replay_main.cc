@@ -109,8 +109,9 @@ TEST(Replay, NastyInputs) {
   Feed(Le(0xffffffff, 4) + Le(8, 4) + std::string(24, '\0'));
   Feed(Le(0xfffffff0, 4) + std::string(28, '\0'));
   Feed(Le(12, 4) + Le(0, 4) + Le(0xffffffff, 4) + std::string(20, 'x'));
-  // Text forms: numbers beyond 64 bits, names longer than any limit,
-  // unterminated strings and escapes.
+  // Text every target may see: multi keys with numbers beyond 64 bits and
+  // names longer than any limit, host patterns with unbalanced groups, and
+  // config-like text with unterminated strings and escapes.
   Feed("99999999999999999999999:a:b");
   Feed("255:" + std::string(300, 'n') + ":k");
   Feed("{priority: 99999999999999999999999}");
