@@ -32,6 +32,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace proxystore {
 namespace status_internal {
@@ -70,6 +71,17 @@ inline std::string QuoteForMessage(
                         "\"... (", s.size(), " bytes)");
   }
   return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+}
+
+// ["a", "b"]: each item as QuoteForMessage writes it.
+inline std::string QuoteListForMessage(absl::Span<const std::string> items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += QuoteForMessage(items[i]);
+  }
+  out += "]";
+  return out;
 }
 
 }  // namespace proxystore

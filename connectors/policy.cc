@@ -20,16 +20,6 @@ bool Contains(absl::Span<const std::string> set, const std::string& item) {
   return std::find(set.begin(), set.end(), item) != set.end();
 }
 
-// ["a", "b"], each string C-escaped and double-quoted.
-std::string StringList(absl::Span<const std::string> items) {
-  return absl::StrCat("[",
-                      absl::StrJoin(items, ", ",
-                                    [](std::string* out, const std::string& s) {
-                                      absl::StrAppend(out, QuoteForMessage(s));
-                                    }),
-                      "]");
-}
-
 }  // namespace
 
 std::string CurrentHostname() {
@@ -94,7 +84,7 @@ std::string Policy::DebugString() const {
   }
   if (!host_patterns.empty()) {
     fields.push_back(
-        absl::StrCat("host_patterns: ", StringList(host_patterns)));
+        absl::StrCat("host_patterns: ", QuoteListForMessage(host_patterns)));
   }
   if (min_size_bytes != defaults.min_size_bytes) {
     fields.push_back(absl::StrCat("min_size_bytes: ", min_size_bytes));
@@ -103,11 +93,11 @@ std::string Policy::DebugString() const {
     fields.push_back(absl::StrCat("max_size_bytes: ", max_size_bytes));
   }
   if (!subset_tags.empty()) {
-    fields.push_back(absl::StrCat("subset_tags: ", StringList(subset_tags)));
+    fields.push_back(absl::StrCat("subset_tags: ", QuoteListForMessage(subset_tags)));
   }
   if (!superset_tags.empty()) {
     fields.push_back(
-        absl::StrCat("superset_tags: ", StringList(superset_tags)));
+        absl::StrCat("superset_tags: ", QuoteListForMessage(superset_tags)));
   }
   return absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
 }

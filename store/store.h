@@ -56,6 +56,7 @@
 #include "proxystore/metrics/metrics.h"
 #include "proxystore/proxy/proxy.h"
 #include "proxystore/serializer/serializer.h"
+#include "proxystore/store/lifetime_base.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore {
@@ -101,6 +102,11 @@ struct StorePutOptions {
   SerializerFn<T> serializer;
   // Passed to the connector (e.g. routing tags for "multi").
   PutOptions connector;
+  // Associates the stored objects with this lifetime (lifetimes.h); not
+  // owned, and must outlive the call. If the lifetime refuses them (it has
+  // ended), the objects just stored are evicted and the call returns the
+  // lifetime's error.
+  Lifetime* lifetime = nullptr;
 };
 
 template <typename T>
@@ -125,6 +131,10 @@ struct ProxyOptions {
   // Start resolved with the object put; unset = the store's setting.
   std::optional<bool> populate_target;
   PutOptions connector;
+  // Associates the proxied objects with this lifetime, as in
+  // StorePutOptions; not owned, and must outlive the call. InvalidArgument
+  // (before anything is stored) together with `evict`.
+  Lifetime* lifetime = nullptr;
 };
 
 template <typename T>
@@ -258,9 +268,18 @@ class Store : public std::enable_shared_from_this<Store> {
     return ProxyBatch(absl::MakeConstSpan(objs), options);
   }
   // A proxy of an existing key (need not exist yet); never pre-resolved.
+  // With options.lifetime set, the key is associated with it, but a refusal
+  // (an ended lifetime, or `evict`) cannot be reported here: prefer the form
+  // below.
   template <typename T>
   proxystore::Proxy<T> ProxyFromKey(const Key& key,
                                     const ProxyOptions<T>& options = {});
+  // ProxyFromKey, with `key` associated with `lifetime` (which replaces
+  // options.lifetime). InvalidArgument with options.evict; the lifetime's
+  // error if it has ended. Nothing is evicted: this call stored nothing.
+  template <typename T>
+  absl::StatusOr<proxystore::Proxy<T>> ProxyFromKey(
+      const Key& key, Lifetime& lifetime, const ProxyOptions<T>& options = {});
   // Proxy() wrapped in a ProxyLocker.
   template <typename T>
   absl::StatusOr<ProxyLocker<T>> LockedProxy(

@@ -22,6 +22,31 @@ inline constexpr bool kPythonCompatible =
 std::string KeyContext(const Store& store, absl::string_view op,
                        absl::string_view type_name, const Key& key);
 
+// Associates `keys`, just stored by `store`, with `lifetime` (if not null);
+// if the lifetime refuses them, evicts them and returns its error.
+inline absl::Status AddToLifetime(Store& store, Lifetime* lifetime,
+                                  absl::Span<const Key> keys) {
+  if (lifetime == nullptr) return absl::OkStatus();
+  absl::Status status = lifetime->AddKeys(keys);
+  if (!status.ok()) {
+    for (const Key& key : keys) store.Evict(key).IgnoreError();
+  }
+  return status;
+}
+
+// InvalidArgument for a proxy that both evicts on resolve and has a lifetime.
+inline absl::Status CheckProxyLifetime(const Store& store, bool evict,
+                                       const Lifetime* lifetime) {
+  if (evict && lifetime != nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Store(name=\"", store.name(),
+                     "\"): a proxy cannot both evict on "
+                     "resolve and belong to lifetime \"",
+                     lifetime->name(), "\""));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace store_internal
 
 template <typename T>
@@ -75,6 +100,14 @@ absl::StatusOr<T> Store::DeserializeObject(
 template <typename T>
 absl::StatusOr<Key> Store::Put(const T& obj,
                                const StorePutOptions<T>& options) {
+  if (options.lifetime != nullptr) {
+    StorePutOptions<T> without = options;
+    without.lifetime = nullptr;
+    PROXYSTORE_ASSIGN_OR_RETURN(Key key, Put(obj, without));
+    PROXYSTORE_RETURN_IF_ERROR(
+        store_internal::AddToLifetime(*this, options.lifetime, {&key, 1}));
+    return key;
+  }
   OpTimer timer = StartTimer();
   if constexpr (internal::HasContiguousView<T>) {
     // A large object the codec writes verbatim: its bytes go straight from
@@ -122,7 +155,12 @@ absl::StatusOr<std::vector<Key>> Store::PutBatch(
     data.push_back(*std::move(one));
   }
   timer.serialize_ns = timer.Lap();
-  return PutBatchSerialized(std::move(data), options.connector, timer);
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::vector<Key> keys,
+      PutBatchSerialized(std::move(data), options.connector, timer));
+  PROXYSTORE_RETURN_IF_ERROR(
+      store_internal::AddToLifetime(*this, options.lifetime, keys));
+  return keys;
 }
 
 template <typename T>
@@ -203,10 +241,13 @@ std::shared_ptr<StoreFactory<T>> Store::MakeFactory(
 template <typename T>
 absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
     const T& obj, const ProxyOptions<T>& options) {
+  PROXYSTORE_RETURN_IF_ERROR(store_internal::CheckProxyLifetime(
+      *this, options.evict, options.lifetime));
   OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       Key key,
-      Put(obj, StorePutOptions<T>{options.serializer, options.connector}));
+      Put(obj, StorePutOptions<T>{options.serializer, options.connector,
+                                  options.lifetime}));
   std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
   RecordProxy(key, timer);
   if (options.populate_target.value_or(config_->populate_target)) {
@@ -220,10 +261,13 @@ template <typename T>
 absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
     T&& obj,
     const ProxyOptions<T>& options) requires(!std::is_lvalue_reference_v<T>) {
+  PROXYSTORE_RETURN_IF_ERROR(store_internal::CheckProxyLifetime(
+      *this, options.evict, options.lifetime));
   OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       Key key, Put(static_cast<const T&>(obj),
-                   StorePutOptions<T>{options.serializer, options.connector}));
+                   StorePutOptions<T>{options.serializer, options.connector,
+                                      options.lifetime}));
   std::shared_ptr<StoreFactory<T>> factory = MakeFactory(key, options);
   RecordProxy(key, timer);
   if (options.populate_target.value_or(config_->populate_target)) {
@@ -236,11 +280,13 @@ absl::StatusOr<proxystore::Proxy<T>> Store::Proxy(
 template <typename T>
 absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
     absl::Span<const T> objs, const ProxyOptions<T>& options) {
+  PROXYSTORE_RETURN_IF_ERROR(store_internal::CheckProxyLifetime(
+      *this, options.evict, options.lifetime));
   OpTimer timer = StartTimer();
   PROXYSTORE_ASSIGN_OR_RETURN(
       std::vector<Key> keys,
-      PutBatch(objs,
-               StorePutOptions<T>{options.serializer, options.connector}));
+      PutBatch(objs, StorePutOptions<T>{options.serializer, options.connector,
+                                        options.lifetime}));
   const bool populate =
       options.populate_target.value_or(config_->populate_target);
   std::vector<proxystore::Proxy<T>> proxies;
@@ -261,6 +307,19 @@ absl::StatusOr<std::vector<proxystore::Proxy<T>>> Store::ProxyBatch(
 template <typename T>
 proxystore::Proxy<T> Store::ProxyFromKey(const Key& key,
                                          const ProxyOptions<T>& options) {
+  if (options.lifetime != nullptr && !options.evict) {
+    // Documented: this form cannot report a refusal.
+    options.lifetime->AddKey(key).IgnoreError();
+  }
+  return proxystore::Proxy<T>(MakeFactory(key, options));
+}
+
+template <typename T>
+absl::StatusOr<proxystore::Proxy<T>> Store::ProxyFromKey(
+    const Key& key, Lifetime& lifetime, const ProxyOptions<T>& options) {
+  PROXYSTORE_RETURN_IF_ERROR(
+      store_internal::CheckProxyLifetime(*this, options.evict, &lifetime));
+  PROXYSTORE_RETURN_IF_ERROR(lifetime.AddKey(key));
   return proxystore::Proxy<T>(MakeFactory(key, options));
 }
 

@@ -13,7 +13,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "proxystore/base/status.h"
 
 namespace proxystore {
@@ -29,16 +28,6 @@ std::string Quote(absl::string_view s) {
 // 'name', as in ProxyStore's messages, with unprintable bytes escaped.
 std::string QuoteName(absl::string_view name) {
   return absl::StrCat("'", absl::CHexEscape(name), "'");
-}
-
-// ["a", "b"], for messages.
-std::string StringList(absl::Span<const std::string> items) {
-  return absl::StrCat("[",
-                      absl::StrJoin(items, ", ",
-                                    [](std::string* out, const std::string& s) {
-                                      absl::StrAppend(out, QuoteForMessage(s));
-                                    }),
-                      "]");
 }
 
 // InvalidArgument unless child `index`'s name is non-empty, at most
@@ -281,8 +270,8 @@ absl::StatusOr<size_t> MultiConnector::ChooseChild(
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "No connector policy was suitable for the constraints: size=", size,
-      ", subset_tags=", StringList(options.subset_tags),
-      ", superset_tags=", StringList(options.superset_tags)));
+      ", subset_tags=", QuoteListForMessage(options.subset_tags),
+      ", superset_tags=", QuoteListForMessage(options.superset_tags)));
 }
 
 absl::StatusOr<MultiConnector::Route> MultiConnector::RouteKey(
