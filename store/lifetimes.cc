@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "proxystore/base/mutex.h"
+#include "proxystore/base/no_destructor.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/store/log.h"
 
@@ -106,7 +107,7 @@ void LogCloseError(absl::string_view name, const absl::Status& s) {
 }
 
 const std::string& EmptyName() {
-  static const std::string* const empty = new std::string();
+  static NoDestructor<std::string> empty;
   return *empty;
 }
 
@@ -118,13 +119,11 @@ LeaseLifetime::Clock::time_point AddSaturated(
   const int64_t ns = absl::ToInt64Nanoseconds(d);
   const int64_t now =
       std::chrono::duration_cast<Nanos>(tp.time_since_epoch()).count();
-  if (ns > 0 && ns > std::numeric_limits<int64_t>::max() - now) {
-    return TimePoint::max();
+  int64_t sum = 0;
+  if (__builtin_add_overflow(now, ns, &sum)) {
+    return ns > 0 ? TimePoint::max() : TimePoint::min();
   }
-  if (ns < 0 && ns < std::numeric_limits<int64_t>::min() - now) {
-    return TimePoint::min();
-  }
-  return tp + std::chrono::duration_cast<TimePoint::duration>(Nanos(ns));
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(Nanos(sum)));
 }
 
 }  // namespace
@@ -306,11 +305,12 @@ void CloseStaticLifetimesAtExit();
 
 StaticRegistry& Registry() {
   // Never destroyed: the exit handler runs among static destructors.
-  static StaticRegistry* const registry = [] {
-    auto* r = new StaticRegistry();
+  static NoDestructor<StaticRegistry> registry;
+  static const bool registered = [] {
     std::atexit(&CloseStaticLifetimesAtExit);
-    return r;
+    return true;
   }();
+  (void)registered;
   return *registry;
 }
 

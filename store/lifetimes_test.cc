@@ -291,6 +291,16 @@ TEST(LeaseLifetimeTest, ExpiryEvicts) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST(LeaseLifetimeTest, ExtendSaturatesAtTheClocksRange) {
+  LeaseLifetime lease(MakeStore(), absl::Hours(1));
+  ASSERT_THAT(lease.Extend(absl::InfiniteDuration()), IsOk());
+  EXPECT_EQ(lease.deadline(), LeaseLifetime::Clock::time_point::max());
+  EXPECT_FALSE(lease.done());
+  ASSERT_THAT(lease.Extend(-absl::InfiniteDuration()), IsOk());
+  ASSERT_TRUE(lease.WaitUntilDone(absl::InfiniteDuration()));
+  EXPECT_TRUE(lease.done());
+}
+
 TEST(LeaseLifetimeTest, ZeroExpiryEndsOnItsOwn) {
   LeaseLifetime lease(MakeStore(), absl::ZeroDuration());
   ASSERT_TRUE(lease.WaitUntilDone(absl::InfiniteDuration()));
