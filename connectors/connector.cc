@@ -161,7 +161,8 @@ bool operator==(const ConnectorConfig& a, const ConnectorConfig& b) {
 namespace connector_internal {
 namespace {
 
-flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>>
+flatbuffers::Offset<
+    flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>>
 WriteStrings(flatbuffers::FlatBufferBuilder& fbb,
              const std::vector<std::string>& items) {
   if (items.empty()) return 0;
@@ -225,9 +226,9 @@ absl::StatusOr<ConnectorConfig> Read(const fb::ConnectorConfig& table,
                .emplace(std::string(wire::View(opt->name())),
                         std::string(wire::View(opt->value())))
                .second) {
-        return absl::DataLossError(
-            absl::StrCat("connector config \"", out.kind,
-                         "\" repeats option \"", opt->name()->str(), "\""));
+        return absl::DataLossError(absl::StrCat("connector config \"", out.kind,
+                                                "\" repeats option \"",
+                                                opt->name()->str(), "\""));
       }
     }
   }
@@ -290,9 +291,9 @@ std::string ConnectorConfig::Serialize() const {
 
 absl::StatusOr<ConnectorConfig> ConnectorConfig::Parse(
     absl::string_view unaligned) {
-  PROXYSTORE_RETURN_IF_ERROR(Annotate(
-      wire::CheckSize(unaligned, wire::kConnectorConfig),
-      "ConnectorConfig::Parse"));
+  PROXYSTORE_RETURN_IF_ERROR(
+      Annotate(wire::CheckSize(unaligned, wire::kConnectorConfig),
+               "ConnectorConfig::Parse"));
   AlignedView bytes(unaligned);
   absl::StatusOr<const fb::ConnectorConfig*> root =
       wire::ReadRoot<fb::ConnectorConfig>(bytes, wire::kConnectorConfig);

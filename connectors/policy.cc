@@ -93,7 +93,8 @@ std::string Policy::DebugString() const {
     fields.push_back(absl::StrCat("max_size_bytes: ", max_size_bytes));
   }
   if (!subset_tags.empty()) {
-    fields.push_back(absl::StrCat("subset_tags: ", QuoteListForMessage(subset_tags)));
+    fields.push_back(
+        absl::StrCat("subset_tags: ", QuoteListForMessage(subset_tags)));
   }
   if (!superset_tags.empty()) {
     fields.push_back(

@@ -74,8 +74,9 @@ Settings& GetSettings() {
 absl::Status ChildError(const absl::Status& status,
                         const ConnectorConfig& parent,
                         const ConnectorChild& child) {
-  return Annotate(status, absl::StrCat("connector \"", parent.kind,
-                                       "\": child ", QuoteForMessage(child.name)));
+  return Annotate(status,
+                  absl::StrCat("connector \"", parent.kind, "\": child ",
+                               QuoteForMessage(child.name)));
 }
 
 // Only `config`'s location options, and its children's, recursively. A
@@ -93,7 +94,7 @@ absl::StatusOr<ConnectorConfig> Location(const ConnectorConfig& config,
   if (!traits.has_children) return out;
   out.children.reserve(config.children.size());
   for (const ConnectorChild& child : config.children) {
-    ConnectorChild reduced{child.name, child.config, child.policy};
+    ConnectorChild reduced{child.name, {}, child.policy};
     if (GetConnectorKindTraits(child.config.kind).ok()) {
       absl::StatusOr<ConnectorConfig> location =
           Location(child.config, depth + 1);
@@ -101,6 +102,8 @@ absl::StatusOr<ConnectorConfig> Location(const ConnectorConfig& config,
       reduced.config = *std::move(location);
     } else if (depth + 1 > kMaxNesting) {
       return TooDeep();
+    } else {
+      reduced.config = child.config;
     }
     out.children.push_back(std::move(reduced));
   }

@@ -216,8 +216,8 @@ TEST(ReceiverConfigTest, NestedConfigsAreReducedAndCheckedOneByOne) {
 
 TEST(ReceiverConfigTest, ChildrenDormantOnThisHostAreCarriedUnchecked) {
   Policy elsewhere{.host_patterns = {"no-such-host-[0-9]+"}};
-  ConnectorConfig nest =
-      Nest({{"here", Dir("/srv/ps"), {}}, {"there", Dir("/home/x"), elsewhere}});
+  ConnectorConfig nest = Nest(
+      {{"here", Dir("/srv/ps"), {}}, {"there", Dir("/home/x"), elsewhere}});
   TrustPolicy p = TrustPolicy::DenyAll().AllowDestination("trustdir:/srv/ps");
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig got, ReceiverConfig(nest, p));
   ASSERT_EQ(got.children.size(), 2u);
@@ -260,9 +260,8 @@ TEST(ReceiverConfigTest, NestingIsBounded) {
 TEST(MakeConnectorTest, KindsWithoutChildrenRefuseThem) {
   ConnectorConfig c = Dir("/srv/ps");
   c.children.push_back({"x", Dir("/srv/ps"), {}});
-  EXPECT_THAT(MakeConnector(c),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("takes no children")));
+  EXPECT_THAT(MakeConnector(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("takes no children")));
   EXPECT_THAT(MakeConnector(Nest({{"x", Dir("/srv/ps"), {}}})), IsOk());
 }
 

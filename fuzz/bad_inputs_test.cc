@@ -30,8 +30,8 @@
 #include "proxystore/store/factory.h"
 #include "proxystore/store/store_config.h"
 #include "proxystore/store/store_config_wire.h"
-#include "proxystore/wire/wire.h"
 #include "proxystore/testing/status_matchers.h"
+#include "proxystore/wire/wire.h"
 
 namespace proxystore::fuzz {
 namespace {

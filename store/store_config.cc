@@ -59,7 +59,8 @@ absl::StatusOr<StoreConfig> ReadStoreConfig(const fb::StoreConfig& table) {
   StoreConfig out;
   out.name = std::string(wire::View(table.name()));
   PROXYSTORE_ASSIGN_OR_RETURN(
-      out.connector, connector_internal::ReadConnectorConfig(*table.connector()));
+      out.connector,
+      connector_internal::ReadConnectorConfig(*table.connector()));
   out.cache_size = table.cache_size();
   out.metrics = table.metrics();
   out.serializer = std::string(wire::View(table.serializer()));

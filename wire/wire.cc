@@ -6,9 +6,9 @@ namespace proxystore::wire {
 
 absl::Status CheckSize(absl::string_view bytes, const Format& format) {
   if (bytes.size() > format.max_size) {
-    return absl::DataLossError(absl::StrCat(
-        bytes.size(), " bytes are too large for a ", format.name,
-        " (at most ", format.max_size, ")"));
+    return absl::DataLossError(
+        absl::StrCat(bytes.size(), " bytes are too large for a ", format.name,
+                     " (at most ", format.max_size, ")"));
   }
   return absl::OkStatus();
 }
@@ -18,21 +18,21 @@ namespace wire_internal {
 absl::Status CheckFrame(const AlignedView& bytes, const Format& format) {
   absl::Status size = CheckSize(bytes.view(), format);
   if (!size.ok()) return size;
-  const size_t prefix = format.size_prefixed ? sizeof(flatbuffers::uoffset_t)
-                                             : 0;
+  const size_t prefix =
+      format.size_prefixed ? sizeof(flatbuffers::uoffset_t) : 0;
   // Root offset and identifier, after the prefix.
   const size_t header = prefix + sizeof(flatbuffers::uoffset_t) +
                         flatbuffers::kFileIdentifierLength;
   if (format.size_prefixed &&
       (bytes.size() < prefix ||
        flatbuffers::GetPrefixedSize(bytes.data()) != bytes.size() - prefix)) {
-    return absl::DataLossError(
-        absl::StrCat(bytes.size(), " bytes are not a ", format.name,
-                     " (truncated or extended)"));
+    return absl::DataLossError(absl::StrCat(bytes.size(), " bytes are not a ",
+                                            format.name,
+                                            " (truncated or extended)"));
   }
   if (bytes.size() < header) {
-    return absl::DataLossError(absl::StrCat(
-        bytes.size(), " bytes are too short for a ", format.name));
+    return absl::DataLossError(
+        absl::StrCat(bytes.size(), " bytes are too short for a ", format.name));
   }
   if (!flatbuffers::BufferHasIdentifier(bytes.data(), format.identifier,
                                         format.size_prefixed)) {
@@ -45,9 +45,9 @@ absl::Status CheckFrame(const AlignedView& bytes, const Format& format) {
 }
 
 absl::Status NotVerified(const AlignedView& bytes, const Format& format) {
-  return absl::DataLossError(absl::StrCat(bytes.size(), " bytes are not a ",
-                                          format.name,
-                                          " (FlatBuffers verification failed)"));
+  return absl::DataLossError(
+      absl::StrCat(bytes.size(), " bytes are not a ", format.name,
+                   " (FlatBuffers verification failed)"));
 }
 
 absl::Status BadVersion(uint16_t version, const Format& format) {

@@ -37,16 +37,14 @@ absl::StatusOr<std::string> ReadKind(absl::string_view bytes,
 TEST(WireTest, RoundTripsWithIdentifierAndVersion) {
   const std::string bytes = ConnectorBytes(kVersion, kConnectorConfig);
   EXPECT_EQ(bytes.substr(4, 4), "PSCC");
-  EXPECT_THAT(ReadKind(bytes, kConnectorConfig),
-              IsOkAndHolds("local"));
+  EXPECT_THAT(ReadKind(bytes, kConnectorConfig), IsOkAndHolds("local"));
 }
 
 TEST(WireTest, SizePrefixedRoundTrip) {
   constexpr Format kPrefixed{"test buffer", "PSCC", true, 1 << 10};
   const std::string bytes = ConnectorBytes(kVersion, kPrefixed);
   EXPECT_EQ(bytes.substr(8, 4), "PSCC");
-  EXPECT_THAT(ReadKind(bytes, kPrefixed),
-              IsOkAndHolds("local"));
+  EXPECT_THAT(ReadKind(bytes, kPrefixed), IsOkAndHolds("local"));
   // Every truncation and any extension is caught by the prefix.
   for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_THAT(ReadKind(bytes.substr(0, n), kPrefixed),
@@ -59,10 +57,10 @@ TEST(WireTest, SizePrefixedRoundTrip) {
 
 TEST(WireTest, RefusesOtherVersions) {
   for (uint16_t version : {0, 1, 3, 65535}) {
-    EXPECT_THAT(ReadKind(ConnectorBytes(version, kConnectorConfig),
-                         kConnectorConfig),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         HasSubstr(absl::StrCat("version ", version))));
+    EXPECT_THAT(
+        ReadKind(ConnectorBytes(version, kConnectorConfig), kConnectorConfig),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 HasSubstr(absl::StrCat("version ", version))));
   }
 }
 
