@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one short pass of the benchmark suite over every connector at 100 B and
-# 10 KB, then builds the report from its JSON. Fails if any row errors, if the
-# console lacks a row's progress line, or if the report lacks its verdicts.
+# 10 KB and the workflow-memory benchmark on small objects, then builds the
+# report from their JSON. Fails if any row errors, if the console lacks a
+# row's progress line, if the report lacks its verdicts, or if owned proxies
+# or lifetimes leave anything in the workflow's store.
 set -euo pipefail
 root="$TEST_SRCDIR/$TEST_WORKSPACE"
 out="$TEST_TMPDIR/bench"
@@ -9,6 +11,11 @@ mkdir -p "$out"
 "$root/bench/proxystore_bench" --quick --sizes=100,10000 \
   --json="$out/suite.json" --tmp_dir="$TEST_TMPDIR" > "$out/stdout.txt" || {
   cat "$out/stdout.txt"
+  exit 1
+}
+"$root/bench/workflow_memory" --quick --json="$out/workflow_memory.json" \
+  > "$out/workflow.txt" || {
+  cat "$out/workflow.txt"
   exit 1
 }
 python3 "$root/tools/bench_report.py" "$out/suite.json" "$out" > "$out/report.txt"
@@ -23,6 +30,13 @@ grep -q "^\[ *$planned/$planned\] " "$out/stdout.txt"
 grep -q "## Speed targets" "$out/report.md"
 grep -q "| redis get 10KB (byte view) vs raw hiredis GET |" "$out/report.md"
 grep -q "^Complete: $planned rows" "$out/report.md"
+grep -q "^## Workflow memory" "$out/report.md"
+for v in "owned proxies" "context lifetimes"; do
+  grep -q "^| $v: final store bytes = 0 | 0 B | \*\*MET\*\* |" "$out/report.md" || {
+    grep "^| $v" "$out/report.md"
+    exit 1
+  }
+done
 # Nothing of the run is left in the temporary directory.
 [ -z "$(find "$TEST_TMPDIR" -maxdepth 1 -name 'proxystore-bench-*')" ]
 echo "smoke: $rows rows"

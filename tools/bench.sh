@@ -6,11 +6,14 @@
 #   tools/bench.sh              # every connector (local, file, shm, redis over
 #                               #   TCP and a Unix socket, multi), every size,
 #                               #   every floor and verdict (4m13s on 2 cores
-#                               #   that were also running other builds)
+#                               #   that were also running other builds), then
+#                               #   the workflow-memory benchmark
+#                               #   (bench/workflow_memory.cc, objects of 1-10 MB)
 #   tools/bench.sh --full       # more repetitions of rows with over ten times
-#                               #   the work each
+#                               #   the work each; workflow objects of 1-100 MB
 #   tools/bench.sh --connectors=local --sizes=100,1000000   # a subset
 #   tools/bench.sh --filter=redis                           # rows by name (regex)
+#                               # (a subset skips the workflow-memory run)
 #   tools/bench.sh --quick      # one short pass (what CI's smoke test runs)
 #   tools/bench.sh --compare A.json B.json
 #                               # A/B of two runs: Google Benchmark's compare.py
@@ -22,8 +25,9 @@
 # Output, in <out>/: proxystore_bench.json (Google Benchmark JSON, rewritten
 # after every row), report.md (verdicts, then per connector p50, range over
 # repetitions, p99, faults and heap per op, ratio to the floor),
-# verdicts.png and connectors.png. Each row prints "[n/N] row ... elapsed,
-# ETA" as it finishes. Interrupted (Ctrl-C, SIGTERM, a timeout), the run
+# verdicts.png, connectors.png, workflow_memory.json and workflow_memory.png
+# (its section of the report). Each row prints "[n/N] row ... elapsed, ETA"
+# as it finishes. Interrupted (Ctrl-C, SIGTERM, a timeout), the run
 # still writes the report of the rows measured so far; its temporary files
 # are removed either way.
 set -euo pipefail
@@ -36,6 +40,8 @@ usage() {
 
 args=()
 compare=()
+workflow_args=()
+subset=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --compare)
@@ -44,8 +50,9 @@ while [ $# -gt 0 ]; do
       shift 3
       continue
       ;;
-    --connectors=* | --sizes=* | --filter=* | --repetitions=* | --min_time=* | \
-      --quick | --full | --benchmark_*) args+=("$1") ;;
+    --connectors=* | --sizes=* | --filter=*) args+=("$1"); subset=1 ;;
+    --quick | --full) args+=("$1"); workflow_args+=("$1") ;;
+    --repetitions=* | --min_time=* | --benchmark_*) args+=("$1") ;;
     *) usage ;;
   esac
   shift
@@ -80,13 +87,14 @@ out="${PROXYSTORE_BENCH_OUT:-bench-out}"
 mkdir -p "$out"
 json="$out/proxystore_bench.json"
 rm -f "$json" "$json.partial" "$out"/report.md "$out"/*.png "$out"/*.gp \
-  "$out"/latency.dat
+  "$out"/latency.dat "$out"/workflow_memory.json
 
-bazel build --config=opt //bench:proxystore_bench
+bazel build --config=opt //bench:proxystore_bench //bench:workflow_memory
 # The optimized binary itself: the bazel-bin link follows whichever
 # configuration built last (another shell's test run, say).
 bin="$(ls -t bazel-out/*-opt/bin/bench/proxystore_bench 2>/dev/null | head -1)"
 [ -n "$bin" ] || bin="$(bazel info --config=opt bazel-bin)/bench/proxystore_bench"
+workflow_bin="$(dirname "$bin")/workflow_memory"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/proxystore-bench-run.XXXXXX")"
 bench_pid=""
@@ -125,4 +133,14 @@ while kill -0 "$bench_pid" 2>/dev/null; do
   wait "$bench_pid" || rc=$?
 done
 bench_pid=""
+if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
+  "$workflow_bin" "${workflow_args[@]}" --json="$out/workflow_memory.json" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  while kill -0 "$bench_pid" 2>/dev/null; do
+    rc=0
+    wait "$bench_pid" || rc=$?
+  done
+  bench_pid=""
+fi
 exit "$rc"

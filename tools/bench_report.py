@@ -11,6 +11,10 @@ The first form writes into the output folder:
   connectors.png  one panel per connector: p50 vs object size of its main
                   operations and their floors, with the repetition range
   verdicts.png    each target's measured ratio against its limit
+  workflow_memory.png
+                  bytes held by the store after each task of the
+                  workflow-memory benchmark, one line per variant (when the
+                  output folder holds its workflow_memory.json)
 and prints the verdict table. A JSON from an interrupted run gives the report
 of the rows it holds (targets whose rows are missing say "not measured").
 The second form prints, per target, how the verdict and ratio moved from run
@@ -500,6 +504,117 @@ def _run_gnuplot(script, gp_path, png):
     return os.path.basename(png)
 
 
+# --- Workflow memory ----------------------------------------------------------
+
+# Owned proxies and lifetimes end with nothing in the store, and peak within
+# this factor of hand-written eviction.
+MEMORY_PEAK_LIMIT = 1.1
+VARIANT_LABEL = {"plain": "plain proxies (never evicted)",
+                 "evicted": "hand-written eviction",
+                 "owned": "owned proxies",
+                 "lifetime": "context lifetimes"}
+VARIANT_COLOR = {"plain": "#d62728", "evicted": "#7f7f7f",
+                 "owned": "#1f77b4", "lifetime": "#2ca02c"}
+# Eviction, owners and lifetimes usually draw the same steps: wide to thin,
+# so that each stays visible on top of the other.
+VARIANT_LINE = {"plain": "lw 2", "evicted": "lw 7", "owned": "lw 3.5",
+                "lifetime": "lw 1.5 dt 2"}
+
+
+def load_workflow(outdir):
+    path = os.path.join(outdir, "workflow_memory.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _mb(n):
+    return f"{n / 1e6:.1f}"
+
+
+def workflow_verdicts(wf):
+    """[(description, measured, verdict)] of the memory targets."""
+    by = {v["variant"]: v for v in wf["variants"]}
+    out = []
+    hand = by.get("evicted")
+    for name in ("owned", "lifetime"):
+        v = by.get(name)
+        if v is None:
+            continue
+        label = VARIANT_LABEL[name]
+        out.append((f"{label}: final store bytes = 0",
+                    f"{v['final_store_bytes']} B",
+                    "MET" if v["final_store_bytes"] == 0 else "MISSED"))
+        if hand and hand["peak_store_bytes"] > 0:
+            r = v["peak_store_bytes"] / hand["peak_store_bytes"]
+            out.append((f"{label}: peak store bytes <= "
+                        f"{MEMORY_PEAK_LIMIT}x hand-written eviction's",
+                        f"{r:.3f}x",
+                        "MET" if r <= MEMORY_PEAK_LIMIT else "MISSED"))
+    return out
+
+
+def plot_workflow(wf, outdir):
+    png = os.path.join(outdir, "workflow_memory.png")
+    blocks, plots = [], []
+    for v in wf["variants"]:
+        name = v["variant"]
+        pts = v["store_bytes_after_task"]
+        blocks.append(f"${name} << EOD\n0 0\n" + "\n".join(
+            f"{i + 1} {b / 1e6}" for i, b in enumerate(pts)) + "\nEOD")
+        plots.append(f"${name} using 1:2 with steps "
+                     f"{VARIANT_LINE.get(name, 'lw 2')} lc rgb "
+                     f"'{VARIANT_COLOR.get(name, '#000000')}' title "
+                     f"{_gp_quote(VARIANT_LABEL.get(name, name))}")
+    sizes = ", ".join(human_bytes(n) for n in wf.get("sizes", []))
+    tasks = len(wf["variants"][0]["store_bytes_after_task"]) - 1
+    title = ("Workflow memory: bytes held by the store after each task "
+             f"(fan-in {wf.get('first_stage', '?')} -> 1, objects of {sizes})")
+    gp = ["set terminal pngcairo size 1000,520 font 'DejaVu Sans,10' "
+          "noenhanced",
+          f"set output {_gp_quote(png)}",
+          f"set title {_gp_quote(title)} font ',11'",
+          "set xlabel 'tasks done (the last step: the driver has used the "
+          "result)'",
+          "set ylabel 'store MB'",
+          f"set xrange [0:{tasks + 2}]",
+          "set yrange [0:*]",
+          "set grid lc rgb '#dddddd'",
+          "set key top left"]
+    script = "\n".join(blocks + gp + ["plot " + ", \\\n     ".join(plots)]) + "\n"
+    return _run_gnuplot(script, os.path.join(outdir, "workflow_memory.gp"), png)
+
+
+def workflow_section(wf, outdir):
+    sizes = ", ".join(human_bytes(s) for s in wf.get("sizes", []))
+    lines = ["## Workflow memory", "",
+             f"bench/workflow_memory ({wf.get('form', '?')} form): a fan-in "
+             f"tree of tasks, {wf.get('first_stage', '?')} -> 1 (63 tasks), "
+             f"objects of {sizes} cycled, run one task at a time on a local "
+             "connector without cache, each variant in a fresh process. "
+             "Store bytes are what the connector holds; RSS is the "
+             "process's.", "",
+             "| variant | peak store MB | final store MB | made MB | "
+             "start RSS MB | peak RSS MB | final RSS MB | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for v in wf["variants"]:
+        lines.append(
+            f"| {VARIANT_LABEL.get(v['variant'], v['variant'])} | "
+            f"{_mb(v['peak_store_bytes'])} | {_mb(v['final_store_bytes'])} | "
+            f"{_mb(v['made_bytes'])} | {_mb(v['start_rss_bytes'])} | "
+            f"{_mb(v['peak_rss_bytes'])} | {_mb(v['final_rss_bytes'])} | "
+            f"{v['seconds']:.2f} |")
+    lines += ["", "| memory target | measured | verdict |", "|---|---|---|"]
+    for desc, measured, verdict in workflow_verdicts(wf):
+        lines.append(f"| {desc} | {measured} | **{verdict}** |")
+    lines.append("")
+    png = plot_workflow(wf, outdir)
+    if png:
+        lines += [f"![workflow memory]({png})", ""]
+    return lines
+
+
 # --- Report -----------------------------------------------------------------------
 
 def verdict_table_text(verdicts):
@@ -630,6 +745,9 @@ def write_report(context, rows, outdir, elapsed):
                 f"{faults} | {human_bytes(r.alloc)} | "
                 f"{fname.split('/')[1] if f else '-'} | {ratio} |")
         lines.append("")
+    wf = load_workflow(outdir)
+    if wf:
+        lines += workflow_section(wf, outdir)
     path = os.path.join(outdir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -676,6 +794,11 @@ def main(argv):
     print(f"\n{counts(verdicts)}."
           + (f" INCOMPLETE: {measured} of {planned} rows measured."
              if planned and measured < planned else ""))
+    wf = load_workflow(outdir)
+    if wf:
+        print("\nWorkflow memory targets:")
+        for desc, measured, verdict in workflow_verdicts(wf):
+            print(f"  {desc:<62}  {measured:>10}  {verdict}")
     print(f"report: {os.path.join(outdir, 'report.md')}")
     return 0
 
