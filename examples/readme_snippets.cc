@@ -4,37 +4,65 @@
 // reader copies compiles and does what the README says.
 // [readme: intro]
 #include "proxystore/connectors/file/file_connector.h"  // the "file" kind
-#include "proxystore/store/factory.h"  // ParseProxy, GetKey, ...
+#include "proxystore/store/ref.h"  // OwnedProxy, Borrow, ParseOwnedProxy
 #include "proxystore/store/store.h"
 
 using namespace proxystore;
 
-// The producer: puts a 10 MB object and sends only a proxy of it.
+// The producer: puts a 10 MB object and sends a proxy of it that owns it.
 absl::StatusOr<std::string> Produce(const std::string& dir) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Connector> connector,
                               MakeConnector({"file", {{"directory", dir}}}));
-  // Registered: the registry keeps the store (and its objects) alive until
-  // Close(), and proxies resolved in this process find it by name.
+  // Registered: the registry keeps the store alive until Close(), and
+  // proxies resolved in this process find it by name.
   PROXYSTORE_ASSIGN_OR_RETURN(
       std::shared_ptr<Store> store,
       Store::Create("my-store", std::move(connector), {.auto_register = true}));
+  // One owner per object; it evicts the object when it goes away.
   PROXYSTORE_ASSIGN_OR_RETURN(
-      Proxy<std::string> proxy,
-      store->Proxy(std::string(10'000'000, 'x'), {.evict = true}));
-  return proxy.Serialize();  // a few hundred bytes: send them anywhere
+      OwnedProxy<std::string> owner,
+      OwnedProxyOf(*store, std::string(10'000'000, 'x')));
+  // Ownership travels with the bytes (a few hundred): the receiver's owner
+  // evicts. Copying an owner does not compile; this consumes it.
+  return std::move(owner).Serialize();
 }
 
 // The consumer, in any process that links the "file" connector.
 absl::StatusOr<size_t> Consume(const std::string& wire) {
-  PROXYSTORE_ASSIGN_OR_RETURN(Proxy<std::string> p,
-                              ParseProxy<std::string>(wire));  // unresolved
+  PROXYSTORE_ASSIGN_OR_RETURN(OwnedProxy<std::string> p,
+                              ParseOwnedProxy<std::string>(wire));
   PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> s,
                               p.Get());  // resolves once: reads the file
   return s->size();
-}
+}  // p goes: the object is evicted from the store
+// [end]
+
+// [readme: lifetimes]
+#include "proxystore/store/lifetimes.h"  // ContextLifetime, ...
+
+// Borrows read an owner's object without owning it; a lifetime ends a
+// group of objects at once.
+absl::StatusOr<size_t> Share(const std::shared_ptr<Store>& store) {
+  PROXYSTORE_ASSIGN_OR_RETURN(OwnedProxy<std::string> owner,
+                              OwnedProxyOf(*store, std::string("shared")));
+  PROXYSTORE_ASSIGN_OR_RETURN(RefProxy<std::string> a, Borrow(owner));
+  PROXYSTORE_ASSIGN_OR_RETURN(RefProxy<std::string> b, Borrow(owner));
+  // Moving the owner out now (Serialize, Release, Evict) is refused:
+  // FailedPrecondition naming the rule, while `a` and `b` live.
+
+  ContextLifetime scope(store);
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      Proxy<std::string> tmp,
+      store->Proxy(std::string("scratch"), {.lifetime = &scope}));
+  PROXYSTORE_ASSIGN_OR_RETURN(auto x, a.Get());
+  PROXYSTORE_ASSIGN_OR_RETURN(auto y, tmp.Get());
+  return x->size() + y->size();
+}  // scope ends: "scratch" is evicted; then the borrows and the owner go,
+   // and "shared" is evicted
 // [end]
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -72,10 +100,22 @@ TEST(Readme, IntroProducerAndConsumer) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string wire, Produce(dir));
   EXPECT_LT(wire.size(), 1024u);
   EXPECT_THAT(Consume(wire), IsOkAndHolds(10'000'000u));
-  // evict = true: resolving consumed the object.
+  // The consumer's owner evicted the object when it went away.
   EXPECT_THAT(Consume(wire), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_NE(GetStore("my-store"), nullptr);
   EXPECT_THAT(GetStore("my-store")->Close(), IsOk());
+}
+
+TEST(Readme, BorrowsAndLifetimes) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/scoped";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create("lifetimes",
+                    *MakeConnector({"file", {{"directory", dir}}})));
+  EXPECT_THAT(Share(store), IsOkAndHolds(13u));
+  // Nothing is left: the scope, the borrows and the owner evicted it all.
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  EXPECT_THAT(store->Close(), IsOk());
 }
 
 TEST(Readme, TrustPolicyAndSigning) {
