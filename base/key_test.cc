@@ -90,6 +90,31 @@ TEST(Key, HashesConsistentlyWithEquality) {
   EXPECT_FALSE(set.contains(Key("z")));
 }
 
+TEST(Key, KeepsTheHashOfItsIdThroughCopiesAndMoves) {
+  const Key a("0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(a.hash(), Key(a.id()).hash());
+  EXPECT_EQ(a.hash(), absl::HashOf(absl::string_view(a.id())));
+  EXPECT_NE(a.hash(), Key("another id").hash());
+
+  Key copy = a;
+  EXPECT_EQ(copy.hash(), a.hash());
+  Key moved = std::move(copy);
+  EXPECT_EQ(moved, a);
+  EXPECT_EQ(moved.hash(), a.hash());
+  // The moved-from key is the empty key, hash included, so it still behaves
+  // as a key in sets and comparisons.
+  EXPECT_TRUE(copy.empty());             // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(copy, Key());                // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(copy.hash(), Key().hash());  // NOLINT(bugprone-use-after-move)
+
+  Key assigned("x");
+  assigned = std::move(moved);
+  EXPECT_EQ(assigned, a);
+  EXPECT_EQ(moved, Key());  // NOLINT(bugprone-use-after-move)
+  assigned = Key("y");
+  EXPECT_EQ(assigned.hash(), Key("y").hash());
+}
+
 TEST(Key, PrintsItsId) {
   std::ostringstream os;
   os << Key("abc123");

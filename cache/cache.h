@@ -103,7 +103,11 @@ class LruCache {
       return nullptr;
     }
     ++hits_;
-    lru_.splice(lru_.begin(), lru_, it->second);
+    // Already the most recent entry (repeated gets of one key): the list
+    // stays as it is.
+    if (it->second != lru_.begin()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+    }
     return it->second->value;
   }
 
@@ -142,7 +146,7 @@ class LruCache {
   // Whether `key` is cached. Neither changes the LRU order nor counts a hit
   // or a miss.
   bool Exists(const K& key) const {
-    ReaderMutexLock lock(mu_);
+    MutexLock lock(mu_);
     return index_.contains(key);
   }
 
@@ -169,7 +173,7 @@ class LruCache {
   // compared with each other: between two separate reads another thread may
   // get or set.
   CacheStats Stats() const {
-    ReaderMutexLock lock(mu_);
+    MutexLock lock(mu_);
     return CacheStats{.capacity = capacity_,
                       .size = lru_.size(),
                       .hits = hits_,
@@ -178,17 +182,17 @@ class LruCache {
 
   // Number of cached entries, <= capacity().
   size_t size() const {
-    ReaderMutexLock lock(mu_);
+    MutexLock lock(mu_);
     return lru_.size();
   }
   int64_t capacity() const { return capacity_; }
   // Get() calls that found / did not find their key, since creation.
   int64_t hits() const {
-    ReaderMutexLock lock(mu_);
+    MutexLock lock(mu_);
     return hits_;
   }
   int64_t misses() const {
-    ReaderMutexLock lock(mu_);
+    MutexLock lock(mu_);
     return misses_;
   }
 
@@ -217,7 +221,8 @@ class LruCache {
   };
 
   const int64_t capacity_;
-  mutable Mutex mu_;
+  // Exclusive only: a hit reorders the list, so nearly every call writes.
+  mutable ExclusiveMutex mu_;
   // Most recently used first. Invariant: index_ holds exactly one element
   // per node of lru_, keyed by &node.key, and lru_.size() <= capacity_.
   List lru_ ABSL_GUARDED_BY(mu_);
