@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -44,10 +45,17 @@ void Store32(char* p, uint32_t v) {
 void Store64(char* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
 }
-uint64_t LoadN(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) {
-    v = (v << 8) | static_cast<unsigned char>(p[i]);
+// Little-endian loads (one instruction each on little-endian machines).
+template <typename U>
+U LoadLittle(const char* p) {
+  U v;
+  std::memcpy(&v, p, sizeof(v));
+  if constexpr (std::endian::native == std::endian::big) {
+    U r = 0;
+    for (size_t i = 0; i < sizeof(U); ++i) {
+      r = static_cast<U>((r << 8) | ((v >> (8 * i)) & 0xFF));
+    }
+    v = r;
   }
   return v;
 }
@@ -81,6 +89,11 @@ const PythonId* FindPythonId(absl::string_view data) {
     if (data.substr(0, 2) == id.id) return &id;
   }
   return nullptr;
+}
+
+absl::Status HeaderPastPrefix(size_t prefix_size) {
+  return absl::OutOfRangeError(absl::StrCat(
+      "the envelope header is longer than the ", prefix_size, " bytes given"));
 }
 
 std::string Quote(absl::string_view s) {
@@ -194,32 +207,46 @@ SharedBytes OutputBuffer::Finish(size_t size) && {
 }
 
 absl::StatusOr<ParsedData> ParseData(absl::string_view data) {
-  if (data.empty()) {
+  return ParseHeader(data, data.size());
+}
+
+absl::StatusOr<ParsedData> ParseHeader(absl::string_view data,
+                                       uint64_t total_size) {
+  if (data.size() > total_size) {
+    return absl::InternalError("ParseHeader: prefix longer than the data");
+  }
+  if (total_size == 0) {
     return absl::DataLossError("cannot deserialize an empty buffer");
   }
   ParsedData parsed;
-  if (const PythonId* id = FindPythonId(data)) {
+  // The native magic first: it is what the get path reads nearly always.
+  const bool native = data.size() >= sizeof(kMagic) &&
+                      std::memcmp(data.data(), kMagic, sizeof(kMagic)) == 0;
+  if (const PythonId* id = native ? nullptr : FindPythonId(data)) {
     parsed.format = SerializeOptions::Format::kProxyStorePython;
     parsed.python_id = id->id;
     parsed.python_kind = id->kind;
     parsed.python_type = id->type;
     parsed.header_size = kPythonIdSize;
-    parsed.stored_size = parsed.payload_size = data.size() - kPythonIdSize;
+    parsed.stored_size = parsed.payload_size = total_size - kPythonIdSize;
     return parsed;
   }
-  const size_t magic_bytes = std::min(data.size(), sizeof(kMagic));
-  if (data.substr(0, magic_bytes) !=
-      absl::string_view(kMagic, sizeof(kMagic)).substr(0, magic_bytes)) {
+  // Shorter than the magic but its start: a truncated envelope (below).
+  const bool magic_start =
+      data.size() < sizeof(kMagic) &&
+      data == absl::string_view(kMagic, sizeof(kMagic)).substr(0, data.size());
+  if (!native && !magic_start) {
     return absl::DataLossError(absl::StrCat(
         "not serialized data: starts with ", Quote(data.substr(0, 4)),
         ", neither the proxystore-cpp envelope magic '\\x89PSC' nor a "
         "ProxyStore Python identifier such as 'BS\\n'"));
   }
-  if (data.size() < kFixedHeaderSize) {
+  if (total_size < kFixedHeaderSize) {
     return absl::DataLossError(absl::StrCat(
-        "truncated envelope: ", data.size(),
+        "truncated envelope: ", total_size,
         " bytes, the fixed header alone needs ", kFixedHeaderSize));
   }
+  if (data.size() < kFixedHeaderSize) return HeaderPastPrefix(data.size());
   const char* p = data.data();
   const auto version = static_cast<uint8_t>(p[4]);
   if (version != kVersion) {
@@ -232,12 +259,12 @@ absl::StatusOr<ParsedData> ParseData(absl::string_view data) {
     return absl::DataLossError(
         absl::StrCat("unknown envelope flags 0x", absl::Hex(flags)));
   }
-  const size_t header_size = LoadN(p + 6, 2);
-  const size_t codec_size = LoadN(p + 8, 2);
-  const size_t type_size = LoadN(p + 10, 2);
-  const uint64_t reserved = LoadN(p + 12, 4);
-  const uint64_t stored_size = LoadN(p + 16, 8);
-  const uint64_t payload_size = LoadN(p + 24, 8);
+  const size_t header_size = LoadLittle<uint16_t>(p + 6);
+  const size_t codec_size = LoadLittle<uint16_t>(p + 8);
+  const size_t type_size = LoadLittle<uint16_t>(p + 10);
+  const uint64_t reserved = LoadLittle<uint32_t>(p + 12);
+  const uint64_t stored_size = LoadLittle<uint64_t>(p + 16);
+  const uint64_t payload_size = LoadLittle<uint64_t>(p + 24);
   if (reserved != 0) {
     return absl::DataLossError(
         absl::StrCat("corrupt envelope: reserved field is ", reserved));
@@ -253,19 +280,23 @@ absl::StatusOr<ParsedData> ParseData(absl::string_view data) {
                      " but names of ", codec_size, " + ", type_size,
                      " bytes need ", expected_header));
   }
-  if (data.size() < header_size) {
-    return absl::DataLossError(absl::StrCat("truncated envelope: ", data.size(),
+  if (total_size < header_size) {
+    return absl::DataLossError(absl::StrCat("truncated envelope: ", total_size,
                                             " bytes, the header needs ",
                                             header_size));
   }
+  if (data.size() < header_size) return HeaderPastPrefix(data.size());
   const size_t names_end = kFixedHeaderSize + codec_size + type_size;
-  for (size_t i = names_end; i < header_size; ++i) {
-    if (p[i] != 0) {
-      return absl::DataLossError(absl::StrCat(
-          "corrupt envelope: non-zero header padding at offset ", i));
-    }
+  // The padding is shorter than the alignment (header_size was checked
+  // against RoundUp above): one compare with zeros.
+  static constexpr char kZeros[kPayloadAlignment] = {};
+  if (std::memcmp(p + names_end, kZeros, header_size - names_end) != 0) {
+    size_t i = names_end;
+    while (p[i] == 0) ++i;
+    return absl::DataLossError(absl::StrCat(
+        "corrupt envelope: non-zero header padding at offset ", i));
   }
-  const uint64_t available = data.size() - header_size;
+  const uint64_t available = total_size - header_size;
   if (stored_size != available) {
     return absl::DataLossError(
         absl::StrCat(stored_size > available ? "truncated" : "corrupt",

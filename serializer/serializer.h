@@ -85,6 +85,10 @@
 //       payload_size has been checked before the call: at most the
 //       receiver's max_decompressed_size, and at most 4x the compressed
 //       bytes unless the lz4 block decodes to it.
+//   static absl::StatusOr<T> DecodeView(absl::string_view payload);
+//       Decode for a codec that copies the payload anyway (the value keeps
+//       no reference to it): the get path then hands it a view and skips
+//       taking a reference on the buffer.
 //   static constexpr PythonType kPythonType;  // kBytes or kStr
 //       Enables SerializeOptions::Format::kProxyStorePython and reading
 //       ProxyStore Python bytes/str data.
@@ -416,6 +420,11 @@ struct ParsedData {
 };
 
 absl::StatusOr<ParsedData> ParseData(absl::string_view data);
+// The same checks for data of `total_size` bytes of which `prefix` holds the
+// first ones: OutOfRange if the header does not fit in the prefix (read
+// more), otherwise what ParseData would return for the whole data.
+absl::StatusOr<ParsedData> ParseHeader(absl::string_view prefix,
+                                       uint64_t total_size);
 
 // Header size for these names, or InvalidArgument if they do not fit.
 absl::StatusOr<size_t> EnvelopeHeaderSize(absl::string_view codec,
@@ -475,6 +484,11 @@ bool CodecAccepts(absl::string_view codec, absl::string_view type_name) {
 template <typename T>
 concept HasContiguousView = requires(const T& value) {
   { Codec<T>::ContiguousView(value) } -> std::same_as<absl::string_view>;
+};
+
+template <typename T>
+concept HasDecodeView = requires(absl::string_view payload) {
+  { Codec<T>::DecodeView(payload) } -> std::same_as<absl::StatusOr<T>>;
 };
 
 template <typename T>
@@ -603,6 +617,9 @@ struct ByteVectorCodec {
     return absl::string_view(reinterpret_cast<const char*>(v.data()), v.size());
   }
   static absl::StatusOr<V> Decode(const SharedBytes& payload) {
+    return DecodeView(payload.view());
+  }
+  static absl::StatusOr<V> DecodeView(absl::string_view payload) {
     const auto* p =
         reinterpret_cast<const typename V::value_type*>(payload.data());
     return V(p, p + payload.size());
@@ -633,6 +650,9 @@ struct Codec<std::string> {
   static absl::string_view ContiguousView(const std::string& s) { return s; }
   static absl::StatusOr<std::string> Decode(const SharedBytes& payload) {
     return std::string(payload.view());
+  }
+  static absl::StatusOr<std::string> DecodeView(absl::string_view payload) {
+    return std::string(payload);
   }
   static absl::StatusOr<std::string> DecodeFilled(
       size_t size, absl::FunctionRef<absl::Status(char*)> fill) {
@@ -1000,6 +1020,9 @@ absl::StatusOr<T> Deserialize(const SharedBytes& data,
   if (parsed.format == SerializeOptions::Format::kProxyStorePython) {
     if constexpr (internal::PythonTypeOf<T>() != PythonType::kNone) {
       if (parsed.python_type != PythonType::kNone) {
+        if constexpr (internal::HasDecodeView<T>) {
+          return C::DecodeView(data.view().substr(internal::kPythonIdSize));
+        }
         PROXYSTORE_ASSIGN_OR_RETURN(SharedBytes payload,
                                     data.Suffix(internal::kPythonIdSize));
         return C::Decode(payload);
@@ -1012,6 +1035,10 @@ absl::StatusOr<T> Deserialize(const SharedBytes& data,
     return internal::TypeMismatchError(parsed, C::kName, TypeName<T>());
   }
   if (!parsed.compressed) {
+    if constexpr (internal::HasDecodeView<T>) {
+      return C::DecodeView(data.view().substr(
+          parsed.header_size, static_cast<size_t>(parsed.stored_size)));
+    }
     PROXYSTORE_ASSIGN_OR_RETURN(
         SharedBytes payload,
         data.Slice(parsed.header_size,

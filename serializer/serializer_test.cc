@@ -567,6 +567,33 @@ TEST(Corruption, EveryTruncationFails) {
               StatusIs(absl::StatusCode::kDataLoss, "corrupt"));
 }
 
+TEST(Corruption, HeaderFromAPrefixChecksWhatTheWholeDataWould) {
+  for (const auto& [name, full] : Samples()) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(internal::ParsedData whole,
+                                    internal::ParseData(full.view()));
+    const size_t header = whole.header_size;
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        internal::ParsedData from_prefix,
+        internal::ParseHeader(full.view().substr(0, header), full.size()));
+    EXPECT_EQ(from_prefix.codec, whole.codec) << name;
+    EXPECT_EQ(from_prefix.type_name, whole.type_name) << name;
+    EXPECT_EQ(from_prefix.stored_size, whole.stored_size) << name;
+    EXPECT_EQ(from_prefix.compressed, whole.compressed) << name;
+    if (whole.format == SerializeOptions::Format::kNative) {
+      // A prefix shorter than the header: read more.
+      EXPECT_THAT(
+          internal::ParseHeader(full.view().substr(0, header - 1), full.size()),
+          StatusIs(absl::StatusCode::kOutOfRange))
+          << name;
+    }
+    // A total that disagrees with the length field: as for whole data.
+    EXPECT_THAT(
+        internal::ParseHeader(full.view().substr(0, header), full.size() + 1),
+        StatusIs(absl::StatusCode::kDataLoss))
+        << name;
+  }
+}
+
 TEST(Corruption, EveryHeaderBitFlipIsDetected) {
   for (const auto& [name, full] : Samples()) {
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(EnvelopeInfo info, InspectEnvelope(full));
