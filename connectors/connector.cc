@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -351,6 +352,40 @@ absl::StatusOr<std::vector<Key>> Connector::DoPutBatch(
     keys.push_back(*std::move(key));
   }
   return keys;
+}
+
+absl::StatusOr<bool> GetIntoInMemory(const Key& key, absl::string_view bytes,
+                                     GetIntoFn fn) {
+  bool read = false;
+  auto copy = [&](char* dst, uint64_t offset) -> absl::Status {
+    if (read || offset > bytes.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "GetInto of key ", QuoteForMessage(key.id()), ": read(offset ",
+          offset, ") called twice or past the object's ", bytes.size(),
+          " bytes"));
+    }
+    read = true;
+    if (offset < bytes.size()) {
+      std::memcpy(dst, bytes.data() + offset, bytes.size() - offset);
+    }
+    return absl::OkStatus();
+  };
+  return fn(ObjectReader{.size = bytes.size(),
+                         .prefix = bytes.substr(0, kGetIntoPrefix),
+                         .read = copy,
+                         .in_memory = bytes});
+}
+
+absl::StatusOr<GetIntoResult> Connector::DoGetInto(const Key& key,
+                                                   GetIntoFn fn) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> got, DoGet(key));
+  GetIntoResult result;
+  if (!got.has_value()) return result;
+  result.found = true;
+  PROXYSTORE_ASSIGN_OR_RETURN(const bool consumed,
+                              GetIntoInMemory(key, got->view(), fn));
+  if (!consumed) result.whole = *std::move(got);
+  return result;
 }
 
 absl::StatusOr<std::vector<std::optional<SharedBytes>>> Connector::DoGetBatch(

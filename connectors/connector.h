@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -113,6 +114,38 @@ struct CloseOptions {
   std::optional<bool> clear;
 };
 
+// GetInto: reading an object straight into the memory that will hold it.
+//
+// The connector learns the object's size, reads its first bytes, and hands
+// both to the caller's GetIntoFn together with `read`, which writes bytes
+// [offset, size) of the object to `dst` (room for size - offset bytes) and
+// checks that the object did not change underneath (DataLoss otherwise).
+// `read` may be called at most once, and only during the GetIntoFn call.
+struct ObjectReader {
+  uint64_t size = 0;         // the object's size in bytes
+  absl::string_view prefix;  // its first min(size, kGetIntoPrefix) bytes
+  absl::FunctionRef<absl::Status(char* dst, uint64_t offset)> read;
+  // The whole object, when the connector holds it in memory for the length
+  // of the call (the default GetInto, "local" for small objects): the fn may
+  // copy from it directly instead of calling `read`.
+  std::optional<absl::string_view> in_memory = std::nullopt;
+};
+inline constexpr size_t kGetIntoPrefix = 4096;
+// Returns true once it has what it needs (from `read` or `in_memory`), or
+// false to receive the whole object as SharedBytes instead
+// (GetIntoResult::whole; allowed after `read` too, e.g. when the bytes turn
+// out not to be what it can decode). An error is returned by GetInto as is.
+using GetIntoFn = absl::FunctionRef<absl::StatusOr<bool>(const ObjectReader&)>;
+struct GetIntoResult {
+  bool found = false;  // false: nothing under the key (the fn was not called)
+  std::optional<SharedBytes> whole;  // the object, when the fn returned false
+};
+// Runs `fn` over `bytes` held in memory for the call (prefix, `in_memory`,
+// and a `read` that copies): what the default GetInto does with the result
+// of Get. Returns what `fn` returns.
+absl::StatusOr<bool> GetIntoInMemory(const Key& key, absl::string_view bytes,
+                                     GetIntoFn fn);
+
 class Connector {
  public:
   Connector() = default;
@@ -147,6 +180,15 @@ class Connector {
   absl::StatusOr<std::optional<SharedBytes>> Get(const Key& key) {
     return DoGet(key);
   }
+  // Get into the caller's memory (see ObjectReader): the bytes move once,
+  // from the storage to the final object, where the backend reads with a
+  // copy anyway ("file": pread(2) into `dst`), and the object is visited
+  // where it lies when the backend holds it in memory ("local"). Default:
+  // Get, then the fn over the bytes in memory (`read` copies). Store::Get
+  // decodes std::string and byte vectors this way.
+  absl::StatusOr<GetIntoResult> GetInto(const Key& key, GetIntoFn fn) {
+    return DoGetInto(key, fn);
+  }
   // One result per key, in order; std::nullopt for each missing key.
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatch(
       absl::Span<const Key> keys) {
@@ -172,6 +214,8 @@ class Connector {
   virtual absl::StatusOr<std::vector<Key>> DoPutBatch(
       absl::Span<const SharedBytes> data, const PutOptions& options);
   virtual absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) = 0;
+  // Default: DoGet, then `fn` over the bytes in memory.
+  virtual absl::StatusOr<GetIntoResult> DoGetInto(const Key& key, GetIntoFn fn);
   // Default: DoGet per key.
   virtual absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys);

@@ -309,6 +309,26 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
   return got;
 }
 
+absl::StatusOr<std::optional<SharedBytes>> Store::GetThroughGetInto(
+    const Key& key, OpTimer& timer, GetIntoFn decode) {
+  timer.StartLap();
+  absl::StatusOr<GetIntoResult> got = connector_->GetInto(key, decode);
+  if (!got.ok()) {
+    return Annotate(
+        got.status(),
+        absl::StrCat("Store(name=\"", name_, "\").Get(key=\"", key.id(),
+                     "\"): connector \"", connector_->kind(), "\" failed"));
+  }
+  if (metrics_ != nullptr) {
+    if (timer.connector_ns < 0) timer.connector_ns = timer.Lap();
+    metrics_->AddCounter("store.get.cache_misses", key, 1);
+    metrics_->AddTime("store.get.connector", key, timer.connector_ns);
+  }
+  if (!got->found) return std::nullopt;
+  if (got->whole.has_value()) return *std::move(got->whole);
+  return SharedBytes();
+}
+
 absl::StatusOr<std::vector<std::optional<SharedBytes>>>
 Store::GetBatchSerialized(absl::Span<const Key> keys, OperationTimer& timer) {
   timer.StartLap();
@@ -359,9 +379,8 @@ absl::StatusOr<Key> Store::PutBuffer(PayloadBuffer&& buffer,
   return PutSerialized(*std::move(data), options, timer, "PayloadBuffer");
 }
 
-void Store::RecordGet(const Key& key, OpTimer& timer, size_t object_size,
-                      bool hit, bool found) {
-  if (!timer.enabled()) return;
+void Store::RecordTimedGet(const Key& key, OpTimer& timer, size_t object_size,
+                           bool hit, bool found) {
   const int64_t total_ns = timer.Stop();
   if (metrics_ != nullptr) {
     if (hit) {

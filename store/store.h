@@ -317,6 +317,10 @@ class Store : public std::enable_shared_from_this<Store> {
     using OperationTimer::OperationTimer;
     int64_t serialize_ns = 0;    // Put, PutBatch, PutBuffer
     int64_t deserialize_ns = 0;  // Get on a cache miss
+    // Get through GetInto: the connector's part (-1: not yet read) and the
+    // size of the object decoded straight from it.
+    int64_t connector_ns = -1;
+    uint64_t stored_size = 0;
   };
   OpTimer StartTimer() const { return OpTimer(timing_); }
 
@@ -345,6 +349,18 @@ class Store : public std::enable_shared_from_this<Store> {
   // missing.
   absl::StatusOr<std::optional<SharedBytes>> GetSerialized(
       const Key& key, OperationTimer& timer);
+  // Get of a T straight from the connector (Connector::GetInto) into `out`;
+  // returns the bytes instead when they are not a plain encoding of T (the
+  // caller decodes them as usual), nullopt if missing.
+  template <typename T>
+  absl::StatusOr<std::optional<SharedBytes>> GetDirect(const Key& key,
+                                                       OpTimer& timer,
+                                                       std::optional<T>& out);
+  // The connector GetInto of GetDirect, with its error context and metrics:
+  // nullopt if missing, empty bytes if `decode` took the object, else the
+  // object's bytes.
+  absl::StatusOr<std::optional<SharedBytes>> GetThroughGetInto(
+      const Key& key, OpTimer& timer, GetIntoFn decode);
   // Connector batch get for `keys` (all cache misses), with metrics.
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatchSerialized(
       absl::Span<const Key> keys, OperationTimer& timer);
@@ -352,7 +368,11 @@ class Store : public std::enable_shared_from_this<Store> {
   // Metrics/logging hooks for the typed templates: each ends the operation
   // (`timer`'s last reading) and records it. No-ops when timing is off.
   void RecordGet(const Key& key, OpTimer& timer, size_t object_size, bool hit,
-                 bool found);
+                 bool found) {
+    if (timer.enabled()) RecordTimedGet(key, timer, object_size, hit, found);
+  }
+  void RecordTimedGet(const Key& key, OpTimer& timer, size_t object_size,
+                      bool hit, bool found);
   void RecordGetBatch(absl::Span<const Key> keys, OperationTimer& timer,
                       size_t hits);
   void RecordProxy(const Key& key, OperationTimer& timer);

@@ -47,7 +47,49 @@ inline absl::Status CheckProxyLifetime(const Store& store, bool evict,
   return absl::OkStatus();
 }
 
+// Types whose default codec can decode straight from a connector's
+// GetInto (a copy out of memory the connector holds, or a read into the
+// value's own storage).
+template <typename T>
+inline constexpr bool kDecodesDirect =
+    internal::HasDecodeView<T>&& internal::HasDecodeFilled<T>;
+
 }  // namespace store_internal
+
+template <typename T>
+absl::StatusOr<std::optional<SharedBytes>> Store::GetDirect(
+    const Key& key, OpTimer& timer, std::optional<T>& out) {
+  using C = Codec<T>;
+  // Decodes an uncompressed envelope (or ProxyStore Python bytes/str data)
+  // whose codec accepts T; anything else (compressed, another type, corrupt)
+  // is handed back whole, and the ordinary decode reports it.
+  auto decode = [&](const ObjectReader& r) -> absl::StatusOr<bool> {
+    absl::StatusOr<internal::ParsedData> parsed =
+        internal::ParseHeader(r.prefix, r.size);
+    if (!parsed.ok() || parsed->compressed) return false;
+    if (parsed->format == SerializeOptions::Format::kNative) {
+      if (!internal::CodecAccepts<T>(parsed->codec, parsed->type_name)) {
+        return false;
+      }
+    } else if (internal::PythonTypeOf<T>() == PythonType::kNone ||
+               parsed->python_type == PythonType::kNone) {
+      return false;
+    }
+    timer.connector_ns = timer.Lap();
+    timer.stored_size = r.size;
+    const size_t header = parsed->header_size;
+    absl::StatusOr<T> value =
+        r.in_memory.has_value()
+            ? C::DecodeView(r.in_memory->substr(header))
+            : C::DecodeFilled(static_cast<size_t>(r.size - header),
+                              [&](char* dst) { return r.read(dst, header); });
+    if (!value.ok()) return value.status();
+    out.emplace(*std::move(value));
+    timer.deserialize_ns = timer.Lap();
+    return true;
+  };
+  return GetThroughGetInto(key, timer, decode);
+}
 
 template <typename T>
 SerializeOptions Store::SerializeOptionsFor() const {
@@ -171,24 +213,41 @@ absl::StatusOr<std::shared_ptr<const T>> Store::Get(
     // A hit of another type falls through to a fresh decode as T.
     if (cached->type_tag == store_internal::TypeTag<T>()) {
       RecordGet(key, timer, 0, /*hit=*/true, /*found=*/true);
-      return std::shared_ptr<const T>(
-          cached, static_cast<const T*>(cached->object.get()));
+      const T* object = static_cast<const T*>(cached->object.get());
+      return std::shared_ptr<const T>(std::move(cached), object);
     }
   }
   const uint64_t epoch = EvictEpoch();
-  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> data,
-                              GetSerialized(key, timer));
+  std::optional<SharedBytes> data;
+  std::optional<T> direct;  // decoded by GetDirect
+  if constexpr (store_internal::kDecodesDirect<T>) {
+    if (!options.deserializer && config_->deserializer.empty()) {
+      PROXYSTORE_ASSIGN_OR_RETURN(data, GetDirect<T>(key, timer, direct));
+    } else {
+      PROXYSTORE_ASSIGN_OR_RETURN(data, GetSerialized(key, timer));
+    }
+  } else {
+    PROXYSTORE_ASSIGN_OR_RETURN(data, GetSerialized(key, timer));
+  }
   if (!data.has_value()) {
     RecordGet(key, timer, 0, /*hit=*/false, /*found=*/false);
     return options.default_value;
   }
-  timer.StartLap();
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      T obj, DeserializeObject<T>(key, *data, options.deserializer));
-  auto shared = std::make_shared<const T>(std::move(obj));
-  timer.deserialize_ns = timer.Lap();
-  CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), shared}, epoch);
-  RecordGet(key, timer, data->size(), /*hit=*/false, /*found=*/true);
+  std::shared_ptr<const T> shared;
+  if (direct.has_value()) {
+    shared = std::make_shared<const T>(*std::move(direct));
+  } else {
+    timer.StartLap();
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        T obj, DeserializeObject<T>(key, *data, options.deserializer));
+    shared = std::make_shared<const T>(std::move(obj));
+    timer.deserialize_ns = timer.Lap();
+  }
+  if (caching_) {
+    CacheInsert(key, CachedObject{store_internal::TypeTag<T>(), shared}, epoch);
+  }
+  RecordGet(key, timer, direct.has_value() ? timer.stored_size : data->size(),
+            /*hit=*/false, /*found=*/true);
   return shared;
 }
 
@@ -202,8 +261,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const T>>> Store::GetBatch(
   for (size_t i = 0; i < keys.size(); ++i) {
     std::shared_ptr<const CachedObject> cached = CacheLookup(keys[i]);
     if (cached != nullptr && cached->type_tag == store_internal::TypeTag<T>()) {
-      out[i] = std::shared_ptr<const T>(
-          cached, static_cast<const T*>(cached->object.get()));
+      const T* object = static_cast<const T*>(cached->object.get());
+      out[i] = std::shared_ptr<const T>(std::move(cached), object);
     } else {
       misses.push_back(keys[i]);
       miss_index.push_back(i);

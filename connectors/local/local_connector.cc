@@ -9,7 +9,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/status.h"
@@ -25,11 +24,15 @@ struct Namespace {
 
   struct Shard {
     mutable Mutex mu;
-    absl::flat_hash_map<std::string, SharedBytes> objects ABSL_GUARDED_BY(mu);
+    // Keyed by Key, whose hash is computed once when the key is made: a
+    // lookup hashes nothing.
+    absl::flat_hash_map<Key, SharedBytes> objects ABSL_GUARDED_BY(mu);
   };
 
+  // The top bits of the key's hash: the maps inside a shard use (a mix of)
+  // all of it.
   Shard& ShardFor(const Key& key) {
-    return shards[absl::Hash<std::string>()(key.id()) % kShards];
+    return shards[(key.hash() >> 32) % kShards];
   }
 
   bool Empty() {
@@ -44,7 +47,7 @@ struct Namespace {
     for (Shard& s : shards) {
       // Destroy the values outside the lock: a last reference may run an
       // arbitrary owner's deleter.
-      absl::flat_hash_map<std::string, SharedBytes> dropped;
+      absl::flat_hash_map<Key, SharedBytes> dropped;
       {
         MutexLock lock(s.mu);
         dropped.swap(s.objects);
@@ -161,13 +164,9 @@ ConnectorConfig LocalConnector::Config() const {
   return ConnectorConfig{std::string(kKind), {{"namespace", namespace_id_}}};
 }
 
-absl::Status LocalConnector::CheckOpen(absl::string_view op) const {
-  if (closed_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("local connector (namespace ", namespace_id_, "): ", op,
-                     " after Close"));
-  }
-  return absl::OkStatus();
+absl::Status LocalConnector::ClosedError(absl::string_view op) const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "local connector (namespace ", namespace_id_, "): ", op, " after Close"));
 }
 
 absl::StatusOr<Key> LocalConnector::DoPut(SharedBytes data,
@@ -178,7 +177,7 @@ absl::StatusOr<Key> LocalConnector::DoPut(SharedBytes data,
   // Zero copy: the SharedBytes is kept as given (a put of a moved-in buffer
   // copies nothing), and Get hands out this same buffer.
   MutexLock lock(shard.mu);
-  shard.objects.insert_or_assign(key.id(), std::move(data));
+  shard.objects.insert_or_assign(key, std::move(data));
   return key;
 }
 
@@ -187,9 +186,31 @@ absl::StatusOr<std::optional<SharedBytes>> LocalConnector::DoGet(
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Get"));
   Namespace::Shard& shard = ns_->ShardFor(key);
   ReaderMutexLock lock(shard.mu);
-  auto it = shard.objects.find(key.id());
+  auto it = shard.objects.find(key);
   if (it == shard.objects.end()) return std::nullopt;
   return it->second;
+}
+
+absl::StatusOr<GetIntoResult> LocalConnector::DoGetInto(const Key& key,
+                                                        GetIntoFn fn) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("GetInto"));
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  GetIntoResult result;
+  {
+    ReaderMutexLock lock(shard.mu);
+    auto it = shard.objects.find(key);
+    if (it == shard.objects.end()) return result;
+    result.found = true;
+    const absl::string_view bytes = it->second.view();
+    if (bytes.size() <= kInPlaceGetMax) {
+      PROXYSTORE_ASSIGN_OR_RETURN(const bool consumed,
+                                  GetIntoInMemory(key, bytes, fn));
+      if (!consumed) result.whole = it->second;
+      return result;
+    }
+  }
+  // Large: the default, with the reference taken under the lock.
+  return Connector::DoGetInto(key, fn);
 }
 
 absl::StatusOr<std::vector<std::optional<SharedBytes>>>
@@ -200,7 +221,7 @@ LocalConnector::DoGetBatch(absl::Span<const Key> keys) {
   for (const Key& key : keys) {
     Namespace::Shard& shard = ns_->ShardFor(key);
     ReaderMutexLock lock(shard.mu);
-    auto it = shard.objects.find(key.id());
+    auto it = shard.objects.find(key);
     if (it == shard.objects.end()) {
       out.emplace_back(std::nullopt);
     } else {
@@ -214,7 +235,7 @@ absl::StatusOr<bool> LocalConnector::DoExists(const Key& key) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Exists"));
   Namespace::Shard& shard = ns_->ShardFor(key);
   ReaderMutexLock lock(shard.mu);
-  return shard.objects.contains(key.id());
+  return shard.objects.contains(key);
 }
 
 absl::Status LocalConnector::DoEvict(const Key& key) {
@@ -222,7 +243,7 @@ absl::Status LocalConnector::DoEvict(const Key& key) {
   Namespace::Shard& shard = ns_->ShardFor(key);
   std::optional<SharedBytes> dropped;  // Released after the lock.
   MutexLock lock(shard.mu);
-  auto it = shard.objects.find(key.id());
+  auto it = shard.objects.find(key);
   if (it != shard.objects.end()) {
     dropped = std::move(it->second);
     shard.objects.erase(it);

@@ -54,6 +54,9 @@ class LocalConnector : public Connector {
 
   const std::string& namespace_id() const { return namespace_id_; }
 
+  // GetInto visits objects up to this size in place, under a reader lock.
+  static constexpr size_t kInPlaceGetMax = 64 << 10;
+
  protected:
   // Put, Get, Exists and Evict (and the batches) are FailedPrecondition once
   // this object is closed; other connectors on the namespace keep working.
@@ -62,6 +65,12 @@ class LocalConnector : public Connector {
   absl::StatusOr<Key> DoPut(SharedBytes data,
                             const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
+  // Objects up to kInPlaceGetMax bytes are visited in place, under the
+  // shard's reader lock (no reference taken on the buffer); larger ones as
+  // the default does, outside the lock, so that a long decode never holds
+  // up puts to the shard.
+  absl::StatusOr<GetIntoResult> DoGetInto(const Key& key,
+                                          GetIntoFn fn) override;
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
@@ -75,7 +84,11 @@ class LocalConnector : public Connector {
   LocalConnector(std::string namespace_id,
                  std::shared_ptr<local_internal::Namespace> ns);
 
-  absl::Status CheckOpen(absl::string_view op) const;
+  absl::Status CheckOpen(absl::string_view op) const {
+    if (closed_.load(std::memory_order_acquire)) return ClosedError(op);
+    return absl::OkStatus();
+  }
+  absl::Status ClosedError(absl::string_view op) const;
 
   const std::string namespace_id_;
   // Shared with every connector on the same namespace and with the table.

@@ -417,6 +417,24 @@ absl::StatusOr<std::optional<SharedBytes>> MultiConnector::DoGet(
   return got;
 }
 
+absl::StatusOr<GetIntoResult> MultiConnector::DoGetInto(const Key& key,
+                                                        GetIntoFn fn) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "Get"));
+  // The fn's own errors go back as they are; the child's are annotated.
+  bool fn_failed = false;
+  auto forward = [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+    absl::StatusOr<bool> r = fn(reader);
+    fn_failed = !r.ok();
+    return r;
+  };
+  absl::StatusOr<GetIntoResult> got =
+      children_[route.child].connector->GetInto(route.inner, forward);
+  if (!got.ok() && !fn_failed) {
+    return ChildError(got.status(), "Get", route.child);
+  }
+  return got;
+}
+
 absl::StatusOr<std::vector<std::optional<SharedBytes>>>
 MultiConnector::DoGetBatch(absl::Span<const Key> keys) {
   // Per child (in first-use order): positions in `keys` and child keys.

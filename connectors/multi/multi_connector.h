@@ -145,6 +145,10 @@ class MultiConnector : public Connector {
   absl::StatusOr<std::vector<Key>> DoPutBatch(
       absl::Span<const SharedBytes> data, const PutOptions& options) override;
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
+  // The child's GetInto (a file child reads straight into the caller's
+  // memory).
+  absl::StatusOr<GetIntoResult> DoGetInto(const Key& key,
+                                          GetIntoFn fn) override;
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
