@@ -90,6 +90,41 @@ MATCHER(HoldsNothing, "is OK and std::nullopt") {
   return !arg->has_value();
 }
 
+// What a GetInto fn saw, and the bytes it had `read` write.
+struct ReadInto {
+  bool found = false;
+  int calls = 0;  // how many times the fn ran
+  uint64_t size = 0;
+  std::string prefix;
+  std::string tail;  // bytes [offset, size) as read(dst, offset) wrote them
+  std::optional<std::string> in_memory;  // ObjectReader::in_memory, if set
+};
+
+// GetInto with a fn that reads bytes [offset, size) into a buffer of exactly
+// that size. `offset` past the size is the test's own error (Internal).
+absl::StatusOr<ReadInto> GetIntoAt(Connector& c, const Key& key,
+                                   uint64_t offset) {
+  ReadInto out;
+  auto fn = [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+    ++out.calls;
+    out.size = reader.size;
+    out.prefix = std::string(reader.prefix);
+    if (reader.in_memory.has_value()) out.in_memory.emplace(*reader.in_memory);
+    if (offset > reader.size) {
+      return absl::InternalError("the test's offset is past the object");
+    }
+    out.tail.resize(reader.size - offset);
+    PROXYSTORE_RETURN_IF_ERROR(reader.read(out.tail.data(), offset));
+    return true;
+  };
+  PROXYSTORE_ASSIGN_OR_RETURN(GetIntoResult result, c.GetInto(key, fn));
+  if (result.whole.has_value()) {
+    return absl::InternalError("GetInto returned the whole object too");
+  }
+  out.found = result.found;
+  return out;
+}
+
 // A key that `c` has never stored: minted by another connector of the same
 // kind (its own storage), then evicted there.
 absl::StatusOr<Key> ForeignKey(
@@ -163,6 +198,178 @@ TEST_P(ConnectorConformanceTest, PutPartsStoresTheConcatenation) {
     EXPECT_THAT(GetString(connector(), key), HoldsValue(joined))
         << parts.size() << " parts, " << joined.size() << " bytes";
   }
+}
+
+TEST_P(ConnectorConformanceTest, GetIntoMissingKeyIsNotFoundWithoutCallingFn) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key foreign, ForeignKey(GetParam().make));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key evicted, PutString(connector(), "gone"));
+  PROXYSTORE_ASSERT_OK(connector().Evict(evicted));
+  for (const Key& key : {foreign, evicted}) {
+    int calls = 0;
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        GetIntoResult result,
+        connector().GetInto(key, [&](const ObjectReader&) {
+          ++calls;
+          return absl::StatusOr<bool>(true);
+        }));
+    EXPECT_FALSE(result.found);
+    EXPECT_FALSE(result.whole.has_value());
+    EXPECT_EQ(calls, 0);
+  }
+}
+
+// The fn sees the object's size and first bytes, and read(dst, 0) writes
+// exactly what Get returns: below, at and above the prefix size.
+TEST_P(ConnectorConformanceTest, GetIntoReadingEverythingMatchesGet) {
+  for (const std::string& value :
+       {std::string("hello"), std::string(1, '\0'), AllByteValues(),
+        Pattern(kGetIntoPrefix - 1, 10), Pattern(kGetIntoPrefix, 11),
+        Pattern(kGetIntoPrefix + 1, 12), Pattern(100'001, 13),
+        Pattern(GetParam().large_value_size, 14)}) {
+    SCOPED_TRACE(absl::StrCat(value.size(), "-byte value"));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, PutString(connector(), value));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(ReadInto got,
+                                    GetIntoAt(connector(), key, 0));
+    EXPECT_TRUE(got.found);
+    EXPECT_EQ(got.calls, 1);
+    EXPECT_EQ(got.size, value.size());
+    EXPECT_TRUE(got.prefix ==
+                absl::string_view(value).substr(0, kGetIntoPrefix))
+        << "prefix of " << got.prefix.size() << " bytes";
+    EXPECT_THAT(absl::StatusOr<std::optional<std::string>>(got.tail),
+                HoldsValue(value));
+    EXPECT_THAT(GetString(connector(), key), HoldsValue(got.tail));
+    // A connector that offers the object in memory offers all of it.
+    if (got.in_memory.has_value()) {
+      EXPECT_THAT(absl::StatusOr<std::optional<std::string>>(got.in_memory),
+                  HoldsValue(value));
+    }
+  }
+}
+
+// read(dst, offset) writes bytes [offset, size): from inside the prefix (the
+// part of the prefix after offset, then the rest), from its end, and from
+// past it (nothing of the prefix), up to offset == size (nothing at all).
+TEST_P(ConnectorConformanceTest, GetIntoReadsTheTailFromAnyOffset) {
+  const std::string big = Pattern(size_t{1} << 20, 15);
+  const std::string small = Pattern(100, 16);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key big_key, PutString(connector(), big));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key small_key, PutString(connector(), small));
+  struct Case {
+    const Key& key;
+    const std::string& value;
+    uint64_t offset;
+  };
+  for (const Case& tc :
+       {Case{big_key, big, 1}, Case{big_key, big, 40},
+        Case{big_key, big, kGetIntoPrefix - 1},
+        Case{big_key, big, kGetIntoPrefix},
+        Case{big_key, big, kGetIntoPrefix + 1},
+        Case{big_key, big, 3 * kGetIntoPrefix + 17},
+        Case{big_key, big, big.size() - 1}, Case{big_key, big, big.size()},
+        Case{small_key, small, 1}, Case{small_key, small, 40},
+        Case{small_key, small, small.size() - 1},
+        Case{small_key, small, small.size()}}) {
+    SCOPED_TRACE(absl::StrCat("offset ", tc.offset, " of ", tc.value.size()));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(ReadInto got,
+                                    GetIntoAt(connector(), tc.key, tc.offset));
+    EXPECT_TRUE(got.found);
+    EXPECT_EQ(got.calls, 1);
+    EXPECT_EQ(got.size, tc.value.size());
+    EXPECT_TRUE(got.prefix ==
+                absl::string_view(tc.value).substr(0, kGetIntoPrefix));
+    EXPECT_THAT(absl::StatusOr<std::optional<std::string>>(got.tail),
+                HoldsValue(tc.value.substr(tc.offset)));
+  }
+}
+
+TEST_P(ConnectorConformanceTest, GetIntoFnReturningFalseGetsTheWholeObject) {
+  for (const std::string& value :
+       {std::string("small"), std::string(), Pattern(kGetIntoPrefix + 1, 17),
+        Pattern(GetParam().large_value_size, 18)}) {
+    SCOPED_TRACE(absl::StrCat(value.size(), "-byte value"));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, PutString(connector(), value));
+    int calls = 0;
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        GetIntoResult result,
+        connector().GetInto(key, [&](const ObjectReader& reader) {
+          ++calls;
+          EXPECT_EQ(reader.size, value.size());
+          return absl::StatusOr<bool>(false);
+        }));
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(result.found);
+    ASSERT_TRUE(result.whole.has_value());
+    EXPECT_THAT(
+        absl::StatusOr<std::optional<std::string>>(result.whole->ToString()),
+        HoldsValue(value));
+    EXPECT_THAT(GetString(connector(), key), HoldsValue(value));
+  }
+}
+
+// The fn's error is GetInto's, code and message, whether or not it read.
+TEST_P(ConnectorConformanceTest, GetIntoReturnsTheFnsErrorUnchanged) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key key, PutString(connector(), Pattern(2 * kGetIntoPrefix, 19)));
+  const absl::Status expected =
+      absl::FailedPreconditionError("the fn's own error");
+  for (const bool read_first : {false, true}) {
+    SCOPED_TRACE(read_first ? "after read" : "without reading");
+    std::string buffer;
+    absl::StatusOr<GetIntoResult> result = connector().GetInto(
+        key, [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+          if (read_first) {
+            buffer.resize(reader.size);
+            PROXYSTORE_RETURN_IF_ERROR(reader.read(buffer.data(), 0));
+          }
+          return expected;
+        });
+    EXPECT_EQ(result.status(), expected);
+  }
+  // The object is untouched.
+  EXPECT_THAT(GetString(connector(), key),
+              HoldsValue(Pattern(2 * kGetIntoPrefix, 19)));
+}
+
+TEST_P(ConnectorConformanceTest, GetIntoOfAnEmptyObject) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().Put(SharedBytes()));
+  int calls = 0;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      GetIntoResult result,
+      connector().GetInto(
+          key, [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+            ++calls;
+            EXPECT_EQ(reader.size, 0u);
+            EXPECT_TRUE(reader.prefix.empty());
+            // Nothing to write: no room is needed.
+            PROXYSTORE_RETURN_IF_ERROR(reader.read(nullptr, 0));
+            return true;
+          }));
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(result.found);
+  EXPECT_FALSE(result.whole.has_value());
+}
+
+// read at most once, and not past the end: InvalidArgument, nothing written.
+TEST_P(ConnectorConformanceTest, GetIntoMisusedReadIsInvalidArgument) {
+  const std::string value = Pattern(kGetIntoPrefix + 100, 20);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, PutString(connector(), value));
+  absl::Status past_end;
+  absl::Status second;
+  std::string buffer(value.size(), '\0');
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      GetIntoResult result,
+      connector().GetInto(
+          key, [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+            past_end = reader.read(buffer.data(), reader.size + 1);
+            PROXYSTORE_RETURN_IF_ERROR(reader.read(buffer.data(), 0));
+            second = reader.read(buffer.data(), 0);
+            return true;
+          }));
+  EXPECT_TRUE(result.found);
+  EXPECT_THAT(past_end, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_TRUE(buffer == value);
 }
 
 TEST_P(ConnectorConformanceTest, EmptyValueIsPresentNotMissing) {

@@ -7,8 +7,11 @@
 // semantics, PutBatch/GetBatch ordering with missing keys, Config() round
 // trips through the registry (MakeConnector) and through
 // ConnectorConfig::Serialize/Parse reaching the same data, idempotent Close,
-// concurrent use from 8 threads, and that a returned SharedBytes outlives the
-// object's eviction and the connector itself.
+// concurrent use from 8 threads, that a returned SharedBytes outlives the
+// object's eviction and the connector itself, and GetInto (missing keys, the
+// size and prefix the fn sees, read(dst, offset) from any offset matching
+// Get, the whole object when the fn declines, the fn's errors unchanged,
+// empty objects, misused reads).
 //
 // Usage, in a connector's test (link //testing:connector_conformance, which
 // is alwayslink so its TEST_Ps register):

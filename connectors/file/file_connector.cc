@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -36,14 +37,16 @@ std::string Quote(absl::string_view s) { return QuoteForMessage(s); }
 // was never created).
 bool IsMissing(int err) { return err == ENOENT || err == ENOTDIR; }
 
-// Reads exactly `n` bytes at the current offset, looping over partial reads
+// Reads bytes [offset, offset + n) with pread(2), looping over partial reads
 // and EINTR. Returns how many bytes were read before end of file. With
 // WriteAll's loop on the Put side, objects larger than the 2 GiB per-call
 // kernel limit are written and read whole (ProxyStore once truncated them).
-absl::StatusOr<size_t> ReadFully(int fd, char* buf, size_t n, size_t chunk) {
+absl::StatusOr<size_t> ReadFully(int fd, char* buf, size_t n, uint64_t offset,
+                                 size_t chunk) {
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::read(fd, buf + done, std::min(n - done, chunk));
+    ssize_t r = ::pread(fd, buf + done, std::min(n - done, chunk),
+                        static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(
@@ -55,15 +58,46 @@ absl::StatusOr<size_t> ReadFully(int fd, char* buf, size_t n, size_t chunk) {
   return done;
 }
 
-// True if the descriptor has data past its current offset (the file grew).
-absl::StatusOr<bool> HasMoreData(int fd) {
+absl::Status ContextError(absl::StatusCode code, absl::string_view context,
+                          absl::string_view what) {
+  return absl::Status(code, absl::StrCat(context, ": ", what));
+}
+
+// Reads bytes [from, to) of a file that fstat found `size` bytes long into
+// `dst`; DataLoss if the file now ends before `to`.
+absl::Status ReadRange(int fd, char* dst, size_t from, size_t to, size_t size,
+                       size_t chunk, absl::string_view context) {
+  absl::StatusOr<size_t> got = ReadFully(fd, dst, to - from, from, chunk);
+  if (!got.ok()) return Annotate(got.status(), context);
+  if (*got != to - from) {
+    return ContextError(absl::StatusCode::kDataLoss, context,
+                        absl::StrCat("file shrank from ", size, " to ",
+                                     from + *got, " bytes while being read"));
+  }
+  return absl::OkStatus();
+}
+
+// DataLoss if the file has data past `size` bytes (it grew).
+absl::Status CheckNoDataPast(int fd, size_t size, absl::string_view context) {
   char probe;
   while (true) {
-    ssize_t r = ::read(fd, &probe, 1);
+    ssize_t r = ::pread(fd, &probe, 1, static_cast<off_t>(size));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus(errno, "read past the end failed");
-    return r > 0;
+    if (r < 0) {
+      return ErrnoStatus(errno,
+                         absl::StrCat(context, ": read past the end failed"));
+    }
+    if (r == 0) return absl::OkStatus();
+    return ContextError(
+        absl::StatusCode::kDataLoss, context,
+        absl::StrCat("file grew past ", size, " bytes while being read"));
   }
+}
+
+// What every error of a Get (or GetInto) of `key` starts with.
+std::string GetContext(const Key& key, const std::string& path) {
+  return absl::StrCat("file connector Get of key ", Quote(key.id()), " from ",
+                      path);
 }
 
 absl::StatusOr<int64_t> NonNegativeOption(const ConnectorConfig& options,
@@ -307,6 +341,36 @@ absl::StatusOr<Key> FileConnector::DoPutParts(
   }
 }
 
+absl::StatusOr<std::optional<FileConnector::ObjectFile>>
+FileConnector::OpenObject(const std::string& path,
+                          absl::string_view context) const {
+  // O_NONBLOCK: opening a FIFO planted under a key's name must not hang.
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (IsMissing(err)) return std::nullopt;
+    return ErrnoStatus(err, absl::StrCat(context, ": open failed"));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(context, ": fstat failed"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return ContextError(absl::StatusCode::kFailedPrecondition, context,
+                        "not a regular file");
+  }
+  // The size is the file's say: check it before allocating or mapping.
+  if (st.st_size > max_object_size_) {
+    return ContextError(
+        absl::StatusCode::kResourceExhausted, context,
+        absl::StrCat("the object is ", st.st_size,
+                     " bytes, more than option \"max_object_size\" (",
+                     max_object_size_, ")"));
+  }
+  if (hooks_.before_read) hooks_.before_read(path);
+  return ObjectFile{std::move(fd), static_cast<size_t>(st.st_size)};
+}
+
 // Get reads exactly the size fstat reported (into a buffer allocated without
 // throwing) and checks the file did not change size under it (shrunk or grew
 // between fstat and the end of the read): DataLoss, never garbage. The bytes
@@ -326,49 +390,17 @@ absl::StatusOr<Key> FileConnector::DoPutParts(
 // cache directly (ext4 large folios make it nearly free), so objects of at
 // least "mmap_min_size" (2 MiB) are handed out as a read-only MAP_SHARED
 // mapping (SharedBytes::FromOwner, munmap when the last reference dies); if
-// mmap fails, Get falls back to read(). Caveat of the mapping: if another
+// mmap fails, Get falls back to pread(). Caveat of the mapping: if another
 // process truncates the file in place while a mapped SharedBytes is alive,
 // touching the lost pages raises SIGBUS. Connectors never modify a published
 // file (eviction and Close unlink, which is safe); set mmap_min_size to a
 // huge value if outside writers may truncate files in the directory.
-absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
-    const Key& key) {
-  PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
-  const std::string context = absl::StrCat("file connector Get of key ",
-                                           Quote(key.id()), " from ", path);
-  auto error = [&](absl::StatusCode code, absl::string_view what) {
-    return absl::Status(code, absl::StrCat(context, ": ", what));
-  };
-  auto errno_error = [&](int err, absl::string_view what) {
-    return ErrnoStatus(err, absl::StrCat(context, ": ", what));
-  };
-
-  // O_NONBLOCK: opening a FIFO planted under a key's name must not hang.
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (fd.get() < 0) {
-    int err = errno;
-    if (IsMissing(err)) return std::nullopt;
-    return errno_error(err, "open failed");
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return errno_error(errno, "fstat failed");
-  if (!S_ISREG(st.st_mode)) {
-    return error(absl::StatusCode::kFailedPrecondition, "not a regular file");
-  }
-  // The size is the file's say: check it before allocating or mapping.
-  if (st.st_size > max_object_size_) {
-    return error(absl::StatusCode::kResourceExhausted,
-                 absl::StrCat("the object is ", st.st_size,
-                              " bytes, more than option \"max_object_size\" (",
-                              max_object_size_, ")"));
-  }
-  const size_t n = static_cast<size_t>(st.st_size);
-  if (hooks_.before_read) hooks_.before_read(path);
-
+absl::StatusOr<SharedBytes> FileConnector::ReadObject(
+    int fd, size_t n, absl::string_view context) const {
   if (n > 0 &&
       static_cast<uint64_t>(n) >= static_cast<uint64_t>(mmap_min_size_)) {
     void* addr =
-        ::mmap(nullptr, n, PROT_READ, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
+        ::mmap(nullptr, n, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (addr != MAP_FAILED) {
       // Own the mapping before anything can return.
       std::shared_ptr<const void> owner(
@@ -376,13 +408,14 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
       // Pages past a shrunk end would SIGBUS when touched: check the size
       // again now that the mapping exists, and never touch them.
       struct stat after;
-      if (::fstat(fd.get(), &after) != 0) {
-        return errno_error(errno, "fstat failed");
+      if (::fstat(fd, &after) != 0) {
+        return ErrnoStatus(errno, absl::StrCat(context, ": fstat failed"));
       }
       if (static_cast<size_t>(after.st_size) != n) {
-        return error(absl::StatusCode::kDataLoss,
-                     absl::StrCat("file changed size from ", n, " to ",
-                                  after.st_size, " bytes while being read"));
+        return ContextError(
+            absl::StatusCode::kDataLoss, context,
+            absl::StrCat("file changed size from ", n, " to ", after.st_size,
+                         " bytes while being read"));
       }
       return SharedBytes::FromOwner(
           std::move(owner),
@@ -395,24 +428,101 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
   absl::StatusOr<std::unique_ptr<char[]>> buffer =
       AllocateBuffer(n, "reading it");
   if (!buffer.ok()) return Annotate(buffer.status(), context);
-  absl::StatusOr<size_t> got =
-      ReadFully(fd.get(), buffer->get(), n, max_io_chunk());
-  if (!got.ok()) return Annotate(got.status(), context);
-  if (*got != n) {
-    return error(absl::StatusCode::kDataLoss,
-                 absl::StrCat("file shrank from ", n, " to ", *got,
-                              " bytes while being read"));
-  }
-  PROXYSTORE_ASSIGN_OR_RETURN(bool grew, HasMoreData(fd.get()));
-  if (grew) {
-    return error(absl::StatusCode::kDataLoss,
-                 absl::StrCat("file grew past ", n, " bytes while being read"));
-  }
+  PROXYSTORE_RETURN_IF_ERROR(
+      ReadRange(fd, buffer->get(), 0, n, n, max_io_chunk(), context));
+  PROXYSTORE_RETURN_IF_ERROR(CheckNoDataPast(fd, n, context));
   if (n == 0) return SharedBytes();
   const char* data = buffer->get();
   return SharedBytes::FromOwner(
       std::shared_ptr<const char[]>(*std::move(buffer)),
       absl::string_view(data, n));
+}
+
+absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
+    const Key& key) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
+  const std::string context = GetContext(key, path);
+  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<ObjectFile> file,
+                              OpenObject(path, context));
+  if (!file.has_value()) return std::nullopt;
+  PROXYSTORE_ASSIGN_OR_RETURN(SharedBytes bytes,
+                              ReadObject(file->fd.get(), file->size, context));
+  return std::optional<SharedBytes>(std::move(bytes));
+}
+
+// GetInto opens and checks the file as Get does, reads its first bytes
+// (kGetIntoPrefix at most) into a buffer on the stack with one pread(2), and
+// `read` preads the rest straight into the caller's memory, then checks that
+// the file did not shrink or grow (DataLoss, as Get). A 1 MiB object costs
+// open, fstat, two preads, a one-byte pread past the end and close, and no
+// heap buffer. An object of at most kGetIntoPrefix bytes is read whole (and
+// checked) with the prefix, offered as ObjectReader::in_memory, and `read`
+// only copies. If the fn wants the whole object instead, it comes from Get's
+// path (a mapping for large objects; a copy of the buffer for small ones).
+absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
+                                                       GetIntoFn fn) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
+  const std::string context = GetContext(key, path);
+  PROXYSTORE_ASSIGN_OR_RETURN(std::optional<ObjectFile> file,
+                              OpenObject(path, context));
+  GetIntoResult result;
+  if (!file.has_value()) return result;
+  result.found = true;
+  const int fd = file->fd.get();
+  const size_t n = file->size;
+  const size_t chunk = max_io_chunk();
+
+  // An object that fits in the buffer is read asking for one byte more:
+  // the read then ends at the end of the file, which proves the object
+  // whole (the check `read` makes otherwise), and the fn gets it in memory.
+  char prefix[kGetIntoPrefix + 1];
+  const bool fits = n <= kGetIntoPrefix;
+  const size_t p = std::min(n, kGetIntoPrefix);
+  absl::StatusOr<size_t> got =
+      ReadFully(fd, prefix, fits ? n + 1 : p, 0, chunk);
+  if (!got.ok()) return Annotate(got.status(), context);
+  if (*got < p) {
+    return ContextError(absl::StatusCode::kDataLoss, context,
+                        absl::StrCat("file shrank from ", n, " to ", *got,
+                                     " bytes while being read"));
+  }
+  if (*got > p) {
+    return ContextError(
+        absl::StatusCode::kDataLoss, context,
+        absl::StrCat("file grew past ", n, " bytes while being read"));
+  }
+  const absl::string_view head(prefix, p);
+
+  bool read_called = false;
+  auto read = [&](char* dst, uint64_t offset) -> absl::Status {
+    if (read_called || offset > n) {
+      return ContextError(
+          absl::StatusCode::kInvalidArgument, context,
+          absl::StrCat("GetInto read(offset ", offset,
+                       ") called twice or past the object's ", n, " bytes"));
+    }
+    read_called = true;
+    const size_t from = static_cast<size_t>(offset);
+    if (from < p) std::memcpy(dst, prefix + from, p - from);
+    if (fits) return absl::OkStatus();
+    const size_t rest = std::max(from, p);
+    if (rest < n) {
+      PROXYSTORE_RETURN_IF_ERROR(
+          ReadRange(fd, dst + (rest - from), rest, n, n, chunk, context));
+    }
+    return CheckNoDataPast(fd, n, context);
+  };
+  ObjectReader reader{.size = n, .prefix = head, .read = read};
+  if (fits) reader.in_memory = head;
+  PROXYSTORE_ASSIGN_OR_RETURN(const bool consumed, fn(reader));
+  if (!consumed) {
+    if (fits) {
+      result.whole = n == 0 ? SharedBytes() : SharedBytes::Copy(head);
+    } else {
+      PROXYSTORE_ASSIGN_OR_RETURN(result.whole, ReadObject(fd, n, context));
+    }
+  }
+  return result;
 }
 
 absl::StatusOr<bool> FileConnector::DoExists(const Key& key) {

@@ -59,7 +59,8 @@ class FileConnector : public Connector {
     std::function<void(const Key& key, const std::string& temp_path,
                        size_t written)>
         after_write;
-    // Get: after fstat, before reading or mapping the object file.
+    // Get and GetInto: after fstat, before reading or mapping the object
+    // file.
     std::function<void(const std::string& path)> before_read;
   };
 
@@ -113,6 +114,16 @@ class FileConnector : public Connector {
   // mapping) or memory is short; DataLoss if the file changed size while
   // being read; FailedPrecondition if it is not a regular file.
   absl::StatusOr<std::optional<SharedBytes>> DoGet(const Key& key) override;
+  // Opens and checks the file as DoGet does (same errors), with the first
+  // min(size, kGetIntoPrefix) bytes read into a stack buffer; `read` preads
+  // the rest into `dst` (no heap buffer, no mapping) and is DataLoss if the
+  // file changed size. InvalidArgument if `read` is called twice or with an
+  // offset past the size. Objects of at most kGetIntoPrefix bytes are read
+  // whole and checked up front, and offered as ObjectReader::in_memory. If
+  // the fn returns false, the whole object comes back as DoGet would return
+  // it (mapped at "mmap_min_size" and above).
+  absl::StatusOr<GetIntoResult> DoGetInto(const Key& key,
+                                          GetIntoFn fn) override;
   // false if the file or the directory is missing; FailedPrecondition if
   // the name is not a regular file.
   absl::StatusOr<bool> DoExists(const Key& key) override;
@@ -139,6 +150,23 @@ class FileConnector : public Connector {
   absl::StatusOr<std::string> ObjectPath(const Key& key,
                                          absl::string_view op) const;
   size_t max_io_chunk() const;
+
+  // An object file open for reading, and its size when opened.
+  struct ObjectFile {
+    ScopedFd fd;
+    size_t size = 0;
+  };
+  // Opens `path` for a Get: std::nullopt if it (or the directory) is
+  // missing; FailedPrecondition if it is not a regular file;
+  // ResourceExhausted if larger than "max_object_size". Errors start with
+  // `context`. Runs hooks_.before_read.
+  absl::StatusOr<std::optional<ObjectFile>> OpenObject(
+      const std::string& path, absl::string_view context) const;
+  // The `n` bytes of the open object file `fd` (a mapping from
+  // "mmap_min_size" up, else a buffer of their own); DataLoss if the file
+  // is no longer `n` bytes long. Independent of the descriptor's offset.
+  absl::StatusOr<SharedBytes> ReadObject(int fd, size_t n,
+                                         absl::string_view context) const;
   // Removes the abandoned temporaries in the directory; with `objects`,
   // every object too, then the directory if empty.
   absl::Status Sweep(bool objects) const;

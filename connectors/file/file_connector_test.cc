@@ -453,6 +453,188 @@ TEST_F(FileConnectorTest, FileChangingSizeDuringGetIsDataLoss) {
   }
 }
 
+// GetInto with a fn that reads everything into a buffer of its own.
+absl::StatusOr<GetIntoResult> GetIntoBuffer(Connector& c, const Key& key,
+                                            std::string& buffer) {
+  return c.GetInto(key,
+                   [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+                     buffer.resize(reader.size);
+                     PROXYSTORE_RETURN_IF_ERROR(reader.read(buffer.data(), 0));
+                     return true;
+                   });
+}
+
+// Between fstat and the prefix read (the before_read hook): the prefix
+// comes up short, or read() finds bytes past the size fstat reported.
+TEST_F(FileConnectorTest, FileChangingSizeBeforeGetIntoReadsIsDataLoss) {
+  struct Case {
+    const char* name;
+    size_t size;
+    off_t new_size;
+  };
+  for (const Case& tc :
+       {Case{"shrink in the prefix", 10'000, 1000},
+        Case{"shrink past the prefix", 10'000, 6000},
+        Case{"to empty", 10'000, 0}, Case{"grow", 10'000, 20'000},
+        Case{"small grows", 100, 101}, Case{"empty grows", 0, 1}}) {
+    SCOPED_TRACE(tc.name);
+    FileConnector::TestHooks hooks;
+    off_t new_size = tc.new_size;
+    hooks.before_read = [new_size](const std::string& path) {
+      ASSERT_EQ(::truncate(path.c_str(), new_size), 0);
+    };
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<FileConnector> c,
+        FileConnector::CreateForTesting(FileConfig(FreshDir("resize")),
+                                        std::move(hooks)));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        Key key, c->Put(SharedBytes::Copy(Pattern(tc.size))));
+    std::string buffer;
+    EXPECT_THAT(
+        GetIntoBuffer(*c, key, buffer),
+        StatusIs(absl::StatusCode::kDataLoss,
+                 AllOf(HasSubstr(key.id()), HasSubstr("while being read"))));
+    PROXYSTORE_ASSERT_OK(c->Close());
+  }
+}
+
+// Between the prefix read and read(): the fn itself resizes the file before
+// reading, at every offset kind (inside the prefix, past it).
+TEST_F(FileConnectorTest, FileChangingSizeBeforeReadIntoIsDataLoss) {
+  const size_t size = 3 * kGetIntoPrefix;
+  for (const off_t new_size :
+       {off_t{0}, off_t{100}, off_t{kGetIntoPrefix}, off_t{size - 1},
+        off_t{size + 1}, off_t{2 * size}}) {
+    for (const uint64_t offset :
+         {uint64_t{0}, uint64_t{10}, uint64_t{kGetIntoPrefix + 10}}) {
+      SCOPED_TRACE(absl::StrCat("to ", new_size, " bytes, offset ", offset));
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+          Key key, connector().Put(SharedBytes::Copy(Pattern(size))));
+      const std::string path = ObjectPath(key);
+      std::string buffer(size - offset, '\0');
+      EXPECT_THAT(
+          connector().GetInto(
+              key,
+              [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+                EXPECT_EQ(reader.size, size);
+                EXPECT_EQ(reader.prefix.size(), kGetIntoPrefix);
+                if (::truncate(path.c_str(), new_size) != 0) {
+                  return absl::InternalError("truncate failed");
+                }
+                PROXYSTORE_RETURN_IF_ERROR(reader.read(buffer.data(), offset));
+                return true;
+              }),
+          StatusIs(absl::StatusCode::kDataLoss,
+                   AllOf(HasSubstr(key.id()), HasSubstr("while being read"))));
+      PROXYSTORE_ASSERT_OK(connector().Evict(key));
+    }
+  }
+}
+
+// The prefix and the rest come from pread loops: with 7-byte calls the
+// object is stitched together exactly, from any offset.
+TEST_F(FileConnectorTest, GetIntoWithTinyChunks) {
+  FileConnector::TestHooks hooks;
+  hooks.max_io_chunk = 7;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(FreshDir("chunks")),
+                                      std::move(hooks)));
+  const std::string value = Pattern(3 * kGetIntoPrefix + 5);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy(value)));
+  for (const uint64_t offset : {uint64_t{0}, uint64_t{kGetIntoPrefix - 3},
+                                uint64_t{kGetIntoPrefix + 3}}) {
+    SCOPED_TRACE(offset);
+    std::string buffer(value.size() - offset, '\0');
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        GetIntoResult result,
+        c->GetInto(
+            key, [&](const ObjectReader& reader) -> absl::StatusOr<bool> {
+              EXPECT_TRUE(reader.prefix ==
+                          absl::string_view(value).substr(0, kGetIntoPrefix));
+              PROXYSTORE_RETURN_IF_ERROR(reader.read(buffer.data(), offset));
+              return true;
+            }));
+    EXPECT_TRUE(result.found);
+    EXPECT_TRUE(buffer == value.substr(offset));
+  }
+  PROXYSTORE_ASSERT_OK(c->Close());
+}
+
+// An object that fits in the prefix is read whole, checked, and offered in
+// memory; a larger one is not.
+TEST_F(FileConnectorTest, GetIntoOffersSmallObjectsInMemory) {
+  for (const size_t size : {size_t{0}, size_t{1}, kGetIntoPrefix - 1,
+                            kGetIntoPrefix, kGetIntoPrefix + 1}) {
+    SCOPED_TRACE(size);
+    const std::string value = Pattern(size);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
+                                    connector().Put(SharedBytes::Copy(value)));
+    std::optional<std::string> in_memory;
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        GetIntoResult result,
+        connector().GetInto(key, [&](const ObjectReader& reader) {
+          if (reader.in_memory.has_value())
+            in_memory.emplace(*reader.in_memory);
+          return absl::StatusOr<bool>(true);
+        }));
+    EXPECT_TRUE(result.found);
+    if (size <= kGetIntoPrefix) {
+      ASSERT_TRUE(in_memory.has_value());
+      EXPECT_TRUE(*in_memory == value);
+    } else {
+      EXPECT_FALSE(in_memory.has_value());
+    }
+  }
+}
+
+// GetInto shares Get's checks, messages and, when the fn declines, its read
+// paths (a mapping for large objects).
+TEST_F(FileConnectorTest, GetIntoChecksAndFallsBackLikeGet) {
+  auto never = [](const ObjectReader&) -> absl::StatusOr<bool> {
+    ADD_FAILURE() << "the fn ran";
+    return true;
+  };
+  const std::string dir_id = NewObjectId();
+  ASSERT_TRUE(fs::create_directory(absl::StrCat(dir_, "/", dir_id)));
+  EXPECT_THAT(
+      connector().GetInto(Key(dir_id), never),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "not a regular file"));
+  ASSERT_TRUE(fs::remove(absl::StrCat(dir_, "/", dir_id)));
+  EXPECT_THAT(connector().GetInto(Key("../etc/passwd"), never),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+
+  ConnectorConfig config = FileConfig(FreshDir("limit"));
+  config.options["max_object_size"] = "1000";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileConnector> limited,
+                                  FileConnector::Create(config));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key big, limited->Put(SharedBytes::Copy(Pattern(1001))));
+  EXPECT_THAT(limited->GetInto(big, never),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr(big.id()), HasSubstr("1001 bytes"),
+                             HasSubstr("\"max_object_size\" (1000)"))));
+  PROXYSTORE_ASSERT_OK(limited->Close());
+
+  const std::string value = Pattern(3'000'000);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
+                                  connector().Put(SharedBytes::Copy(value)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      GetIntoResult result, connector().GetInto(key, [](const ObjectReader&) {
+        return absl::StatusOr<bool>(false);
+      }));
+  ASSERT_TRUE(result.whole.has_value());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(result.whole->data()) %
+                static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE)),
+            0u);
+  EXPECT_TRUE(result.whole->view() == value);
+
+  PROXYSTORE_ASSERT_OK(connector().Close());
+  EXPECT_THAT(connector().GetInto(key, never),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("after Close")));
+}
+
 TEST_F(FileConnectorTest, NonRegularFileUnderAKeyIsAnError) {
   const std::string id = NewObjectId();
   ASSERT_TRUE(fs::create_directory(absl::StrCat(dir_, "/", id)));
