@@ -278,11 +278,6 @@ absl::StatusOr<std::vector<Key>> Store::PutBatchSerialized(
   return keys;
 }
 
-std::shared_ptr<const Store::CachedObject> Store::CacheLookup(const Key& key) {
-  if (!caching_) return nullptr;
-  return cache_->Get(key);
-}
-
 void Store::CacheInsert(const Key& key, CachedObject object, uint64_t epoch) {
   if (!caching_) return;
   cache_->Set(key, std::move(object));

@@ -336,7 +336,10 @@ class Store : public std::enable_shared_from_this<Store> {
       std::vector<SharedBytes> data, const PutOptions& options, OpTimer& timer);
 
   // Cache lookup (nullptr on a miss or with the cache disabled).
-  std::shared_ptr<const CachedObject> CacheLookup(const Key& key);
+  std::shared_ptr<const CachedObject> CacheLookup(const Key& key) {
+    if (!caching_) return nullptr;
+    return cache_->Get(key);
+  }
   // Caches `object` unless `key` was evicted since `epoch` (EvictEpoch()
   // read before the object was fetched): a get racing an evict must not
   // re-cache what the evict removed.
