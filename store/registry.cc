@@ -150,6 +150,16 @@ absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
     const std::function<bool(const Store&)>& accept,
     absl::FunctionRef<absl::StatusOr<std::shared_ptr<Store>>()> make) {
   StoreRegistry& r = Registry();
+  {
+    // The common case, every resolve of a proxy from another process: an
+    // open, acceptable store is there. Readers do not exclude each other.
+    ReaderMutexLock lock(r.mu);
+    const auto& map = shadow ? r.shadowed : r.stores;
+    auto it = map.find(key);
+    if (it != map.end() && !it->second->closed() && accept(*it->second)) {
+      return it->second;
+    }
+  }
   const std::string slot = absl::StrCat(shadow ? "s:" : "n:", key);
   std::shared_ptr<Creation> creation;
   std::shared_ptr<Store> stale;  // Destroyed after the lock is released.
