@@ -136,6 +136,8 @@ void SetCurrentRow(const std::string& name) { CurrentRowName() = name; }
 
 int64_t FixedBatches() { return CurrentRowState().batches; }
 
+int64_t FixedOps() { return CurrentRowState().ops; }
+
 void ReportRow(benchmark::State& state, Measured& m, int64_t bytes_per_op,
                const std::string& error) {
   RowState& row = CurrentRowState();
@@ -147,7 +149,8 @@ void ReportRow(benchmark::State& state, Measured& m, int64_t bytes_per_op,
   }
   if (row.ops == 0) {
     row.ops = std::max<int64_t>(m.ops, 1);
-    row.batches = static_cast<int64_t>(m.samples_us.size());
+    row.batches =
+        m.rounds > 0 ? m.rounds : static_cast<int64_t>(m.samples_us.size());
   }
   // One pass of the loop: iterations() becomes row.ops (see the file
   // comment); the manual time is this repetition's timed work.
@@ -174,6 +177,11 @@ void ReportRow(benchmark::State& state, Measured& m, int64_t bytes_per_op,
   }
   state.counters["batch"] = static_cast<double>(m.batch);
   state.counters["batches"] = static_cast<double>(batches);
+  if (m.threads > 0) {
+    state.counters["threads"] = m.threads;
+    state.counters["rounds"] = static_cast<double>(m.rounds);
+    if (timed_s > 0) state.counters["ops_per_s"] = ops / timed_s;
+  }
   if (bytes_per_op > 0 && timed_s > 0) {
     state.counters["bytes_per_second"] =
         static_cast<double>(bytes_per_op) * ops / timed_s;

@@ -9,9 +9,18 @@
 //              hiredis SET/GET and pipelined batches (over TCP, or the Unix
 //              socket for redis_unix), FlatBuffers factory build/verify.
 //   store/...  the same operations through Store and Proxy.
+//   threads/<op>/<connector>/<n>t
+//              n = 1, 2, 4, 8 threads sharing ONE store (or one floor
+//              structure) on 1 KB objects: get_hit, get, put and
+//              proxy_resolve, and before them, with the same threads, their
+//              floors (map_lookup, map_get, map_put for local; shm_read,
+//              shm_write for shm; redis_get, redis_set for redis; see
+//              "Thread rows" below). Rows report aggregate ops_per_s.
+//              Connectors local, shm and redis only.
 // Rows run connector by connector; within a connector, size by size, each
-// size's floors first. tools/bench_report.py turns the JSON into the report
-// (ratios to the floors, target verdicts, pictures); tools/bench.sh runs
+// size's floors first, then the thread rows (thread count by thread count,
+// each count's floors first). tools/bench_report.py turns the JSON into the
+// report (ratios to the floors, target verdicts, pictures); tools/bench.sh runs
 // everything.
 //
 // Flags (before Google Benchmark's own; the selection flags also read
@@ -27,6 +36,12 @@
 //   --full             5 and 9 repetitions (at every size) of >= 10 batches
 //                      and >= 0.25 s of work (>= 3 batches after 10 s)
 //   --quick            1 repetition, ~1 ms each (CI's smoke test)
+//   (thread rows)      the form's repetitions (no thread row has a speed
+//                      target) of rounds of ~8 ms of wall time (quick:
+//                      0.5 ms, full: 20 ms), sized by untimed warm-up
+//                      rounds; a repetition times >= 3 rounds and >= 30 ms
+//                      (quick: 2 rounds, 2 ms; full: 10 rounds, 250 ms);
+//                      --min_time leaves them as they are
 //   --repetitions=N, --min_time=SECONDS  override the form's values
 //                      (--benchmark_repetitions/--benchmark_min_time too)
 //   --json=PATH        the JSON (also --benchmark_out=PATH), rewritten after
@@ -47,6 +62,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,10 +71,13 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -94,14 +113,19 @@ struct Form {
   Budget budget;
   // Resolves per repetition of the *_remote rows, by object size.
   int64_t resolves_small, resolves_1mb, resolves_100mb;
+  // Thread rows: the wall time one round aims at, and how many rounds a
+  // repetition times (bench_util.h RunThreaded; a round counts as a batch).
+  double thread_round_s;
+  Budget thread_budget;
 };
 
-constexpr Form kQuick = {"quick", 1, 1, 0, {0.001, 2, 1'000'000, 0.05, 2},
-                         10,      5, 2};
-constexpr Form kDefault = {"default", 3,  5, 3, {0.02, 3, 1'000'000, 0.3, 2},
-                           100,       20, 2};
-constexpr Form kFull = {"full", 5,   9, 0, {0.25, 10, 1'000'000, 10.0, 3},
-                        200,    100, 8};
+constexpr Form kQuick = {"quick", 1, 1, 0,      {0.001, 2, 1'000'000, 0.05, 2},
+                         10,      5, 2, 0.0005, {0.002, 2, 1'000'000, 0.02, 1}};
+constexpr Form kDefault = {
+    "default", 3,  5, 3,     {0.02, 3, 1'000'000, 0.3, 2},
+    100,       20, 2, 0.008, {0.03, 3, 1'000'000, 0.25, 2}};
+constexpr Form kFull = {"full", 5,   9, 0,    {0.25, 10, 1'000'000, 10.0, 3},
+                        200,    100, 8, 0.02, {0.25, 10, 1'000'000, 2.0, 3}};
 
 struct Hiredis;
 
@@ -468,6 +492,24 @@ struct Hiredis {
     freeReplyObject(r);
   }
   void Ping() { Cmd({"PING"}); }
+  // One command; false (and nothing else done) on any error. For worker
+  // threads, which must not end the process.
+  bool TryCmd(std::initializer_list<absl::string_view> args) {
+    const char* argv[3];
+    size_t len[3];
+    int n = 0;
+    for (absl::string_view a : args) {
+      if (n == 3) return false;
+      argv[n] = a.data();
+      len[n++] = a.size();
+    }
+    void* r = redisCommandArgv(c.get(), n, argv, len);
+    if (r == nullptr) return false;
+    const bool ok = static_cast<redisReply*>(r)->type != REDIS_REPLY_ERROR;
+    benchmark::DoNotOptimize(static_cast<redisReply*>(r)->str);
+    freeReplyObject(r);
+    return ok;
+  }
 };
 
 // Median of 21 raw PING round trips, in microseconds.
@@ -839,6 +881,323 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
   }
 }
 
+// --- Thread rows --------------------------------------------------------
+//
+// threads/<op>/<connector>/<n>t: n threads share one Store (workflow workers
+// share a store) and run one operation on a 1 KB object, all started
+// together at a barrier (bench_util.h RunThreaded); the row's ops_per_s is
+// all threads' operations over the rounds' wall time. Each thread count's
+// floors run right before its store rows, with the same threads:
+//   map_lookup  (get_hit's floor) one shared absl::flat_hash_map holding a
+//               std::shared_ptr to the object, read concurrently without a
+//               lock; each op copies the shared_ptr out, as a cache hit
+//               hands out a reference.
+//   map_get     (get's and proxy_resolve's floor for local) the same map
+//               holding the bytes, read concurrently without a lock; each op
+//               copies the 1 KB out. Reads of a map nobody writes need no
+//               lock: that is the least any shared map costs.
+//   map_put     (put's floor for local) 16 shards, each an
+//               absl::flat_hash_map behind its own std::mutex, keyed by
+//               hash of a freshly minted NewObjectId(); each op copies the
+//               1 KB in. A single mutex would serialize the writers and flatter
+//               the store from 2 threads on; 16 shards is what a hand-written
+//               concurrent map does (and what the local connector has). Each
+//               thread erases its keys untimed before the next round.
+//   shm_read    (get's and proxy_resolve's floor for shm) shm_open + fstat
+//               + mmap + copy of the 1 KB into a std::string + munmap +
+//               close, per op, of one shared segment.
+//   shm_write   (put's floor for shm) shm_open(O_CREAT|O_EXCL) + write +
+//               close of a new segment per op (unlinked untimed, before the
+//               next round).
+//   redis_get   (get's and proxy_resolve's floor for redis) raw hiredis GET
+//               of one key, one connection per thread.
+//   redis_set   (put's floor for redis) raw hiredis SET of the thread's own
+//               key, one connection per thread.
+// The store rows: get_hit (cached store, the object warm in its cache), get
+// (uncached store: every op reads the connector), put (each thread's keys
+// are evicted untimed before the next round), proxy_resolve (each op
+// resolves a fresh Proxy<std::string> parsed untimed from one proxy's wire
+// form, as store/proxy_resolve does: the suite's stores are not registered,
+// so the parsed proxies find theirs through the process-wide registry, which
+// makes one receiver store, cached as ReceiverStoreOptions say, for all of
+// them; after the first resolve an op is a registry lookup and a cache hit).
+
+constexpr int64_t kThreadObject = 1'000;
+constexpr std::array<int, 4> kThreadCounts = {1, 2, 4, 8};
+
+// Per-thread state of a thread row, one cache line apart.
+template <typename T>
+struct alignas(64) PerThread {
+  T value;
+};
+
+// Rows of `n` threads on an operation of about `expected_ns` (alone): the
+// first warm-up round's size (RunThreaded then sizes the rounds to the
+// form's thread_round_s of wall time).
+ThreadShape ThreadShapeFor(int n, int64_t expected_ns) {
+  const Suite& s = TheSuite();
+  const int cpus =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ThreadShape shape;
+  shape.threads = n;
+  shape.round_s = s.form.thread_round_s;
+  // A quarter of a round's work, in case the guess is low.
+  shape.guess = std::max<int64_t>(
+      1, static_cast<int64_t>(s.form.thread_round_s * 1e9 * std::min(n, cpus) /
+                              n / static_cast<double>(expected_ns) / 4));
+  shape.budget = &s.form.thread_budget;
+  return shape;
+}
+
+void NoPrepare(int, int64_t) {}
+void NoCleanup() {}
+
+std::string ThreadError(const absl::Status& status, const char* what) {
+  return absl::StrCat(what, ": ", status.ToString());
+}
+
+void ThreadFloorMapLookup(benchmark::State& state, int n) {
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> map;
+  const std::string key = NewObjectId();
+  map.emplace(key,
+              std::make_shared<const std::string>(RandomBytes(kThreadObject)));
+  RunThreaded(
+      state, ThreadShapeFor(n, 30), NoPrepare,
+      [&](int, int64_t) {
+        std::shared_ptr<const std::string> v = map.find(key)->second;
+        benchmark::DoNotOptimize(v.get());
+      },
+      NoCleanup, nullptr, kThreadObject);
+}
+
+void ThreadFloorMapGet(benchmark::State& state, int n) {
+  absl::flat_hash_map<std::string, std::string> map;
+  const std::string key = NewObjectId();
+  map.emplace(key, SharedRandomBytes(kThreadObject));
+  RunThreaded(
+      state, ThreadShapeFor(n, 100), NoPrepare,
+      [&](int, int64_t) {
+        std::string out = map.find(key)->second;
+        benchmark::DoNotOptimize(out.data());
+      },
+      NoCleanup, nullptr, kThreadObject);
+}
+
+void ThreadFloorMapPut(benchmark::State& state, int n) {
+  struct alignas(64) Shard {
+    std::mutex mu;
+    absl::flat_hash_map<std::string, std::string> map;
+  };
+  constexpr size_t kShards = 16;
+  std::array<Shard, kShards> shards;
+  auto shard_for = [&](const std::string& id) -> Shard& {
+    return shards[absl::Hash<std::string>()(id) % kShards];
+  };
+  const std::string& src = SharedRandomBytes(kThreadObject);
+  std::vector<PerThread<std::vector<std::string>>> keys(n);
+  RunThreaded(
+      state, ThreadShapeFor(n, 300),
+      // Erased one by one, as the store rows evict theirs: the shards keep
+      // their capacity, as the local connector's do.
+      [&](int t, int64_t ops) {
+        for (const std::string& id : keys[t].value) {
+          Shard& shard = shard_for(id);
+          std::lock_guard<std::mutex> lock(shard.mu);
+          shard.map.erase(id);
+        }
+        keys[t].value.clear();
+        keys[t].value.reserve(ops);
+      },
+      [&](int t, int64_t) {
+        std::string id = NewObjectId();
+        Shard& shard = shard_for(id);
+        {
+          std::lock_guard<std::mutex> lock(shard.mu);
+          shard.map.emplace(id, src);
+        }
+        keys[t].value.push_back(std::move(id));
+      },
+      NoCleanup, nullptr, kThreadObject);
+}
+
+void ThreadFloorShmRead(benchmark::State& state, int n) {
+  const std::string name = absl::StrCat("/proxystore-floor-", NewObjectId());
+  int fd = shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
+  if (fd < 0) Die("floor shm_open");
+  WriteAllOrDie(fd, SharedRandomBytes(kThreadObject), "floor shm write");
+  close(fd);
+  FirstError error;
+  RunThreaded(
+      state, ThreadShapeFor(n, 4'000), NoPrepare,
+      [&](int, int64_t) {
+        int f = shm_open(name.c_str(), O_RDONLY, 0);
+        if (f < 0) return error.Set("floor shm_open");
+        struct stat st;
+        fstat(f, &st);
+        void* p = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, f, 0);
+        close(f);
+        if (p == MAP_FAILED) return error.Set("floor mmap");
+        std::string out(static_cast<const char*>(p),
+                        static_cast<size_t>(st.st_size));
+        benchmark::DoNotOptimize(out.data());
+        munmap(p, st.st_size);
+      },
+      NoCleanup, &error, kThreadObject);
+  shm_unlink(name.c_str());
+}
+
+void ThreadFloorShmWrite(benchmark::State& state, int n) {
+  const std::string base = absl::StrCat("/proxystore-floor-", NewObjectId());
+  const std::string& src = SharedRandomBytes(kThreadObject);
+  struct Names {
+    std::vector<std::string> made;
+    int64_t next = 0;
+  };
+  std::vector<PerThread<Names>> names(n);
+  const ThreadShape shape = ThreadShapeFor(n, 15'000);
+  FirstError error;
+  auto unlink_all = [](Names& t) {
+    for (const std::string& name : t.made) shm_unlink(name.c_str());
+    t.made.clear();
+  };
+  RunThreaded(
+      state, shape,
+      [&](int t, int64_t ops) {
+        unlink_all(names[t].value);
+        names[t].value.made.reserve(ops);
+      },
+      [&](int t, int64_t) {
+        Names& own = names[t].value;
+        std::string name = absl::StrCat(base, "-", t, "-", own.next++);
+        int fd = shm_open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) return error.Set("floor shm_open");
+        own.made.push_back(std::move(name));
+        if (write(fd, src.data(), src.size()) !=
+            static_cast<ssize_t>(src.size())) {
+          error.Set("floor shm write");
+        }
+        close(fd);
+      },
+      NoCleanup, &error, kThreadObject);
+  for (auto& t : names) unlink_all(t.value);
+}
+
+// One raw connection per thread to the suite's redis-server (over TCP).
+std::vector<std::unique_ptr<Hiredis>> ThreadConnections(int n) {
+  std::vector<std::unique_ptr<Hiredis>> out;
+  for (int t = 0; t < n; ++t) out.push_back(std::make_unique<Hiredis>(false));
+  return out;
+}
+
+void ThreadFloorRedisGet(benchmark::State& state, int n) {
+  auto conns = ThreadConnections(n);
+  const std::string key = "floor:" + NewObjectId();
+  conns[0]->Cmd({"SET", key, SharedRandomBytes(kThreadObject)});
+  FirstError error;
+  RunThreaded(
+      state, ThreadShapeFor(n, 30'000), NoPrepare,
+      [&](int t, int64_t) {
+        if (!conns[t]->TryCmd({"GET", key})) error.Set("hiredis GET");
+      },
+      NoCleanup, &error, kThreadObject);
+  conns[0]->Cmd({"DEL", key});
+}
+
+void ThreadFloorRedisSet(benchmark::State& state, int n) {
+  auto conns = ThreadConnections(n);
+  const std::string base = "floor:" + NewObjectId();
+  std::vector<std::string> keys;
+  for (int t = 0; t < n; ++t) keys.push_back(absl::StrCat(base, "-", t));
+  const std::string& v = SharedRandomBytes(kThreadObject);
+  FirstError error;
+  RunThreaded(
+      state, ThreadShapeFor(n, 30'000), NoPrepare,
+      [&](int t, int64_t) {
+        if (!conns[t]->TryCmd({"SET", keys[t], v})) error.Set("hiredis SET");
+      },
+      NoCleanup, &error, kThreadObject);
+  for (const std::string& k : keys) conns[0]->Cmd({"DEL", k});
+}
+
+// Expected ns of one store operation on a 1 KB object, alone.
+int64_t ThreadExpectedNs(const std::string& connector, const std::string& op) {
+  if (op == "get_hit") return 100;
+  if (connector == "local") return op == "put" ? 1'000 : 500;
+  if (connector == "shm") return op == "put" ? 25'000 : 8'000;
+  return 40'000;
+}
+
+void ThreadStoreGet(benchmark::State& state, std::string connector, int n,
+                    bool cached) {
+  StoreCloser s{MakeStore(connector, cached ? StoreOptions{} : NoCache())};
+  const Key key = Check(s.store->Put(SharedRandomBytes(kThreadObject)), "put");
+  if (cached) (void)Check(s.store->Get<std::string>(key), "warm");
+  FirstError error;
+  RunThreaded(
+      state,
+      ThreadShapeFor(n,
+                     ThreadExpectedNs(connector, cached ? "get_hit" : "get")),
+      NoPrepare,
+      [&](int, int64_t) {
+        absl::StatusOr<std::shared_ptr<const std::string>> v =
+            s.store->Get<std::string>(key);
+        if (!v.ok()) return error.Set(ThreadError(v.status(), "get"));
+        if (*v == nullptr) return error.Set("get: the object is missing");
+        benchmark::DoNotOptimize(v->get());
+      },
+      NoCleanup, &error, kThreadObject);
+}
+
+void ThreadStorePut(benchmark::State& state, std::string connector, int n) {
+  StoreCloser s{MakeStore(connector)};
+  const std::string& obj = SharedRandomBytes(kThreadObject);
+  const ThreadShape shape =
+      ThreadShapeFor(n, ThreadExpectedNs(connector, "put"));
+  std::vector<PerThread<std::vector<Key>>> keys(n);
+  FirstError error;
+  RunThreaded(
+      state, shape,
+      [&](int t, int64_t ops) {
+        for (const Key& k : keys[t].value) (void)s.store->Evict(k);
+        keys[t].value.clear();
+        keys[t].value.reserve(ops);
+      },
+      [&](int t, int64_t) {
+        absl::StatusOr<Key> key = s.store->Put(obj);
+        if (!key.ok()) return error.Set(ThreadError(key.status(), "put"));
+        keys[t].value.push_back(*std::move(key));
+      },
+      NoCleanup, &error, kThreadObject);
+}
+
+void ThreadStoreProxyResolve(benchmark::State& state, std::string connector,
+                             int n) {
+  StoreCloser s{MakeStore(connector, NoCache())};
+  auto p = Check(s.store->Proxy(SharedRandomBytes(kThreadObject)), "proxy");
+  const std::string wire = *p.Serialize();
+  const ThreadShape shape =
+      ThreadShapeFor(n, ThreadExpectedNs(connector, "proxy_resolve"));
+  std::vector<PerThread<std::vector<Proxy<std::string>>>> fresh(n);
+  FirstError error;
+  RunThreaded(
+      state, shape,
+      [&](int t, int64_t ops) {
+        std::vector<Proxy<std::string>>& own = fresh[t].value;
+        own.clear();
+        for (int64_t i = 0; i < ops; ++i) {
+          absl::StatusOr<Proxy<std::string>> q = ParseProxy<std::string>(wire);
+          if (!q.ok()) return error.Set(ThreadError(q.status(), "parse"));
+          own.push_back(*std::move(q));
+        }
+      },
+      [&](int t, int64_t i) {
+        std::vector<Proxy<std::string>>& own = fresh[t].value;
+        if (static_cast<size_t>(i) >= own.size()) return;  // Parse failed.
+        benchmark::DoNotOptimize((*own[i]).size());
+      },
+      NoCleanup, &error, kThreadObject);
+}
+
 // --- Registration -------------------------------------------------------
 
 using Fn = std::function<void(benchmark::State&)>;
@@ -848,6 +1207,7 @@ enum class Loopback { kNone, kTcp, kUnix };
 // they are compared with: these get the form's larger repetition count.
 bool HasTarget(const std::string& group, const std::string& op,
                const std::string& c, int64_t size) {
+  if (group == "threads") return false;
   auto in = [&](std::initializer_list<const char*> ops) {
     return std::any_of(ops.begin(), ops.end(),
                        [&](const char* o) { return op == o; });
@@ -1053,6 +1413,36 @@ void AddSizelessRows(const std::string& c) {
       [c](auto& st) { StoreGetBatch(st, c); }, lb);
 }
 
+// The thread rows of one connector (local, shm and redis over TCP): per
+// thread count, its floors, then the store rows.
+void AddThreadRows(const std::string& c) {
+  if (c != "local" && c != "shm" && c != "redis") return;
+  const Loopback lb = c == "redis" ? Loopback::kTcp : Loopback::kNone;
+  const double round_s = TheSuite().form.thread_round_s;
+  for (int n : kThreadCounts) {
+    const std::string z = absl::StrCat(n, "t");
+    auto add = [&](const char* op, Fn fn) {
+      AddRow("threads", op, c, z, kThreadObject, round_s, std::move(fn), lb);
+    };
+    add("map_lookup", [n](auto& st) { ThreadFloorMapLookup(st, n); });
+    if (c == "local") {
+      add("map_get", [n](auto& st) { ThreadFloorMapGet(st, n); });
+      add("map_put", [n](auto& st) { ThreadFloorMapPut(st, n); });
+    } else if (c == "shm") {
+      add("shm_read", [n](auto& st) { ThreadFloorShmRead(st, n); });
+      add("shm_write", [n](auto& st) { ThreadFloorShmWrite(st, n); });
+    } else {
+      add("redis_get", [n](auto& st) { ThreadFloorRedisGet(st, n); });
+      add("redis_set", [n](auto& st) { ThreadFloorRedisSet(st, n); });
+    }
+    add("get_hit", [c, n](auto& st) { ThreadStoreGet(st, c, n, true); });
+    add("get", [c, n](auto& st) { ThreadStoreGet(st, c, n, false); });
+    add("put", [c, n](auto& st) { ThreadStorePut(st, c, n); });
+    add("proxy_resolve",
+        [c, n](auto& st) { ThreadStoreProxyResolve(st, c, n); });
+  }
+}
+
 void RegisterAll() {
   Suite& s = TheSuite();
   for (const std::string& c : s.connectors) {
@@ -1065,6 +1455,7 @@ void RegisterAll() {
       AddStoreRows(c, n);
     }
     AddSizelessRows(c);
+    AddThreadRows(c);
   }
 }
 

@@ -2,8 +2,9 @@
 # Runs one short pass of the benchmark suite over every connector at 100 B and
 # 10 KB and the workflow-memory benchmark on small objects, then builds the
 # report from their JSON. Fails if any row errors, if the console lacks a
-# row's progress line, if the report lacks its verdicts, or if owned proxies
-# or lifetimes leave anything in the workflow's store.
+# row's progress line, if the report lacks its verdicts or its thread scaling
+# (1-8 threads on local, shm and redis, with their floors), or if owned
+# proxies or lifetimes leave anything in the workflow's store.
 set -euo pipefail
 root="$TEST_SRCDIR/$TEST_WORKSPACE"
 out="$TEST_TMPDIR/bench"
@@ -31,6 +32,34 @@ grep -q "## Speed targets" "$out/report.md"
 grep -q "| redis get 10KB (byte view) vs raw hiredis GET |" "$out/report.md"
 grep -q "^Complete: $planned rows" "$out/report.md"
 grep -q "^## Workflow memory" "$out/report.md"
+# Thread scaling: every connector's table, every thread count, store rows
+# beside their floors, and the picture (when gnuplot is there to draw it).
+grep -q "^## Thread scaling" "$out/report.md"
+for c in local shm redis; do
+  grep -q "^### $c (1 KB)" "$out/report.md" || {
+    echo "no thread table for $c"
+    exit 1
+  }
+  for n in 1 2 4 8; do
+    for op in get_hit get put proxy_resolve; do
+      grep -q "\"run_name\": \"threads/$op/$c/${n}t\"" "$out/suite.json" || {
+        echo "no row threads/$op/$c/${n}t"
+        exit 1
+      }
+    done
+  done
+done
+threads=$(grep -c '"ops_per_s"' "$out/suite.json")
+[ "$threads" -ge 84 ] || { echo "$threads thread rows report ops_per_s"; exit 1; }
+grep -q "^| 8 | get (cache hit) | [0-9.]*[kM]* | .* | map_lookup | " \
+  "$out/report.md"
+grep -q "^| 2 | put | .* | map_put | " "$out/report.md"
+grep -q "^| 2 | get (uncached) | .* | shm_read | " "$out/report.md"
+grep -q "^| 4 | proxy resolve | .* | redis_get | " "$out/report.md"
+if command -v gnuplot > /dev/null; then
+  [ -s "$out/threads.png" ]
+  grep -q "](threads.png)" "$out/report.md"
+fi
 for v in "owned proxies" "context lifetimes"; do
   grep -q "^| $v: final store bytes = 0 | 0 B | \*\*MET\*\* |" "$out/report.md" || {
     grep "^| $v" "$out/report.md"

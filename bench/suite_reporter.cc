@@ -70,6 +70,13 @@ std::string HumanTime(double us) {
   return Sig3(us / scale) + " " + unit;
 }
 
+std::string HumanRate(double per_second) {
+  if (!std::isfinite(per_second) || per_second < 0) return "-";
+  if (per_second >= 1e6) return Sig3(per_second / 1e6) + "M";
+  if (per_second >= 1e3) return Sig3(per_second / 1e3) + "k";
+  return Sig3(per_second);
+}
+
 std::string HumanBytes(double bytes) {
   if (!std::isfinite(bytes) || bytes < 0) return "-";
   if (bytes < 1e3) {
@@ -138,7 +145,7 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
   if (runs.empty()) return;
   const std::string name = runs.front().run_name.function_name;
   std::vector<Run> kept;
-  std::vector<double> p50, p99, faults, heap, ping;
+  std::vector<double> p50, p99, faults, heap, ping, ops_per_s;
   std::string error;
   bool interrupted = false;
   int reps = 0;
@@ -176,6 +183,7 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
     Collect(r, "alloc_bytes_per_op", heap);
     Collect(r, "ping_us", ping);
     Collect(r, "ping_after_us", ping);
+    Collect(r, "ops_per_s", ops_per_s);
   }
   if (!kept.empty()) {
     json_.ReportRuns(kept);
@@ -209,6 +217,9 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
     const double mid = Median(p50);
     const auto [lo, hi] = std::minmax_element(p50.begin(), p50.end());
     auto [scale, unit] = TimeUnitFor(mid);
+    if (!ops_per_s.empty()) {
+      line += Pad(HumanRate(Median(ops_per_s)) + " ops/s", 13);
+    }
     line += "p50 " + Pad(HumanTime(mid), 9);
     line += Pad(reps > 1 ? "range " + Sig3(*lo / scale) + "-" +
                                Sig3(*hi / scale) + " " + unit

@@ -5,8 +5,9 @@
 //             heap 10.0 KB/op  faults 0.0/op | 0:42 elapsed, ETA 2:31
 // (p50: median over the repetitions of each repetition's p50; range: lowest
 // and highest repetition p50; redis rows add the loopback PING round trip
-// measured next to them.) The ETA weighs the rows still to run by the cost
-// the suite expects of them.
+// measured next to them; thread rows start with their aggregate
+// operations per second, "14.6M ops/s", median over the repetitions.) The ETA
+// weighs the rows still to run by the cost the suite expects of them.
 //
 // JSON: Google Benchmark's own format (tools/bench_report.py and compare.py
 // read it), rewritten (write to a temporary file + rename) after every row,
@@ -72,6 +73,8 @@ class SuiteReporter : public benchmark::BenchmarkReporter {
 // "873 ns", "1.27 µs", "12.7 µs", "127 µs", "1.27 ms", "1.27 s": three
 // significant digits in the largest unit that keeps the number >= 1.
 std::string HumanTime(double us);
+// "873", "12.7k", "1.27M": a rate per second, three significant digits.
+std::string HumanRate(double per_second);
 // "100 B", "10.0 KB", "1.00 MB" (decimal units, as the row names).
 std::string HumanBytes(double bytes);
 

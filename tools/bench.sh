@@ -6,7 +6,9 @@
 #   tools/bench.sh              # every connector (local, file, shm, redis over
 #                               #   TCP and a Unix socket, multi), every size,
 #                               #   every floor and verdict (4m13s on 2 cores
-#                               #   that were also running other builds), then
+#                               #   that were also running other builds), the
+#                               #   thread rows (1-8 threads sharing one store
+#                               #   on local, shm and redis: ~20 s more), then
 #                               #   the workflow-memory benchmark
 #                               #   (bench/workflow_memory.cc, objects of 1-10 MB)
 #   tools/bench.sh --full       # more repetitions of rows with over ten times
@@ -14,18 +16,22 @@
 #   tools/bench.sh --connectors=local --sizes=100,1000000   # a subset
 #   tools/bench.sh --filter=redis                           # rows by name (regex)
 #                               # (a subset skips the workflow-memory run)
+#   tools/bench.sh --filter=threads --connectors=local,shm,redis
+#                               # the thread scaling rows only
 #   tools/bench.sh --quick      # one short pass (what CI's smoke test runs)
 #   tools/bench.sh --compare A.json B.json
 #                               # A/B of two runs: Google Benchmark's compare.py
 #                               #   (per-row change, Mann-Whitney U test over
 #                               #   the repetitions), then the verdicts that moved
 #   PROXYSTORE_BENCH_OUT=dir    # output folder (default bench-out/)
-# (--repetitions=N and --min_time=SECONDS override the form's values.)
+# (--repetitions=N and --min_time=SECONDS override the form's values; the
+# thread rows take the repetitions only.)
 #
 # Output, in <out>/: proxystore_bench.json (Google Benchmark JSON, rewritten
 # after every row), report.md (verdicts, then per connector p50, range over
-# repetitions, p99, faults and heap per op, ratio to the floor),
-# verdicts.png, connectors.png, workflow_memory.json and workflow_memory.png
+# repetitions, p99, faults and heap per op, ratio to the floor; then thread
+# scaling: ops/s of 1-8 threads beside their floors), verdicts.png,
+# connectors.png, threads.png, workflow_memory.json and workflow_memory.png
 # (its section of the report). Each row prints "[n/N] row ... elapsed, ETA"
 # as it finishes. Interrupted (Ctrl-C, SIGTERM, a timeout), the run
 # still writes the report of the rows measured so far; its temporary files
@@ -90,10 +96,9 @@ rm -f "$json" "$json.partial" "$out"/report.md "$out"/*.png "$out"/*.gp \
   "$out"/latency.dat "$out"/workflow_memory.json
 
 bazel build --config=opt //bench:proxystore_bench //bench:workflow_memory
-# The optimized binary itself: the bazel-bin link follows whichever
-# configuration built last (another shell's test run, say).
-bin="$(ls -t bazel-out/*-opt/bin/bench/proxystore_bench 2>/dev/null | head -1)"
-[ -n "$bin" ] || bin="$(bazel info --config=opt bazel-bin)/bench/proxystore_bench"
+# The optimized binary itself, from this configuration's output tree: the
+# bazel-bin link follows whichever configuration (or output base) built last.
+bin="$(bazel info --config=opt bazel-bin 2>/dev/null)/bench/proxystore_bench"
 workflow_bin="$(dirname "$bin")/workflow_memory"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/proxystore-bench-run.XXXXXX")"
@@ -111,7 +116,7 @@ finish() {
     python3 tools/bench_report.py "$json" "$out" \
       --elapsed=$(($(date +%s) - start)) || rc=1
     echo "results: $out/report.md, $out/verdicts.png, $out/connectors.png," \
-      "$out/proxystore_bench.json"
+      "$out/threads.png, $out/proxystore_bench.json"
   fi
   rm -rf "$work"
   exit "$rc"

@@ -7,10 +7,15 @@
 The first form writes into the output folder:
   report.md       the speed-target verdicts, then per connector its floors and
                   operations: p50, range over repetitions, p99, page faults and
-                  heap bytes per op, the floor each row is compared with, ratio
+                  heap bytes per op, the floor each row is compared with, ratio;
+                  then the thread scaling (threads/... rows): per connector,
+                  aggregate ops/s of 1-8 threads sharing one store beside the
+                  same floors run with the same threads
   connectors.png  one panel per connector: p50 vs object size of its main
                   operations and their floors, with the repetition range
   verdicts.png    each target's measured ratio against its limit
+  threads.png     one panel per connector: ops/s vs threads (1, 2, 4, 8) of
+                  each operation (solid) and its floor (dashed)
   workflow_memory.png
                   bytes held by the store after each task of the
                   workflow-memory benchmark, one line per variant (when the
@@ -56,6 +61,10 @@ class Row:
         self.p50 = self.lo = self.hi = None
         self.p99 = self.faults = self.alloc = self.alloc_max = None
         self.wire = self.stored_ratio = None
+        # Thread rows: aggregate operations per second (median over the
+        # repetitions, lowest and highest).
+        self.ops = self.ops_lo = self.ops_hi = None
+        self.cpu = None  # CPU time per op (thread rows: all threads')
         self.reps = 0
         self.pings = []
         self.error = None
@@ -105,6 +114,10 @@ def load(path):
             r.alloc_max = max(allocs) if allocs else None
             r.wire = _median([b.get("wire_bytes") for b in runs])
             r.stored_ratio = _median([b.get("stored_ratio") for b in runs])
+            r.cpu = _median([b.get("cpu_us_per_op") for b in runs])
+            ops = [b["ops_per_s"] for b in runs if b.get("ops_per_s")]
+            if ops:
+                r.ops, r.ops_lo, r.ops_hi = _median(ops), min(ops), max(ops)
             for b in runs:
                 r.pings += [b[k] for k in ("ping_us", "ping_after_us") if k in b]
         elif name in errors:
@@ -218,18 +231,19 @@ def targets(rows):
     """The speed targets, in a fixed order."""
     out = []
     for size in SIZES:
-        lim = 4.0 if size == "100B" else 1.2
+        lim = {"100B": 3.0, "10KB": 1.3}.get(size, 1.2)
         out.append(ratio_target(
             rows, f"local get (uncached) {size} vs map copy-out",
             f"store/get/local/{size}", [f"floor/map_get/local/{size}"], lim))
     for size in SIZES:
         out.append(ratio_target(
             rows, f"local get (cache hit) {size} vs map lookup",
-            f"store/get_hit/local/{size}", ["floor/map_lookup/local/-"], 3.0))
-    for size in SIZES[1:]:
+            f"store/get_hit/local/{size}", ["floor/map_lookup/local/-"], 1.5))
+    for size in SIZES:
+        lim = {"100B": 3.0, "10KB": 1.3}.get(size, 1.2)
         out.append(ratio_target(
             rows, f"local put {size} vs map copy-in",
-            f"store/put/local/{size}", [f"floor/map_put/local/{size}"], 1.2))
+            f"store/put/local/{size}", [f"floor/map_put/local/{size}"], lim))
     for size in SIZES[1:]:
         v = Verdict(f"local put of a moved-in buffer {size} copies nothing")
         r = rows.get(f"store/put_moved/local/{size}")
@@ -615,6 +629,234 @@ def workflow_section(wf, outdir):
     return lines
 
 
+# --- Thread scaling ---------------------------------------------------------------
+
+THREAD_COUNTS = [1, 2, 4, 8]
+THREAD_OPS = ["get_hit", "get", "put", "proxy_resolve"]
+THREAD_OP_LABEL = {"get_hit": "get (cache hit)", "get": "get (uncached)",
+                   "put": "put", "proxy_resolve": "proxy resolve"}
+# The floor each thread row is compared with, by connector (bench/
+# proxystore_bench.cc, "Thread rows", says what each one does).
+THREAD_FLOORS = {
+    "local": {"get_hit": "map_lookup", "get": "map_get", "put": "map_put",
+              "proxy_resolve": "map_get"},
+    "shm": {"get_hit": "map_lookup", "get": "shm_read", "put": "shm_write",
+            "proxy_resolve": "shm_read"},
+    "redis": {"get_hit": "map_lookup", "get": "redis_get", "put": "redis_set",
+              "proxy_resolve": "redis_get"},
+}
+THREAD_COLORS = {"get_hit": "#2ca02c", "get": "#d62728", "put": "#1f77b4",
+                 "proxy_resolve": "#9467bd"}
+# A row whose scaling from 1 thread falls below this share of its floor's
+# scaling, even at the ends of their ranges most favorable to the store, is
+# marked: the store adds contention the floor does not have.
+CONTENTION_SHARE = 0.7
+
+
+def human_rate(x):
+    """Operations per second: three significant digits with k or M."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    for scale, unit in ((1e6, "M"), (1e3, "k"), (1, "")):
+        if x >= scale or unit == "":
+            v = x / scale
+            return (f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 9.995
+                    else f"{v:.2f}") + unit
+    return "-"
+
+
+def thread_row(rows, conn, op, n):
+    r = rows.get(f"threads/{op}/{conn}/{n}t")
+    return r if r is not None and r.ok and r.ops else None
+
+
+def thread_conns(rows):
+    out = []
+    for r in rows.values():
+        if r.group == "threads" and r.conn not in out:
+            out.append(r.conn)
+    return out
+
+
+def plot_threads(rows, outdir, cpus=None):
+    conns = [c for c in thread_conns(rows) if c in THREAD_FLOORS]
+    if not conns:
+        return None
+    png = os.path.join(outdir, "threads.png")
+    cols = len(conns)
+    gp = [f"set terminal pngcairo size {480 * cols},600 "
+          "font 'DejaVu Sans,9' noenhanced",
+          f"set output {_gp_quote(png)}",
+          f"set multiplot layout 1,{cols} title 'Throughput vs threads, "
+          "1 KB objects, all threads sharing one store" +
+          (f", on {cpus} CPUs" if cpus else "") +
+          " (solid: the store; dashed: its floor with the same threads; "
+          "bars: range over repetitions)' font ',11'",
+          "set logscale x 2", "set logscale y",
+          "set xrange [0.8:10]", "set xtics ('1' 1, '2' 2, '4' 4, '8' 8)",
+          "set grid", "set bars small",
+          "set xlabel 'threads'",
+          "set key outside below left Left reverse font ',8' spacing 1.1 "
+          "maxcols 1",
+          "set bmargin 13"]
+    blocks = []
+    for i, conn in enumerate(conns):
+        plots, ys = [], []
+
+        def series(name, pts):
+            blocks.append(f"{name} << EOD\n" + "\n".join(
+                f"{x} {y} {lo} {hi}" for x, y, lo, hi in pts) + "\nEOD")
+            ys.extend(v for p in pts for v in p[1:] if v and v > 0)
+
+        for op in THREAD_OPS:
+            pts = [(n, r.ops, r.ops_lo, r.ops_hi) for n in THREAD_COUNTS
+                   for r in [thread_row(rows, conn, op, n)] if r]
+            if not pts:
+                continue
+            series(f"$t{i}_{op}", pts)
+            plots.append(f"$t{i}_{op} using 1:2:3:4 with yerrorlines lw 2 "
+                         f"pt 7 ps 0.9 lc rgb '{THREAD_COLORS[op]}' "
+                         f"title {_gp_quote(THREAD_OP_LABEL[op])}")
+        floors = OrderedDict()
+        for op in THREAD_OPS:
+            floors.setdefault(THREAD_FLOORS[conn][op], []).append(op)
+        for fop, users in floors.items():
+            pts = [(n, r.ops, r.ops_lo, r.ops_hi) for n in THREAD_COUNTS
+                   for r in [thread_row(rows, conn, fop, n)] if r]
+            if not pts:
+                continue
+            series(f"$f{i}_{fop}", pts)
+            label = (f"floor {fop} (for " +
+                     ", ".join(THREAD_OP_LABEL[u] for u in users) + ")")
+            plots.append(f"$f{i}_{fop} using 1:2 with linespoints lw 1.5 "
+                         f"dt 2 pt 6 ps 1.0 lc rgb "
+                         f"'{THREAD_COLORS[users[0]]}' title {_gp_quote(label)}")
+        if not plots:
+            continue
+        lo = 10 ** math.floor(math.log10(min(ys)))
+        hi = 10 ** math.ceil(math.log10(max(ys)))
+        hi = hi if hi > lo else lo * 10
+        gp.append(f"set yrange [{lo}:{hi}]")
+        gp.append(f"set title {_gp_quote(conn)} font ',11'")
+        gp.append("set ylabel 'operations per second (all threads)'"
+                  if i == 0 else "unset ylabel")
+        gp.append("set format y '%.0s%c'")
+        gp.append("plot " + ", \\\n     ".join(plots))
+    gp.append("unset multiplot")
+    script = "\n".join(blocks + gp) + "\n"
+    return _run_gnuplot(script, os.path.join(outdir, "threads.gp"), png)
+
+
+def thread_section(context, rows, outdir):
+    conns = thread_conns(rows)
+    if not conns:
+        return []
+    cpus = context.get("num_cpus")
+    lines = ["## Thread scaling", "",
+             "Rows `threads/<op>/<connector>/<n>t`: n threads share ONE "
+             "store (workflow workers share a store) and repeat one "
+             "operation on a **1 KB object**, all started together at a "
+             "barrier. ops/s = all threads' operations / wall time of the "
+             "timed rounds (median over the repetitions; range = lowest and "
+             "highest). get (cache hit): a cached store with the object "
+             "warm in its cache; get (uncached): a store without cache, so "
+             "every get reads the connector; put: a new object per op; proxy "
+             "resolve: a fresh Proxy<std::string> resolved per op, as "
+             "store/proxy_resolve does (the proxies are parsed from their "
+             "wire form and find their store through the process-wide "
+             "registry, in a receiver store with a cache: after the first "
+             "resolve an op is a registry lookup and a cache hit, which is "
+             "why it can beat the shm and redis read floors). Each "
+             "floor runs with the same threads right before the rows: "
+             "map_lookup (shared_ptr copied out of a shared "
+             "absl::flat_hash_map read without a lock), map_get (1 KB copied "
+             "out of the same kind of map), map_put (16 shards, a std::mutex "
+             "each, a fresh key + 1 KB copied in), shm_read "
+             "(shm_open+mmap+copy+munmap), shm_write "
+             "(shm_open(O_CREAT|O_EXCL)+write), redis_get/redis_set (raw "
+             "hiredis, one connection per thread).", "",
+             "ratio = floor ops/s / store ops/s at the same thread count "
+             "(the per-op time ratio, in the same sense as the tables "
+             "above: 2.00 = half the floor's throughput). scaling = ops/s / "
+             "ops/s of the same row with 1 thread. p50 = the time one "
+             "thread waits for one op (batch averages, preemption "
+             "included). CPU = all threads' CPU time per op: when it grows "
+             "with the threads while ops/s does not, the threads spend it "
+             "on contention (lock hand-offs, cache lines moving between "
+             "cores). A row marked *contention* scales less than "
+             f"{CONTENTION_SHARE:g}x as well as its floor, even comparing "
+             "the store's best repetitions with the floor's worst. Redis "
+             "rows note when they and their floor ran in different "
+             "loopback modes (PING round trips more than "
+             f"{MODE_GAP:g}x apart): their ratio then means little.", ""]
+    if cpus:
+        over = [n for n in THREAD_COUNTS if n > cpus]
+        lines.append(
+            f"This machine has {cpus} CPUs" +
+            (f": {' and '.join(map(str, over))} threads oversubscribe it, "
+             f"so ideal scaling stops at {cpus}x and more threads can "
+             "at best hold the throughput level (they add context "
+             "switches)" if over else "") +
+            ". The redis rows share the CPUs with the suite's "
+            "redis-server, which serves every connection on one thread.")
+        lines.append("")
+    png = plot_threads(rows, outdir, cpus)
+    if png:
+        lines += [f"![throughput vs threads]({png})", ""]
+    for conn in conns:
+        floors = THREAD_FLOORS.get(conn, {})
+        lines += [f"### {conn} (1 KB)", "",
+                  "| threads | op | ops/s | range | scaling | p50 per op | "
+                  "CPU per op | floor | floor ops/s | floor scaling | "
+                  "floor CPU per op | ratio | note |",
+                  "|---:|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"
+                  "---|"]
+        for op in THREAD_OPS:
+            fop = floors.get(op)
+            base = thread_row(rows, conn, op, 1)
+            fbase = thread_row(rows, conn, fop, 1) if fop else None
+            for n in THREAD_COUNTS:
+                name = f"threads/{op}/{conn}/{n}t"
+                r = rows.get(name)
+                if r is None:
+                    continue
+                if not r.ok or not r.ops:
+                    lines.append(f"| {n} | {THREAD_OP_LABEL[op]} | error: "
+                                 f"{r.error} | | | | | | | | | | |")
+                    continue
+                f = thread_row(rows, conn, fop, n) if fop else None
+                scale = r.ops / base.ops if base else None
+                fscale = f.ops / fbase.ops if f and fbase else None
+                rng = (f"{human_rate(r.ops_lo)}-{human_rate(r.ops_hi)}"
+                       if r.reps > 1 else "-")
+                notes = []
+                if n > 1 and base and f and fbase:
+                    # Best case for the store, worst for the floor.
+                    best = r.ops_hi / base.ops_lo
+                    worst = f.ops_lo / fbase.ops_hi
+                    if best < CONTENTION_SHARE * worst:
+                        notes.append("*contention*")
+                # (A cache hit never reaches redis: its mode does not matter.)
+                if f and op != "get_hit" and r.pings and f.pings:
+                    here, there = _median(r.pings), _median(f.pings)
+                    if max(here, there) > MODE_GAP * min(here, there):
+                        notes.append(
+                            f"loopback modes differ (PING {human_us(here)}, "
+                            f"floor's {human_us(there)})")
+                note = "; ".join(notes)
+                lines.append(
+                    f"| {n} | {THREAD_OP_LABEL[op]} | {human_rate(r.ops)} | "
+                    f"{rng} | {'-' if scale is None else f'{scale:.2f}x'} | "
+                    f"{human_us(r.p50)} | {human_us(r.cpu)} | "
+                    f"{fop if f else '-'} | "
+                    f"{human_rate(f.ops) if f else '-'} | "
+                    f"{'-' if fscale is None else f'{fscale:.2f}x'} | "
+                    f"{human_us(f.cpu) if f else '-'} | "
+                    f"{f'{f.ops / r.ops:.2f}' if f else '-'} | {note} |")
+        lines.append("")
+    return lines
+
+
 # --- Report -----------------------------------------------------------------------
 
 def verdict_table_text(verdicts):
@@ -711,14 +953,15 @@ def write_report(context, rows, outdir, elapsed):
 
     conns = []
     for r in rows.values():
-        if r.conn not in conns and r.conn:
+        if r.conn not in conns and r.conn and r.group in ("floor", "store"):
             conns.append(r.conn)
     order = {s: i for i, s in enumerate(SIZES)}
     for conn in conns:
         lines += [f"## {conn}", "",
                   "| row | size | p50 | range | p99 | faults | heap | floor | ratio |",
                   "|---|---|---:|---|---:|---:|---:|---|---:|"]
-        entries = [r for r in rows.values() if r.conn == conn]
+        entries = [r for r in rows.values()
+                   if r.conn == conn and r.group in ("floor", "store")]
         entries.sort(key=lambda r: (r.group != "floor", r.op,
                                     order.get(r.size, 99), r.size))
         for r in entries:
@@ -745,6 +988,7 @@ def write_report(context, rows, outdir, elapsed):
                 f"{faults} | {human_bytes(r.alloc)} | "
                 f"{fname.split('/')[1] if f else '-'} | {ratio} |")
         lines.append("")
+    lines += thread_section(context, rows, outdir)
     wf = load_workflow(outdir)
     if wf:
         lines += workflow_section(wf, outdir)
