@@ -472,12 +472,21 @@ absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
   const size_t n = file->size;
   const size_t chunk = max_io_chunk();
 
-  // An object that fits in the buffer is read asking for one byte more:
-  // the read then ends at the end of the file, which proves the object
-  // whole (the check `read` makes otherwise), and the fn gets it in memory.
-  char prefix[kGetIntoPrefix + 1];
-  const bool fits = n <= kGetIntoPrefix;
-  const size_t p = std::min(n, kGetIntoPrefix);
+  // An object of up to kWholeReadMax bytes is read at once, asking for one
+  // byte more: the read then ends at the end of the file, which proves the
+  // object whole (the check `read` makes otherwise), and the fn gets it in
+  // memory. One read(2) and a copy cost less than the three reads of the
+  // general path (prefix, rest, end check) up to a few tens of KiB. Larger
+  // objects: their first kGetIntoPrefix bytes, then `read`.
+  char stack[kGetIntoPrefix + 1];
+  char* prefix = stack;
+  const bool fits = n <= kWholeReadMax;
+  std::unique_ptr<char[]> heap;
+  if (fits && n + 1 > sizeof(stack)) {
+    PROXYSTORE_ASSIGN_OR_RETURN(heap, AllocateBuffer(n + 1, "reading it"));
+    prefix = heap.get();
+  }
+  const size_t p = fits ? n : kGetIntoPrefix;
   absl::StatusOr<size_t> got =
       ReadFully(fd, prefix, fits ? n + 1 : p, 0, chunk);
   if (!got.ok()) return Annotate(got.status(), context);
@@ -512,7 +521,8 @@ absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
     }
     return CheckNoDataPast(fd, n, context);
   };
-  ObjectReader reader{.size = n, .prefix = head, .read = read};
+  ObjectReader reader{
+      .size = n, .prefix = head.substr(0, kGetIntoPrefix), .read = read};
   if (fits) reader.in_memory = head;
   PROXYSTORE_ASSIGN_OR_RETURN(const bool consumed, fn(reader));
   if (!consumed) {

@@ -93,6 +93,11 @@ class FileConnector : public Connector {
   // otherwise InvalidArgument quoting it.
   static absl::Status ValidateObjectName(absl::string_view id);
 
+  // GetInto reads an object of up to this many bytes with one read(2) and
+  // offers it in memory (ObjectReader::in_memory); larger ones go straight
+  // into the caller's memory.
+  static constexpr size_t kWholeReadMax = 32 << 10;
+
  protected:
   // Every operation is FailedPrecondition after Close. Get, Exists and Evict
   // (and GetBatch) are InvalidArgument naming the key, before any file is

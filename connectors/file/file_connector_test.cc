@@ -501,7 +501,8 @@ TEST_F(FileConnectorTest, FileChangingSizeBeforeGetIntoReadsIsDataLoss) {
 // Between the prefix read and read(): the fn itself resizes the file before
 // reading, at every offset kind (inside the prefix, past it).
 TEST_F(FileConnectorTest, FileChangingSizeBeforeReadIntoIsDataLoss) {
-  const size_t size = 3 * kGetIntoPrefix;
+  // Larger than what GetInto reads at once.
+  const size_t size = FileConnector::kWholeReadMax + 3 * kGetIntoPrefix;
   for (const off_t new_size :
        {off_t{0}, off_t{100}, off_t{kGetIntoPrefix}, off_t{size - 1},
         off_t{size + 1}, off_t{2 * size}}) {
@@ -540,7 +541,8 @@ TEST_F(FileConnectorTest, GetIntoWithTinyChunks) {
       std::unique_ptr<FileConnector> c,
       FileConnector::CreateForTesting(FileConfig(FreshDir("chunks")),
                                       std::move(hooks)));
-  const std::string value = Pattern(3 * kGetIntoPrefix + 5);
+  const std::string value =
+      Pattern(FileConnector::kWholeReadMax + 3 * kGetIntoPrefix + 5);
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy(value)));
   for (const uint64_t offset : {uint64_t{0}, uint64_t{kGetIntoPrefix - 3},
                                 uint64_t{kGetIntoPrefix + 3}}) {
@@ -561,11 +563,13 @@ TEST_F(FileConnectorTest, GetIntoWithTinyChunks) {
   PROXYSTORE_ASSERT_OK(c->Close());
 }
 
-// An object that fits in the prefix is read whole, checked, and offered in
-// memory; a larger one is not.
+// An object of up to kWholeReadMax bytes is read whole, checked, and
+// offered in memory; a larger one is not.
 TEST_F(FileConnectorTest, GetIntoOffersSmallObjectsInMemory) {
-  for (const size_t size : {size_t{0}, size_t{1}, kGetIntoPrefix - 1,
-                            kGetIntoPrefix, kGetIntoPrefix + 1}) {
+  constexpr size_t kMax = FileConnector::kWholeReadMax;
+  for (const size_t size :
+       {size_t{0}, size_t{1}, kGetIntoPrefix - 1, kGetIntoPrefix,
+        kGetIntoPrefix + 1, kMax, kMax + 1}) {
     SCOPED_TRACE(size);
     const std::string value = Pattern(size);
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
@@ -579,7 +583,7 @@ TEST_F(FileConnectorTest, GetIntoOffersSmallObjectsInMemory) {
           return absl::StatusOr<bool>(true);
         }));
     EXPECT_TRUE(result.found);
-    if (size <= kGetIntoPrefix) {
+    if (size <= kMax) {
       ASSERT_TRUE(in_memory.has_value());
       EXPECT_TRUE(*in_memory == value);
     } else {

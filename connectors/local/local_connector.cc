@@ -32,7 +32,7 @@ struct Namespace {
   // The top bits of the key's hash: the maps inside a shard use (a mix of)
   // all of it.
   Shard& ShardFor(const Key& key) {
-    return shards[(key.hash() >> 32) % kShards];
+    return shards[(static_cast<uint64_t>(key.hash()) >> 32) % kShards];
   }
 
   bool Empty() {
