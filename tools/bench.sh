@@ -5,8 +5,8 @@
 #
 #   tools/bench.sh              # every connector (local, file, shm, redis over
 #                               #   TCP and a Unix socket, multi), every size,
-#                               #   every floor and verdict (4m13s on 2 cores
-#                               #   that were also running other builds), the
+#                               #   every floor and verdict (2m17s in all on 2
+#                               #   idle cores; 4m13s when they also run builds), the
 #                               #   thread rows (1-8 threads sharing one store
 #                               #   on local, shm and redis: ~20 s more), then
 #                               #   the workflow-memory benchmark
