@@ -287,20 +287,24 @@ void Store::CacheInsert(const Key& key, CachedObject object, uint64_t epoch) {
   if (EvictEpoch() != epoch) cache_->Evict(key);
 }
 
+absl::Status Store::GetFailed(const Key& key,
+                              const absl::Status& status) const {
+  return Annotate(status, absl::StrCat("Store(name=\"", name_, "\").Get(key=\"",
+                                       key.id(), "\"): connector \"",
+                                       connector_->kind(), "\" failed"));
+}
+
+void Store::RecordGetConnector(const Key& key, int64_t connector_ns) {
+  metrics_->AddCounter("store.get.cache_misses", key, 1);
+  metrics_->AddTime("store.get.connector", key, connector_ns);
+}
+
 absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
     const Key& key, OperationTimer& timer) {
   timer.StartLap();
   absl::StatusOr<std::optional<SharedBytes>> got = connector_->Get(key);
-  if (!got.ok()) {
-    return Annotate(
-        got.status(),
-        absl::StrCat("Store(name=\"", name_, "\").Get(key=\"", key.id(),
-                     "\"): connector \"", connector_->kind(), "\" failed"));
-  }
-  if (metrics_ != nullptr) {
-    metrics_->AddCounter("store.get.cache_misses", key, 1);
-    metrics_->AddTime("store.get.connector", key, timer.Lap());
-  }
+  if (!got.ok()) return GetFailed(key, got.status());
+  if (metrics_ != nullptr) RecordGetConnector(key, timer.Lap());
   return got;
 }
 
@@ -308,16 +312,10 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetThroughGetInto(
     const Key& key, OpTimer& timer, GetIntoFn decode) {
   timer.StartLap();
   absl::StatusOr<GetIntoResult> got = connector_->GetInto(key, decode);
-  if (!got.ok()) {
-    return Annotate(
-        got.status(),
-        absl::StrCat("Store(name=\"", name_, "\").Get(key=\"", key.id(),
-                     "\"): connector \"", connector_->kind(), "\" failed"));
-  }
+  if (!got.ok()) return GetFailed(key, got.status());
   if (metrics_ != nullptr) {
     if (timer.connector_ns < 0) timer.connector_ns = timer.Lap();
-    metrics_->AddCounter("store.get.cache_misses", key, 1);
-    metrics_->AddTime("store.get.connector", key, timer.connector_ns);
+    RecordGetConnector(key, timer.connector_ns);
   }
   if (!got->found) return std::nullopt;
   if (got->whole.has_value()) return *std::move(got->whole);

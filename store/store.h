@@ -364,6 +364,10 @@ class Store : public std::enable_shared_from_this<Store> {
   // object's bytes.
   absl::StatusOr<std::optional<SharedBytes>> GetThroughGetInto(
       const Key& key, OpTimer& timer, GetIntoFn decode);
+  // The error of a connector get of `key`, with the store's context.
+  absl::Status GetFailed(const Key& key, const absl::Status& status) const;
+  // Metrics of a cache miss's connector get (metrics on).
+  void RecordGetConnector(const Key& key, int64_t connector_ns);
   // Connector batch get for `keys` (all cache misses), with metrics.
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> GetBatchSerialized(
       absl::Span<const Key> keys, OperationTimer& timer);
