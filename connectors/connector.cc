@@ -354,26 +354,10 @@ absl::StatusOr<std::vector<Key>> Connector::DoPutBatch(
   return keys;
 }
 
-absl::StatusOr<bool> GetIntoInMemory(const Key& key, absl::string_view bytes,
-                                     GetIntoFn fn) {
-  bool read = false;
-  auto copy = [&](char* dst, uint64_t offset) -> absl::Status {
-    if (read || offset > bytes.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GetInto of key ", QuoteForMessage(key.id()), ": read(offset ",
-          offset, ") called twice or past the object's ", bytes.size(),
-          " bytes"));
-    }
-    read = true;
-    if (offset < bytes.size()) {
-      std::memcpy(dst, bytes.data() + offset, bytes.size() - offset);
-    }
-    return absl::OkStatus();
-  };
-  return fn(ObjectReader{.size = bytes.size(),
-                         .prefix = bytes.substr(0, kGetIntoPrefix),
-                         .read = copy,
-                         .in_memory = bytes});
+absl::Status GetIntoReadMisuse(const Key& key, uint64_t offset, uint64_t size) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "GetInto of key ", QuoteForMessage(key.id()), ": read(offset ", offset,
+      ") called twice or past the object's ", size, " bytes"));
 }
 
 absl::StatusOr<GetIntoResult> Connector::DoGetInto(const Key& key,

@@ -24,6 +24,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -143,8 +144,27 @@ struct GetIntoResult {
 // Runs `fn` over `bytes` held in memory for the call (prefix, `in_memory`,
 // and a `read` that copies): what the default GetInto does with the result
 // of Get. Returns what `fn` returns.
-absl::StatusOr<bool> GetIntoInMemory(const Key& key, absl::string_view bytes,
-                                     GetIntoFn fn);
+// InvalidArgument: `read` called twice or past the object's end.
+absl::Status GetIntoReadMisuse(const Key& key, uint64_t offset, uint64_t size);
+inline absl::StatusOr<bool> GetIntoInMemory(const Key& key,
+                                            absl::string_view bytes,
+                                            GetIntoFn fn) {
+  bool read = false;
+  auto copy = [&](char* dst, uint64_t offset) -> absl::Status {
+    if (read || offset > bytes.size()) {
+      return GetIntoReadMisuse(key, offset, bytes.size());
+    }
+    read = true;
+    if (offset < bytes.size()) {
+      std::memcpy(dst, bytes.data() + offset, bytes.size() - offset);
+    }
+    return absl::OkStatus();
+  };
+  return fn(ObjectReader{.size = bytes.size(),
+                         .prefix = bytes.substr(0, kGetIntoPrefix),
+                         .read = copy,
+                         .in_memory = bytes});
+}
 
 class Connector {
  public:

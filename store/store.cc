@@ -308,20 +308,6 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetSerialized(
   return got;
 }
 
-absl::StatusOr<std::optional<SharedBytes>> Store::GetThroughGetInto(
-    const Key& key, OpTimer& timer, GetIntoFn decode) {
-  timer.StartLap();
-  absl::StatusOr<GetIntoResult> got = connector_->GetInto(key, decode);
-  if (!got.ok()) return GetFailed(key, got.status());
-  if (metrics_ != nullptr) {
-    if (timer.connector_ns < 0) timer.connector_ns = timer.Lap();
-    RecordGetConnector(key, timer.connector_ns);
-  }
-  if (!got->found) return std::nullopt;
-  if (got->whole.has_value()) return *std::move(got->whole);
-  return SharedBytes();
-}
-
 absl::StatusOr<std::vector<std::optional<SharedBytes>>>
 Store::GetBatchSerialized(absl::Span<const Key> keys, OperationTimer& timer) {
   timer.StartLap();

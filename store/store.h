@@ -359,11 +359,6 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::StatusOr<std::optional<SharedBytes>> GetDirect(const Key& key,
                                                        OpTimer& timer,
                                                        std::optional<T>& out);
-  // The connector GetInto of GetDirect, with its error context and metrics:
-  // nullopt if missing, empty bytes if `decode` took the object, else the
-  // object's bytes.
-  absl::StatusOr<std::optional<SharedBytes>> GetThroughGetInto(
-      const Key& key, OpTimer& timer, GetIntoFn decode);
   // The error of a connector get of `key`, with the store's context.
   absl::Status GetFailed(const Key& key, const absl::Status& status) const;
   // Metrics of a cache miss's connector get (metrics on).

@@ -88,7 +88,16 @@ absl::StatusOr<std::optional<SharedBytes>> Store::GetDirect(
     timer.deserialize_ns = timer.Lap();
     return true;
   };
-  return GetThroughGetInto(key, timer, decode);
+  timer.StartLap();
+  absl::StatusOr<GetIntoResult> got = connector_->GetInto(key, decode);
+  if (!got.ok()) return GetFailed(key, got.status());
+  if (metrics_ != nullptr) {
+    if (timer.connector_ns < 0) timer.connector_ns = timer.Lap();
+    RecordGetConnector(key, timer.connector_ns);
+  }
+  if (!got->found) return std::nullopt;
+  if (got->whole.has_value()) return *std::move(got->whole);
+  return SharedBytes();  // decoded into `out`
 }
 
 template <typename T>
