@@ -455,10 +455,11 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
 // `read` preads the rest straight into the caller's memory, then checks that
 // the file did not shrink or grow (DataLoss, as Get). A 1 MiB object costs
 // open, fstat, two preads, a one-byte pread past the end and close, and no
-// heap buffer. An object of at most kGetIntoPrefix bytes is read whole (and
-// checked) with the prefix, offered as ObjectReader::in_memory, and `read`
-// only copies. If the fn wants the whole object instead, it comes from Get's
-// path (a mapping for large objects; a copy of the buffer for small ones).
+// heap buffer. An object of at most kWholeReadMax bytes is read whole (and
+// checked) with one read instead, offered as ObjectReader::in_memory, and
+// `read` only copies. If the fn wants the whole object instead, it comes from
+// Get's path (a mapping for large objects; a copy of the buffer for small
+// ones).
 absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
                                                        GetIntoFn fn) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
