@@ -1,4 +1,5 @@
-// Mutex: std::mutex / std::shared_mutex with Clang thread-safety annotations.
+// Mutex (std::shared_mutex) and ExclusiveMutex (an adaptive pthread mutex)
+// with Clang thread-safety annotations.
 //
 // Why not absl::Mutex: the project links Debian's prebuilt Abseil, which is
 // not built with ThreadSanitizer, so TSan cannot see absl::Mutex hand-offs
@@ -37,7 +38,6 @@ class ABSL_LOCKABLE Mutex {
   std::shared_mutex mu_;
 };
 
-// Holds `mu` exclusively for its scope.
 // An exclusive-only mutex for short critical sections on state that is
 // nearly always written (an LRU list that every hit reorders): cheaper to
 // lock and unlock than Mutex's writer side, and adaptive (glibc's
