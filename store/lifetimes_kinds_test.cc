@@ -26,6 +26,7 @@
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/connector.h"
+#include "proxystore/store/lifetime_options_testing.h"
 #include "proxystore/store/lifetimes.h"
 #include "proxystore/store/ref.h"
 #include "proxystore/store/store.h"
@@ -39,7 +40,9 @@ namespace {
 
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::IsOkAndHolds;
+using ::proxystore::testing::ProxyWith;
 using ::proxystore::testing::StatusIs;
+using ::proxystore::testing::With;
 using ::testing::HasSubstr;
 
 constexpr char kStaticChildFlag[] = "--static-lifetime-child";
@@ -86,17 +89,6 @@ absl::StatusOr<ConnectorConfig> ConfigOf(const std::string& kind) {
     return multi;
   }
   return absl::InvalidArgumentError(absl::StrCat("no kind ", kind));
-}
-
-StorePutOptions<std::string> With(Lifetime& lifetime) {
-  StorePutOptions<std::string> o;
-  o.lifetime = &lifetime;
-  return o;
-}
-ProxyOptions<std::string> ProxyWith(Lifetime& lifetime) {
-  ProxyOptions<std::string> o;
-  o.lifetime = &lifetime;
-  return o;
 }
 
 class LifetimeKindsTest : public ::testing::TestWithParam<std::string> {

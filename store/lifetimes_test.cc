@@ -20,6 +20,7 @@
 #include "proxystore/connectors/connector.h"
 #include "proxystore/connectors/file/file_connector.h"
 #include "proxystore/connectors/local/local_connector.h"
+#include "proxystore/store/lifetime_options_testing.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/status_matchers.h"
@@ -29,7 +30,9 @@ namespace {
 
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::IsOkAndHolds;
+using ::proxystore::testing::ProxyWith;
 using ::proxystore::testing::StatusIs;
+using ::proxystore::testing::With;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -57,17 +60,6 @@ std::string FreshDir(absl::string_view tag) {
   static int counter = 0;
   return absl::StrCat(testing::TestTempDir(), "/lifetimes-", tag, "-", getpid(),
                       "-", counter++);
-}
-
-StorePutOptions<std::string> With(Lifetime& lifetime) {
-  StorePutOptions<std::string> o;
-  o.lifetime = &lifetime;
-  return o;
-}
-ProxyOptions<std::string> ProxyWith(Lifetime& lifetime) {
-  ProxyOptions<std::string> o;
-  o.lifetime = &lifetime;
-  return o;
 }
 
 // Refuses every key, remembering which.
