@@ -127,25 +127,22 @@ trap finish EXIT
 trap '[ -z "$bench_pid" ] || kill -TERM "$bench_pid" 2>/dev/null || true' \
   INT TERM HUP
 
-"$bin" "${args[@]}" --json="$json" \
-  --tmp_dir="$work" &
-bench_pid=$!
-rc=0
-wait "$bench_pid" || rc=$?
-# A trapped signal ends `wait` early: wait again for the suite to finish.
-while kill -0 "$bench_pid" 2>/dev/null; do
-  rc=0
-  wait "$bench_pid" || rc=$?
-done
-bench_pid=""
-if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
-  "$workflow_bin" "${workflow_args[@]}" --json="$out/workflow_memory.json" &
+# Runs a command in the background (so the traps above can stop it) and
+# sets rc to its exit status. A trapped signal ends `wait` early: wait again
+# until it has finished.
+run() {
+  "$@" &
   bench_pid=$!
+  rc=0
   wait "$bench_pid" || rc=$?
   while kill -0 "$bench_pid" 2>/dev/null; do
     rc=0
     wait "$bench_pid" || rc=$?
   done
   bench_pid=""
+}
+run "$bin" "${args[@]}" --json="$json" --tmp_dir="$work"
+if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
+  run "$workflow_bin" "${workflow_args[@]}" --json="$out/workflow_memory.json"
 fi
 exit "$rc"
