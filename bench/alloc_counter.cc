@@ -4,6 +4,7 @@
 // __libc_* entry points. Disabled under sanitizers, which own malloc.
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -15,8 +16,11 @@ namespace proxystore::bench {
 namespace {
 // One pair of counters per thread slot, a cache line each: threads that
 // allocate at once (the thread rows) never write the same line, so counting
-// adds no contention of its own. Threads past kSlots share slots (the
-// counts stay exact: the adds are atomic).
+// adds no contention of its own. The first kSlots - 1 threads own a slot
+// each and count with plain loads and stores (no locked instruction: the
+// counter must not cost more than the allocations it counts, or rows that
+// allocate twice would pay for the instrument); later threads share the
+// last slot and count with atomic adds.
 constexpr int kSlots = 64;
 struct alignas(64) Slot {
   std::atomic<int64_t> bytes{0};
@@ -26,13 +30,23 @@ Slot g_slots[kSlots];
 std::atomic<int> g_next_slot{0};
 // Constant-initialized: reading it in malloc allocates nothing.
 thread_local int t_slot = -1;
+inline void Add(std::atomic<int64_t>& counter, int64_t n, bool owned) {
+  if (owned) {
+    counter.store(counter.load(std::memory_order_relaxed) + n,
+                  std::memory_order_relaxed);
+  } else {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+}
 inline void Count(size_t n) {
   if (t_slot < 0) {
-    t_slot = g_next_slot.fetch_add(1, std::memory_order_relaxed) % kSlots;
+    t_slot = std::min(g_next_slot.fetch_add(1, std::memory_order_relaxed),
+                      kSlots - 1);
   }
+  const bool owned = t_slot < kSlots - 1;
   Slot& s = g_slots[t_slot];
-  s.bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-  s.count.fetch_add(1, std::memory_order_relaxed);
+  Add(s.bytes, static_cast<int64_t>(n), owned);
+  Add(s.count, 1, owned);
 }
 }  // namespace
 

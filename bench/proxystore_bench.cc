@@ -5,7 +5,9 @@
 //   floor/...  the physical floors, measured in the same run right before
 //              the rows they are compared with (so the third part names the
 //              connector block they belong to): a bare absl::flat_hash_map,
-//              memcpy, raw file write/read, raw shm write and mmap, raw
+//              memcpy, the same map behind a lock handing out shared
+//              objects (shared_map_*: the local rows' contract floors),
+//              raw file write/read, raw shm write and mmap, raw
 //              hiredis SET/GET and pipelined batches (over TCP, or the Unix
 //              socket for redis_unix), FlatBuffers factory build/verify.
 //   store/...  the same operations through Store and Proxy.
@@ -72,6 +74,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -344,6 +347,68 @@ void FloorMapLookup(benchmark::State& state) {
   map.emplace(key, std::make_shared<const std::string>(RandomBytes(100)));
   RunTimed(state, BatchFor(25), [&](int64_t) {
     std::shared_ptr<const std::string> v = map.find(key)->second;
+    benchmark::DoNotOptimize(v.get());
+  });
+}
+
+// The contract floors of the local rows: what any map shared by threads
+// must do at least to give what Store::Get and Store::Put promise, with
+// nothing else of the store's (no envelope, no key object, no metrics).
+// A get hands out an object the caller may keep while other threads put
+// and evict (a reader lock around the lookup, the copy in a freshly
+// allocated shared object); a put publishes under the writer lock a
+// buffer that readers may go on holding after it is evicted (a shared
+// buffer); a cache hit reorders an LRU list (an exclusive lock around the
+// lookup). The bare floors above are the same operations without the
+// lock and without the shared result; the report shows the ratios to both.
+void FloorSharedMapPut(benchmark::State& state, int64_t size) {
+  const std::string& src = SharedRandomBytes(size);
+  std::shared_mutex mu;
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> map;
+  const int64_t batch = BatchFor(60 + size / 10);
+  RunTimed(
+      state, batch,
+      [&](int64_t i) {
+        if (i % batch == 0) map.clear();
+      },
+      [&](int64_t) {
+        auto value = std::make_shared<const std::string>(src);
+        std::string id = NewObjectId();
+        std::unique_lock lock(mu);
+        map.emplace(std::move(id), std::move(value));
+      },
+      size);
+}
+
+void FloorSharedMapGet(benchmark::State& state, int64_t size) {
+  std::shared_mutex mu;
+  absl::flat_hash_map<std::string, std::string> map;
+  std::string key = NewObjectId();
+  map.emplace(key, SharedRandomBytes(size));
+  RunTimed(
+      state, BatchFor(60 + size / 10),
+      [&](int64_t) {
+        std::shared_ptr<const std::string> out;
+        {
+          std::shared_lock lock(mu);
+          out = std::make_shared<const std::string>(map.find(key)->second);
+        }
+        benchmark::DoNotOptimize(out->data());
+      },
+      size);
+}
+
+void FloorSharedMapLookup(benchmark::State& state) {
+  std::mutex mu;
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> map;
+  std::string key = NewObjectId();
+  map.emplace(key, std::make_shared<const std::string>(RandomBytes(100)));
+  RunTimed(state, BatchFor(30), [&](int64_t) {
+    std::shared_ptr<const std::string> v;
+    {
+      std::lock_guard lock(mu);
+      v = map.find(key)->second;
+    }
     benchmark::DoNotOptimize(v.get());
   });
 }
@@ -1214,7 +1279,8 @@ bool HasTarget(const std::string& group, const std::string& op,
   };
   if (group == "floor") {
     if (c == "local") {
-      return in({"map_get", "map_put", "map_lookup", "factory_build",
+      return in({"map_get", "map_put", "map_lookup", "shared_map_get",
+                 "shared_map_put", "shared_map_lookup", "factory_build",
                  "factory_verify"});
     }
     if (c == "redis") {
@@ -1306,6 +1372,8 @@ void AddFloors(const std::string& c, int64_t n) {
     add("memcpy", [n](auto& st) { FloorMemcpy(st, n); });
     add("map_put", [n](auto& st) { FloorMapPut(st, n); });
     add("map_get", [n](auto& st) { FloorMapGet(st, n); });
+    add("shared_map_put", [n](auto& st) { FloorSharedMapPut(st, n); });
+    add("shared_map_get", [n](auto& st) { FloorSharedMapGet(st, n); });
   } else if (kind == "file") {
     add("file_write", [n](auto& st) { FloorFileWrite(st, n); });
     add("file_read", [n](auto& st) { FloorFileRead(st, n); });
@@ -1449,6 +1517,8 @@ void RegisterAll() {
     if (c == "local") {
       AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
              [](auto& st) { FloorMapLookup(st); });
+      AddRow("floor", "shared_map_lookup", c, "-", 0, 3e-8,
+             [](auto& st) { FloorSharedMapLookup(st); });
     }
     for (int64_t n : s.sizes) {
       AddFloors(c, n);

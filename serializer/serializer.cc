@@ -180,8 +180,14 @@ absl::Status CheckDecompressedSize(absl::string_view block, uint64_t claim,
 }
 
 absl::StatusOr<OutputBuffer> OutputBuffer::Allocate(size_t capacity) {
-  // malloc(0) may return null; always ask for at least one byte.
-  char* p = static_cast<char*>(std::malloc(std::max<size_t>(capacity, 1)));
+  if (capacity <= kSharedBlockMax) {
+    // At least one block: a zero-length array would have no bytes to point at.
+    const size_t blocks =
+        std::max<size_t>(1, (capacity + sizeof(Block) - 1) / sizeof(Block));
+    return OutputBuffer(std::make_shared_for_overwrite<Block[]>(blocks),
+                        capacity);
+  }
+  char* p = static_cast<char*>(std::malloc(capacity));
   if (p == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot allocate ", capacity, " bytes"));
@@ -190,19 +196,32 @@ absl::StatusOr<OutputBuffer> OutputBuffer::Allocate(size_t capacity) {
 }
 
 SharedBytes OutputBuffer::Finish(size_t size) && {
-  if (capacity_ - size >= kShrinkSlack) {
+  const bool shrink = capacity_ - size >= kShrinkSlack;
+  if (small_ != nullptr) {
+    if (shrink) {
+      absl::StatusOr<OutputBuffer> exact = Allocate(size);
+      if (exact.ok()) {
+        std::memcpy(exact->data(), data_, size);
+        return std::move(*exact).Finish(size);
+      }
+    }
+    const absl::string_view view(data_, size);
+    return SharedBytes::FromOwner(std::move(small_), view);
+  }
+  if (shrink) {
     // Shrinking realloc stays in place with glibc (no copy); if it ever
     // fails, keep the bigger buffer.
     char* p = static_cast<char*>(
-        std::realloc(data_.get(), std::max<size_t>(size, 1)));
+        std::realloc(large_.get(), std::max<size_t>(size, 1)));
     if (p != nullptr) {
-      (void)data_.release();
-      data_.reset(p);
+      (void)large_.release();
+      large_.reset(p);
+      data_ = p;
       capacity_ = size;
     }
   }
-  absl::string_view view(data_.get(), size);
-  std::shared_ptr<const void> owner(std::move(data_));
+  const absl::string_view view(data_, size);
+  std::shared_ptr<const void> owner(std::move(large_));
   return SharedBytes::FromOwner(std::move(owner), view);
 }
 

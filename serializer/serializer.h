@@ -378,28 +378,41 @@ inline constexpr size_t kFixedHeaderSize = 32;
 inline constexpr size_t kPayloadAlignment = 16;
 inline constexpr size_t kPythonIdSize = 3;
 
-// A malloc'd buffer (16-byte aligned on glibc x86-64/aarch64) that becomes a
-// SharedBytes without a copy. malloc rather than new[] so Finish can shrink an
-// over-sized allocation in place with realloc.
+// A 16-byte-aligned buffer that becomes a SharedBytes without a copy.
+// Buffers up to kSharedBlockMax share one allocation with their reference
+// count (std::make_shared_for_overwrite: a put of a small object allocates
+// once, not twice); larger ones are malloc'd, so that a failed allocation is
+// a ResourceExhausted rather than the end of the process, and so that Finish
+// can give back an unused tail in place with realloc.
 class OutputBuffer {
  public:
+  static constexpr size_t kSharedBlockMax = 64 << 10;
+
   // ResourceExhausted if the memory cannot be allocated.
   static absl::StatusOr<OutputBuffer> Allocate(size_t capacity);
 
-  char* data() { return data_.get(); }
+  char* data() { return data_; }
   size_t capacity() const { return capacity_; }
 
-  // Wraps the first `size` (<= capacity) bytes; gives back the unused tail.
+  // Wraps the first `size` (<= capacity) bytes; gives back the unused tail
+  // when it is large (a small buffer's bytes move to an exact one).
   SharedBytes Finish(size_t size) &&;
 
  private:
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };
-  OutputBuffer(std::unique_ptr<char, Free> data, size_t capacity)
-      : data_(std::move(data)), capacity_(capacity) {}
+  struct alignas(kPayloadAlignment) Block {
+    char bytes[kPayloadAlignment];
+  };
+  OutputBuffer(std::shared_ptr<Block[]> small, size_t capacity)
+      : small_(std::move(small)), data_(small_[0].bytes), capacity_(capacity) {}
+  OutputBuffer(std::unique_ptr<char, Free> large, size_t capacity)
+      : large_(std::move(large)), data_(large_.get()), capacity_(capacity) {}
 
-  std::unique_ptr<char, Free> data_;
+  std::shared_ptr<Block[]> small_;
+  std::unique_ptr<char, Free> large_;
+  char* data_ = nullptr;
   size_t capacity_ = 0;
 };
 

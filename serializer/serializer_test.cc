@@ -439,6 +439,28 @@ TEST(Envelope, PayloadIsSixteenByteAligned) {
   EXPECT_EQ(b.size(), info.header_size + 3 * sizeof(double));
 }
 
+// Small buffers share one allocation with their reference count, larger
+// ones are malloc'd; a compressed buffer that shrank moves to an exact one.
+// Every kind starts 16-byte aligned and round-trips.
+TEST(Envelope, BuffersOfEveryKindAreAlignedAndExact) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{1000},
+        size_t{65'400}, size_t{65'536}, size_t{70'000}}) {
+    for (bool compress : {false, true}) {
+      const std::string text = CompressibleText(n);
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+          SharedBytes b,
+          Serialize(text, compress ? Compressed() : SerializeOptions{}));
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(EnvelopeInfo info, InspectEnvelope(b));
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % 16, 0u) << n;
+      EXPECT_EQ(b.size(), info.header_size + info.stored_size) << n;
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::string back,
+                                      Deserialize<std::string>(b));
+      EXPECT_EQ(back, text) << n << " compress=" << compress;
+    }
+  }
+}
+
 TEST(Envelope, MisalignedInputIsReadWithoutMisalignedAccess) {
   const std::vector<double> values = {1.5, 2.5, 3.5};
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes b, Serialize(values));

@@ -141,17 +141,17 @@ def floor_name(op, conn, size):
     """The floor row a store row is compared with, or None."""
     redis = conn in ("redis", "redis_unix")
     if op in ("put", "put_moved"):
-        f = ("map_put" if conn == "local" else "redis_set" if redis
+        f = ("shared_map_put" if conn == "local" else "redis_set" if redis
              else _by_kind(conn, size, "shm_write", "file_write"))
     elif op in ("get", "proxy_resolve", "proxy_resolve_remote"):
-        f = ("map_get" if conn == "local" else "redis_get" if redis
+        f = ("shared_map_get" if conn == "local" else "redis_get" if redis
              else _by_kind(conn, size, "shm_mmap", "file_read"))
     elif op in ("get_view", "flatbuffer_read", "proxy_resolve_remote_view"):
         if conn == "local":
-            return "floor/map_lookup/local/-"
+            return "floor/shared_map_lookup/local/-"
         f = "redis_get" if redis else _by_kind(conn, size, "shm_mmap", "file_read")
     elif op == "get_hit":
-        return "floor/map_lookup/local/-"
+        return "floor/shared_map_lookup/local/-"
     elif op in ("put_batch", "get_batch") and redis:
         f = "redis_pipeline_" + ("set" if op == "put_batch" else "get")
     else:
@@ -233,17 +233,20 @@ def targets(rows):
     for size in SIZES:
         lim = {"100B": 3.0, "10KB": 1.3}.get(size, 1.2)
         out.append(ratio_target(
-            rows, f"local get (uncached) {size} vs map copy-out",
-            f"store/get/local/{size}", [f"floor/map_get/local/{size}"], lim))
+            rows, f"local get (uncached) {size} vs shared map copy-out",
+            f"store/get/local/{size}", [f"floor/shared_map_get/local/{size}"],
+            lim))
     for size in SIZES:
         out.append(ratio_target(
-            rows, f"local get (cache hit) {size} vs map lookup",
-            f"store/get_hit/local/{size}", ["floor/map_lookup/local/-"], 1.5))
+            rows, f"local get (cache hit) {size} vs locked map lookup",
+            f"store/get_hit/local/{size}", ["floor/shared_map_lookup/local/-"],
+            1.5))
     for size in SIZES:
         lim = {"100B": 3.0, "10KB": 1.3}.get(size, 1.2)
         out.append(ratio_target(
-            rows, f"local put {size} vs map copy-in",
-            f"store/put/local/{size}", [f"floor/map_put/local/{size}"], lim))
+            rows, f"local put {size} vs shared map copy-in",
+            f"store/put/local/{size}", [f"floor/shared_map_put/local/{size}"],
+            lim))
     for size in SIZES[1:]:
         v = Verdict(f"local put of a moved-in buffer {size} copies nothing")
         r = rows.get(f"store/put_moved/local/{size}")
@@ -258,9 +261,10 @@ def targets(rows):
                       "repetition")
         out.append(v)
     out.append(ratio_target(
-        rows, "proxy create (local, 100B) vs map put + factory build",
+        rows, "proxy create (local, 100B) vs shared map put + factory build",
         "store/proxy_create/local/100B",
-        ["floor/map_put/local/100B", "floor/factory_build/local/-"], 2.0))
+        ["floor/shared_map_put/local/100B", "floor/factory_build/local/-"],
+        2.0))
     out.append(ratio_target(
         rows, "proxy serialize+deserialize vs factory build + verify",
         "store/proxy_serde/local/100B",
@@ -859,6 +863,43 @@ def thread_section(context, rows, outdir):
 
 # --- Report -----------------------------------------------------------------------
 
+# The local rows' bare floors: the same map operation without the lock and
+# without the shared result (bench/proxystore_bench.cc, "contract floors").
+BARE_FLOORS = [("get", "map_get", "shared_map_get"),
+               ("get_hit", "map_lookup", "shared_map_lookup"),
+               ("put", "map_put", "shared_map_put")]
+
+
+def bare_map_section(rows):
+    """The local rows against the bare map and against the contract floor
+    (the one the verdicts use), side by side: what the lock and the shared
+    result cost, and what the store adds on top of them."""
+    out = []
+    for op, bare, shared in BARE_FLOORS:
+        for size in SIZES:
+            r = rows.get(f"store/{op}/local/{size}")
+            fz = "-" if op == "get_hit" else size
+            b = rows.get(f"floor/{bare}/local/{fz}")
+            c = rows.get(f"floor/{shared}/local/{fz}")
+            if not (r and r.ok and b and b.ok and c and c.ok):
+                continue
+            out.append(f"| {op} | {size} | {human_us(r.p50)} | "
+                       f"{human_us(b.p50)} | {r.p50 / b.p50:.2f}x | "
+                       f"{human_us(c.p50)} | {r.p50 / c.p50:.2f}x |")
+    if not out:
+        return []
+    return ["### Local rows against the bare map", "",
+            "The local targets compare with contract floors: the same "
+            "absl::flat_hash_map behind a lock (a reader lock for get, the "
+            "writer lock for put, an exclusive lock for a cache hit, which "
+            "reorders an LRU list) handing out a freshly allocated shared "
+            "object (get) or publishing a shared buffer (put), as any map "
+            "shared by threads must to keep Store's promises. The bare map "
+            "(no lock, a plain std::string) is shown for reference.", "",
+            "| op | size | store p50 | bare map | ratio | contract floor "
+            "| ratio |", "|---|---|---:|---:|---:|---:|---:|"] + out + [""]
+
+
 def verdict_table_text(verdicts):
     """Plain-text verdict table for the console."""
     w = max(len(v.desc) for v in verdicts)
@@ -938,6 +979,7 @@ def write_report(context, rows, outdir, elapsed):
         lines.append(f"| {v.desc} | {lim} | {v.measured} | {ratio} | {rng} | "
                      f"**{v.verdict}** | {v.note} |")
     lines += ["", counts(verdicts) + ".", ""]
+    lines += bare_map_section(rows)
 
     pics = []
     vp = plot_verdicts(verdicts, outdir)
