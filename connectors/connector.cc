@@ -360,6 +360,16 @@ absl::Status GetIntoReadMisuse(const Key& key, uint64_t offset, uint64_t size) {
       ") called twice or past the object's ", size, " bytes"));
 }
 
+absl::StatusOr<Key> Connector::DoNewKey(const NewKeyOptions& /*options*/) {
+  return absl::UnimplementedError(absl::StrCat(
+      "connector \"", kind(), "\" cannot defer writes (NewKey/Set)"));
+}
+
+absl::Status Connector::DoSet(const Key& /*key*/, SharedBytes /*data*/) {
+  return absl::UnimplementedError(absl::StrCat(
+      "connector \"", kind(), "\" cannot defer writes (NewKey/Set)"));
+}
+
 absl::StatusOr<GetIntoResult> Connector::DoGetInto(const Key& key,
                                                    GetIntoFn fn) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<SharedBytes> got, DoGet(key));

@@ -49,6 +49,16 @@ namespace proxystore {
 // A 128-bit random id as 32 lowercase hex characters (uuid4-like), for
 // connectors to mint keys with.
 std::string NewObjectId();
+// True iff `id` has the form NewObjectId() mints: 32 lowercase hex digits.
+// Connectors that name files, segments or server keys after ids accept only
+// these from outside.
+inline bool IsObjectId(absl::string_view id) {
+  if (id.size() != 32) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
 
 struct ConnectorChild;
 
@@ -105,6 +115,14 @@ struct ConnectorChild {
 // Options for a put. `subset_tags`/`superset_tags` route puts in the "multi"
 // connector (ProxyStore's Policy tags); other connectors ignore them.
 struct PutOptions {
+  std::vector<std::string> subset_tags;
+  std::vector<std::string> superset_tags;
+};
+
+// Connector::NewKey. Connectors that place objects by size ("multi") route
+// a deferred key by `size_hint`, the size the object is expected to have.
+struct NewKeyOptions {
+  std::optional<uint64_t> size_hint;
   std::vector<std::string> subset_tags;
   std::vector<std::string> superset_tags;
 };
@@ -215,6 +233,24 @@ class Connector {
     return DoGetBatch(keys);
   }
   absl::StatusOr<bool> Exists(const Key& key) { return DoExists(key); }
+
+  // Deferred writes: a key minted now and written later, possibly by another
+  // process (ProxyStore's DeferrableConnector; Store::Future builds on it).
+  // Until Set, the key reads as missing (Get -> nullopt, Exists -> false);
+  // after it, as the object. A key is written once: Set on a key that
+  // already holds an object is AlreadyExists and leaves the object as it
+  // was (the store's caches may hold it), so racing producers cannot tear
+  // or replace what a consumer read; readers see nothing or the whole
+  // object. Set of a key evicted before it was set writes it. Set accepts
+  // only keys NewKey of this kind minted (InvalidArgument otherwise).
+  // Unimplemented, naming the kind, where the connector cannot defer.
+  absl::StatusOr<Key> NewKey(const NewKeyOptions& options = {}) {
+    return DoNewKey(options);
+  }
+  absl::Status Set(const Key& key, SharedBytes data) {
+    return DoSet(key, std::move(data));
+  }
+
   // Removes the object; OK if it does not exist.
   absl::Status Evict(const Key& key) { return DoEvict(key); }
   // Enough to re-create this connector, in this or another process.
@@ -240,6 +276,9 @@ class Connector {
   virtual absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys);
   virtual absl::StatusOr<bool> DoExists(const Key& key) = 0;
+  // Default: Unimplemented naming the kind.
+  virtual absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options);
+  virtual absl::Status DoSet(const Key& key, SharedBytes data);
   virtual absl::Status DoEvict(const Key& key) = 0;
   virtual absl::Status DoClose(const CloseOptions& options) = 0;
 };

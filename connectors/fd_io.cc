@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "proxystore/base/status.h"
+#include "proxystore/connectors/connector.h"
 
 namespace proxystore {
 namespace {
@@ -165,12 +167,6 @@ absl::StatusOr<std::unique_ptr<char[]>> AllocateBuffer(size_t n,
   return buffer;
 }
 
-bool IsObjectId(absl::string_view id) {
-  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 bool IsTemporaryName(absl::string_view name) {
   return name.size() == 37 && name.front() == '.' &&
          name.substr(33) == ".tmp" && IsObjectId(name.substr(1, 32));
@@ -206,10 +202,15 @@ absl::StatusOr<bool> LockTemporary(int fd, const std::string& path) {
   return SameFile(mine, named);
 }
 
-absl::Status PublishTemporary(ScopedFd fd, const std::string& temp,
-                              const std::string& path) {
-  // The lock belongs to the open file description: a duplicate keeps it
-  // while `fd` is closed, so no sweep takes the finished temporary.
+namespace {
+
+// Closes a locked temporary's `fd` (reporting close(2) errors, through which
+// network file systems report failed write-back) and returns a duplicate
+// that keeps the lock: the lock belongs to the open file description, so no
+// sweep takes the finished temporary before it is published. On failure
+// removes `temp`.
+absl::StatusOr<ScopedFd> CloseKeepingLock(ScopedFd fd,
+                                          const std::string& temp) {
   ScopedFd lock(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
   if (lock.get() < 0) {
     const int err = errno;
@@ -222,16 +223,69 @@ absl::Status PublishTemporary(ScopedFd fd, const std::string& temp,
     ::unlink(temp.c_str());
     return ErrnoStatus(err, absl::StrCat("closing ", temp));
   }
+  return lock;
+}
+
+absl::Status RemovedBeforePublished(const std::string& temp) {
+  return absl::AbortedError(
+      absl::StrCat(temp, " was removed before it was published"));
+}
+
+}  // namespace
+
+absl::Status PublishTemporary(ScopedFd fd, const std::string& temp,
+                              const std::string& path) {
+  PROXYSTORE_ASSIGN_OR_RETURN(ScopedFd lock,
+                              CloseKeepingLock(std::move(fd), temp));
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     const int err = errno;
-    if (err == ENOENT) {
-      return absl::AbortedError(
-          absl::StrCat(temp, " was removed before it was published"));
-    }
+    if (err == ENOENT) return RemovedBeforePublished(temp);
     ::unlink(temp.c_str());
     return ErrnoStatus(err, absl::StrCat("renaming ", temp, " to ", path));
   }
   return absl::OkStatus();
+}
+
+absl::Status PublishTemporaryExclusive(ScopedFd fd, const std::string& temp,
+                                       const std::string& path,
+                                       ExclusivePublish how) {
+  PROXYSTORE_ASSIGN_OR_RETURN(ScopedFd lock,
+                              CloseKeepingLock(std::move(fd), temp));
+  int err = EINVAL;
+  if (how != ExclusivePublish::kLinkOnly) {
+    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(),
+                    RENAME_NOREPLACE) == 0) {
+      return absl::OkStatus();
+    }
+    err = errno;
+  }
+  const bool no_flag = err == EINVAL || err == ENOSYS || err == EOPNOTSUPP;
+  if (no_flag && how != ExclusivePublish::kRenameOnly) {
+    err = ::link(temp.c_str(), path.c_str()) == 0 ? 0 : errno;
+    if (err == EEXIST) {
+      // NFS may retry a link that worked and report EEXIST: our own inode
+      // under the name is a success.
+      struct stat mine, named;
+      if (::fstat(lock.get(), &mine) == 0 &&
+          ::lstat(path.c_str(), &named) == 0 && mine.st_dev == named.st_dev &&
+          mine.st_ino == named.st_ino) {
+        err = 0;
+      }
+    }
+    if (err == 0) {
+      // Best effort: a temporary name left behind (with the lock gone) is
+      // swept later, which unlinks that name only, not the object.
+      ::unlink(temp.c_str());
+      return absl::OkStatus();
+    }
+  }
+  if (err == ENOENT) return RemovedBeforePublished(temp);
+  ::unlink(temp.c_str());
+  if (err == EEXIST) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(path, " exists: the key is already set"));
+  }
+  return ErrnoStatus(err, absl::StrCat("publishing ", temp, " as ", path));
 }
 
 absl::StatusOr<bool> RemoveIfAbandoned(int dir_fd, const std::string& name) {

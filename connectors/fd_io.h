@@ -96,8 +96,6 @@ absl::Status WriteAll(int fd, absl::Span<const absl::string_view> parts,
 absl::StatusOr<std::unique_ptr<char[]>> AllocateBuffer(size_t n,
                                                        absl::string_view what);
 
-// True iff `id` has the form NewObjectId() mints: 32 lowercase hex digits.
-bool IsObjectId(absl::string_view id);
 // True iff `name` is ".<object id>.tmp", a writer's temporary name.
 bool IsTemporaryName(absl::string_view name);
 
@@ -114,6 +112,18 @@ absl::StatusOr<bool> LockTemporary(int fd, const std::string& path);
 // failure removes `temp`; Aborted if `temp` was removed by someone else.
 absl::Status PublishTemporary(ScopedFd fd, const std::string& temp,
                               const std::string& path);
+
+// PublishTemporary, but never over an existing `path`: AlreadyExists (and
+// `temp` removed) if the name exists, so that among racing writers of one
+// name, in any process, the file system picks exactly one winner and a
+// published object is never replaced (a deferred write, Connector::Set).
+// renameat2(RENAME_NOREPLACE); where the file system lacks the flag (NFS,
+// some FUSE), link(2) then unlink of `temp` (kRenameOrLink); kLinkOnly and
+// kRenameOnly pick one (tests; tmpfs has had the flag since Linux 3.17).
+enum class ExclusivePublish { kRenameOrLink, kRenameOnly, kLinkOnly };
+absl::Status PublishTemporaryExclusive(
+    ScopedFd fd, const std::string& temp, const std::string& path,
+    ExclusivePublish how = ExclusivePublish::kRenameOrLink);
 
 // Removes `name` in the directory `dir_fd` if it is a regular file of this
 // user whose lock can be taken: a temporary whose writer is gone. true if

@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/connectors/connector.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/status_matchers.h"
 

@@ -1,5 +1,7 @@
 #include "proxystore/testing/connector_conformance.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -656,4 +658,157 @@ TEST_P(ConnectorConformanceTest, ReturnedBytesOutliveEvictionAndConnector) {
   EXPECT_EQ(tail.view(), absl::string_view(big).substr(1000));
 }
 
+}  // namespace proxystore::testing
+
+// --- Deferred writes (NewKey / Set) ---------------------------------------
+
+namespace proxystore::testing {
+namespace {
+
+TEST_P(ConnectorConformanceTest, NewKeyReadsMissingUntilSet) {
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  EXPECT_FALSE(key.empty());
+  EXPECT_THAT(c.Exists(key), IsOkAndHolds(false));
+  EXPECT_THAT(GetString(c, key), HoldsNothing());
+  absl::StatusOr<GetIntoResult> into =
+      c.GetInto(key, [](const ObjectReader&) -> absl::StatusOr<bool> {
+        ADD_FAILURE() << "fn called for a key not yet set";
+        return true;
+      });
+  ASSERT_THAT(into, IsOk());
+  EXPECT_FALSE(into->found);
+  absl::StatusOr<std::vector<std::optional<SharedBytes>>> batch =
+      c.GetBatch({key});
+  ASSERT_THAT(batch, IsOk());
+  EXPECT_FALSE((*batch)[0].has_value());
+
+  const std::string value = Pattern(3000, 7);
+  ASSERT_THAT(c.Set(key, SharedBytes::Copy(value)), IsOk());
+  EXPECT_THAT(c.Exists(key), IsOkAndHolds(true));
+  EXPECT_THAT(GetString(c, key), HoldsValue(value));
+  EXPECT_THAT(c.Evict(key), IsOk());
+  EXPECT_THAT(GetString(c, key), HoldsNothing());
+}
+
+TEST_P(ConnectorConformanceTest, NewKeysAreDistinctFromEachOtherAndFromPuts) {
+  Connector& c = connector();
+  absl::flat_hash_set<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key deferred, c.NewKey());
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key put, c.Put(SharedBytes::Copy("p")));
+    EXPECT_TRUE(ids.insert(deferred.Serialize()).second);
+    EXPECT_TRUE(ids.insert(put.Serialize()).second);
+    EXPECT_THAT(c.Evict(put), IsOk());
+  }
+}
+
+TEST_P(ConnectorConformanceTest, SetTwiceIsAlreadyExistsAndKeepsTheFirst) {
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  ASSERT_THAT(c.Set(key, SharedBytes::Copy("first")), IsOk());
+  EXPECT_THAT(c.Set(key, SharedBytes::Copy("second, longer")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(GetString(c, key), HoldsValue(std::string("first")));
+  // A key that Put wrote is taken too.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key put, c.Put(SharedBytes::Copy("put")));
+  EXPECT_THAT(c.Set(put, SharedBytes::Copy("other")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(GetString(c, put), HoldsValue(std::string("put")));
+  // Once evicted, the key is free again.
+  ASSERT_THAT(c.Evict(key), IsOk());
+  ASSERT_THAT(c.Set(key, SharedBytes::Copy("again")), IsOk());
+  EXPECT_THAT(GetString(c, key), HoldsValue(std::string("again")));
+}
+
+TEST_P(ConnectorConformanceTest, SetOfEmptyAndLargeObjects) {
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key empty, c.NewKey());
+  ASSERT_THAT(c.Set(empty, SharedBytes()), IsOk());
+  EXPECT_THAT(c.Exists(empty), IsOkAndHolds(true));
+  EXPECT_THAT(GetString(c, empty), HoldsValue(std::string()));
+  const std::string large = Pattern(GetParam().large_value_size, 3);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      Key big, c.NewKey(NewKeyOptions{.size_hint = large.size()}));
+  ASSERT_THAT(c.Set(big, SharedBytes::Copy(large)), IsOk());
+  EXPECT_THAT(GetString(c, big), HoldsValue(large));
+}
+
+// The consumer side of a future: a connector re-created from Config() (as a
+// receiving process does) sees what the producer sets, and the other way.
+TEST_P(ConnectorConformanceTest, SetThroughAConnectorMadeFromConfig) {
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(c.Config()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key parsed, Key::Parse(key.Serialize()));
+  EXPECT_THAT(GetString(*clone, parsed), HoldsNothing());
+  ASSERT_THAT(clone->Set(parsed, SharedBytes::Copy("from the clone")), IsOk());
+  EXPECT_THAT(GetString(c, key), HoldsValue(std::string("from the clone")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key other, clone->NewKey());
+  ASSERT_THAT(c.Set(other, SharedBytes::Copy("from the original")), IsOk());
+  EXPECT_THAT(GetString(*clone, other),
+              HoldsValue(std::string("from the original")));
+  EXPECT_THAT(clone->Close(CloseOptions{.clear = false}), IsOk());
+}
+
+// Racing producers: exactly one Set wins; readers see nothing or the whole
+// winning object, never a mix.
+TEST_P(ConnectorConformanceTest, ConcurrentSetsOfOneKeyHaveOneWinner) {
+  constexpr int kWriters = 6;
+  constexpr int kRounds = 5;
+  Connector& c = connector();
+  for (int round = 0; round < kRounds; ++round) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+    std::vector<std::string> values;
+    for (int w = 0; w < kWriters; ++w) {
+      values.push_back(Pattern(20'000 + w * 1000, round * 100 + w));
+    }
+    std::vector<absl::Status> results(kWriters);
+    std::atomic<bool> writers_done{false};
+    std::vector<std::string> torn;
+    std::thread reader([&] {
+      while (!writers_done.load()) {
+        absl::StatusOr<std::optional<std::string>> got = GetString(c, key);
+        if (!got.ok()) {
+          torn.push_back(got.status().ToString());
+        } else if (got->has_value() && std::find(values.begin(), values.end(),
+                                                 **got) == values.end()) {
+          torn.push_back(absl::StrCat((*got)->size(), " bytes"));
+        }
+      }
+    });
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back(
+          [&, w] { results[w] = c.Set(key, SharedBytes::Copy(values[w])); });
+    }
+    for (std::thread& t : writers) t.join();
+    writers_done.store(true);
+    reader.join();
+    EXPECT_THAT(torn, IsEmpty());
+    int winner = -1;
+    for (int w = 0; w < kWriters; ++w) {
+      if (results[w].ok()) {
+        EXPECT_EQ(winner, -1) << "two Sets of one key succeeded";
+        winner = w;
+      } else {
+        EXPECT_THAT(results[w], StatusIs(absl::StatusCode::kAlreadyExists));
+      }
+    }
+    ASSERT_NE(winner, -1);
+    EXPECT_THAT(GetString(c, key), HoldsValue(values[winner]));
+  }
+}
+
+TEST_P(ConnectorConformanceTest, SetRefusesKeysThisKindDoesNotMint) {
+  Connector& c = connector();
+  for (const char* id : {"../escape", "a/b", ".hidden", "x y"}) {
+    EXPECT_THAT(c.Set(Key(id), SharedBytes::Copy("v")),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << id;
+  }
+}
+
+}  // namespace
 }  // namespace proxystore::testing

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -276,6 +277,21 @@ absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
   return DoPutParts(absl::MakeConstSpan(&part, 1), options);
 }
 
+absl::StatusOr<Key> FileConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
+  return WriteObject(parts, /*set_key=*/nullptr);
+}
+
+absl::StatusOr<Key> FileConnector::DoNewKey(const NewKeyOptions& /*options*/) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
+  return Key(NewObjectId());
+}
+
+absl::Status FileConnector::DoSet(const Key& key, SharedBytes data) {
+  const absl::string_view part = data.view();
+  return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
+}
+
 // Publication: Put writes to a temporary name in the same directory
 // (".<key id>.tmp", mode 0600), holding flock(LOCK_EX) on it, and rename(2)s
 // it to the key id (mode 0600) once every byte is written, so an object is
@@ -288,19 +304,33 @@ absl::StatusOr<Key> FileConnector::DoPut(SharedBytes data,
 // across hosts, a sweep on one host can remove another host's temporary in
 // flight: that Put then fails with Aborted and publishes nothing. There is no
 // fsync: like ProxyStore, this is a transport, not a database.
-absl::StatusOr<Key> FileConnector::DoPutParts(
-    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
+//
+// Set takes the same path with two differences. Its temporary is named after
+// a fresh id, not the key (".<fresh id>.tmp"): racing Sets of one key, in
+// any processes, each write their own. And it publishes with
+// PublishTemporaryExclusive (fd_io.h), which fails where the name exists, so
+// the file system itself picks the one winner and no published object is ever
+// replaced (a reader holding or mapping it keeps what it read).
+absl::StatusOr<Key> FileConnector::WriteObject(
+    absl::Span<const absl::string_view> parts, const Key* set_key) {
+  const absl::string_view op = set_key == nullptr ? "Put" : "Set";
   if (!puts_.Enter()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("file connector (", directory_, "): Put after Close"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "file connector (", directory_, "): ", op, " after Close"));
   }
   absl::Cleanup leave = [this] { puts_.Leave(); };
+  if (set_key != nullptr) {
+    // Before the id becomes part of a path.
+    absl::Status valid = ValidateObjectName(set_key->id());
+    if (!valid.ok()) return Annotate(valid, "file connector Set");
+  }
   for (int attempt = 1;; ++attempt) {
-    Key key(NewObjectId());
+    const Key key = set_key == nullptr ? Key(NewObjectId()) : *set_key;
+    const std::string temp_id = set_key == nullptr ? key.id() : NewObjectId();
     const std::string path = absl::StrCat(directory_, "/", key.id());
     // A leading '.' keeps the temporary name out of every key's reach.
-    const std::string temp = absl::StrCat(directory_, "/.", key.id(), ".tmp");
-    const std::string context = absl::StrCat("file connector Put of key ",
+    const std::string temp = absl::StrCat(directory_, "/.", temp_id, ".tmp");
+    const std::string context = absl::StrCat("file connector ", op, " of key ",
                                              Quote(key.id()), " to ", path);
 
     ScopedFd fd(
@@ -335,8 +365,14 @@ absl::StatusOr<Key> FileConnector::DoPutParts(
       ::unlink(temp.c_str());
       return Annotate(wrote, absl::StrCat(context, ": writing ", temp));
     }
-    PROXYSTORE_RETURN_IF_ERROR(
-        Annotate(PublishTemporary(std::move(fd), temp, path), context));
+    PROXYSTORE_RETURN_IF_ERROR(Annotate(
+        set_key == nullptr
+            ? PublishTemporary(std::move(fd), temp, path)
+            : PublishTemporaryExclusive(std::move(fd), temp, path,
+                                        hooks_.publish_with_link
+                                            ? ExclusivePublish::kLinkOnly
+                                            : ExclusivePublish::kRenameOrLink),
+        context));
     return key;
   }
 }

@@ -1,7 +1,10 @@
 // FileConnector: one file per object in a directory (kind "file"), as
 // ProxyStore's FileConnector, for processes that share a file system. Each
 // object is the file `<directory>/<key id>` (mode 0600), published by
-// rename(2) once written whole, so no reader sees it half-written.
+// rename(2) once written whole, so no reader sees it half-written. Deferred
+// writes: NewKey mints an id and touches nothing; Set writes the object the
+// same way and publishes it only if the name is free (renameat2
+// RENAME_NOREPLACE, or link(2)), so across processes one Set of a key wins.
 // Options and guarantees: docs/connectors.md.
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(
@@ -62,6 +65,9 @@ class FileConnector : public Connector {
     // Get and GetInto: after fstat, before reading or mapping the object
     // file.
     std::function<void(const std::string& path)> before_read;
+    // Set: publish with link(2), as on file systems without renameat2's
+    // RENAME_NOREPLACE (NFS), instead of trying that first.
+    bool publish_with_link = false;
   };
 
   // Opens the store in option "directory" (made absolute), creating the
@@ -112,6 +118,12 @@ class FileConnector : public Connector {
   // Writes the parts gathered (writev) into the temporary, then publishes.
   absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
                                  const PutOptions& options) override;
+  // A fresh id (as Put mints); no file is created until Set.
+  absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
+  // Put's errors and path, under `key`; InvalidArgument unless
+  // ValidateObjectName accepts its id; AlreadyExists (the file untouched) if
+  // the object file exists, whoever wrote it.
+  absl::Status DoSet(const Key& key, SharedBytes data) override;
   // std::nullopt if the file or the directory is missing. Objects of at
   // least "mmap_min_size" bytes come back as a read-only mapping of the
   // file, smaller ones in a buffer of their own. ResourceExhausted if the
@@ -134,8 +146,8 @@ class FileConnector : public Connector {
   absl::StatusOr<bool> DoExists(const Key& key) override;
   // Unlinks the file; OK if it is missing.
   absl::Status DoEvict(const Key& key) override;
-  // Waits for this object's Puts in flight in this process, so none
-  // publishes after it. With clear (default: option "clear", true) removes
+  // Waits for this object's Puts and Sets in flight in this process, so
+  // none publishes after it. With clear (default: option "clear", true) removes
   // the objects and abandoned temporaries, then the directory if that left
   // it empty; nothing else. Idempotent.
   absl::Status DoClose(const CloseOptions& options) override;
@@ -155,6 +167,10 @@ class FileConnector : public Connector {
   absl::StatusOr<std::string> ObjectPath(const Key& key,
                                          absl::string_view op) const;
   size_t max_io_chunk() const;
+  // Put (`set_key` null: mints the key) and Set (writes `set_key` after
+  // checking its id, publishing exclusively): the object file from `parts`.
+  absl::StatusOr<Key> WriteObject(absl::Span<const absl::string_view> parts,
+                                  const Key* set_key);
 
   // An object file open for reading, and its size when opened.
   struct ObjectFile {
@@ -182,7 +198,8 @@ class FileConnector : public Connector {
   const int64_t mmap_min_size_;
   const int64_t max_object_size_;
   const TestHooks hooks_;
-  // Close waits for this process's Puts in flight: none publishes after it.
+  // Close waits for this process's Puts and Sets in flight: none publishes
+  // after it.
   mutable PutGate puts_;
 };
 

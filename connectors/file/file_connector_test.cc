@@ -1343,5 +1343,204 @@ TEST_F(FileConnectorTest, AChildForkedDuringAPutUsesAndClosesTheConnector) {
   EXPECT_THAT(ListDir(dir_), IsEmpty());
 }
 
+// --- Deferred writes (NewKey / Set) ---------------------------------------
+
+TEST_F(FileConnectorTest, NewKeyCreatesNothingAndSetWritesTheKeysFile) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  EXPECT_TRUE(FileConnector::ValidateObjectName(key.id()).ok()) << key.id();
+  EXPECT_THAT(ListDir(dir_), IsEmpty());
+  PROXYSTORE_ASSERT_OK(connector().Set(key, SharedBytes::Copy("set")));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), "set");
+  struct stat st;
+  ASSERT_EQ(::stat(ObjectPath(key).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_nlink, 1u);
+}
+
+TEST_F(FileConnectorTest, HalfWrittenSetIsInvisible) {
+  const std::string value = Pattern(100'000);
+  bool checked = false;
+  FileConnector* self = nullptr;
+  FileConnector::TestHooks hooks;
+  hooks.max_io_chunk = 4096;
+  hooks.after_write = [&](const Key& key, const std::string& temp,
+                          size_t written) {
+    if (written != 4096) return;  // Check once, mid-write.
+    checked = true;
+    EXPECT_EQ(ReadWholeFile(temp), value.substr(0, 4096));
+    // Racing Sets of one key each write their own temporary: it is not
+    // named after the key.
+    EXPECT_FALSE(absl::StrContains(temp, key.id())) << temp;
+    EXPECT_THAT(self->Exists(key), IsOkAndHolds(false));
+    absl::StatusOr<std::optional<SharedBytes>> got = self->Get(key);
+    ASSERT_THAT(got, IsOk());
+    EXPECT_FALSE(got->has_value());
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  self = c.get();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  PROXYSTORE_ASSERT_OK(c->Set(key, SharedBytes::Copy(value)));
+  EXPECT_TRUE(checked);
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), value);
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+TEST_F(FileConnectorTest, SetOfATakenNameLeavesItAndNoTemporary) {
+  // Whatever holds the name (a file another writer made, a directory) is
+  // left as it is, and the losing Set's temporary is gone.
+  const Key file_key(NewObjectId());
+  std::ofstream(ObjectPath(file_key)) << "outside";
+  EXPECT_THAT(connector().Set(file_key, SharedBytes::Copy("mine")),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr("Set"), HasSubstr(file_key.id()))));
+  EXPECT_EQ(ReadWholeFile(ObjectPath(file_key)), "outside");
+  const Key dir_key(NewObjectId());
+  ASSERT_TRUE(fs::create_directory(ObjectPath(dir_key)));
+  EXPECT_THAT(connector().Set(dir_key, SharedBytes::Copy("mine")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_TRUE(fs::is_directory(ObjectPath(dir_key)));
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(file_key.id(), dir_key.id()));
+  fs::remove(ObjectPath(dir_key));
+}
+
+TEST_F(FileConnectorTest, SetRefusesInvalidKeysWithoutTouchingFiles) {
+  for (const std::string& id :
+       {std::string("../escape"), std::string("x.tmp"), std::string(""),
+        absl::StrCat(".", NewObjectId(), ".tmp"), NewObjectId() + "0"}) {
+    EXPECT_THAT(connector().Set(Key(id), SharedBytes::Copy("v")),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Set")))
+        << id;
+  }
+  EXPECT_THAT(ListDir(dir_), IsEmpty());
+}
+
+TEST_F(FileConnectorTest, SetAndNewKeyAfterCloseAreFailedPreconditionAsPut) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  PROXYSTORE_ASSERT_OK(connector().Close(CloseOptions{.clear = false}));
+  EXPECT_THAT(connector().Set(key, SharedBytes::Copy("late")),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("Set after Close")));
+  EXPECT_THAT(connector().NewKey(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("NewKey after Close")));
+  EXPECT_FALSE(fs::exists(ObjectPath(key)));
+}
+
+TEST_F(FileConnectorTest, ATemporarySweptBeforeItsLockIsRewrittenForTheKey) {
+  // As for Put, but a Set keeps its key: only the temporary is renamed.
+  std::vector<std::string> temps;
+  FileConnector::TestHooks hooks;
+  hooks.before_lock = [&](const std::string& temp) {
+    temps.push_back(temp);
+    if (temps.size() > 1) return;
+    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
+        FileConnector::Create(FileConfig(dir_));
+    ASSERT_THAT(sweeper, IsOk());
+    EXPECT_FALSE(fs::exists(temp));
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  PROXYSTORE_ASSERT_OK(c->Set(key, SharedBytes::Copy("again")));
+  ASSERT_EQ(temps.size(), 2u);
+  EXPECT_NE(temps[0], temps[1]);
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), "again");
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+TEST_F(FileConnectorTest, SetThroughLinkIsAsExclusiveAndLeavesNoTemporary) {
+  // The path file systems without renameat2's RENAME_NOREPLACE take.
+  FileConnector::TestHooks hooks;
+  hooks.publish_with_link = true;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  constexpr int kWriters = 6;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  std::vector<absl::Status> results(kWriters);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      results[w] = c->Set(key, SharedBytes::Copy(absl::StrCat("value ", w)));
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  int winner = -1;
+  for (int w = 0; w < kWriters; ++w) {
+    if (results[w].ok()) {
+      EXPECT_EQ(winner, -1) << "writers " << winner << " and " << w;
+      winner = w;
+    } else {
+      EXPECT_THAT(results[w], StatusIs(absl::StatusCode::kAlreadyExists));
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), absl::StrCat("value ", winner));
+  // The temporaries' names are gone: the object has one link.
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+  struct stat st;
+  ASSERT_EQ(::stat(ObjectPath(key).c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u);
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
+TEST_F(FileConnectorTest, RacingSetsFromProcessesHaveOneWinner) {
+  // Producers in separate processes, each with its own connector, Set one
+  // key at once: the file system picks exactly one; the others see
+  // AlreadyExists. The children block on a pipe until the parent closes
+  // its end, so they start together.
+  constexpr int kChildren = 6;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  const ConnectorConfig config = connector().Config();
+  std::vector<std::string> values;
+  for (int i = 0; i < kChildren; ++i) {
+    values.push_back(absl::StrCat(i, ":", Pattern(50'000 + i * 999)));
+  }
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::fflush(nullptr);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      absl::StatusOr<std::unique_ptr<Connector>> c = MakeConnector(config);
+      if (!c.ok()) ::_exit(10);
+      const absl::Status set = (*c)->Set(key, SharedBytes::Copy(values[i]));
+      if (set.ok()) ::_exit(0);
+      ::_exit(set.code() == absl::StatusCode::kAlreadyExists ? 1 : 11);
+    }
+    ASSERT_GT(pid, 0);
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]);
+  int winner = -1;
+  for (int i = 0; i < kChildren; ++i) {
+    int wstatus = 0;
+    ASSERT_EQ(::waitpid(children[i], &wstatus, 0), children[i]);
+    ASSERT_TRUE(WIFEXITED(wstatus)) << "child " << i;
+    const int code = WEXITSTATUS(wstatus);
+    if (code == 0) {
+      EXPECT_EQ(winner, -1) << "children " << winner << " and " << i;
+      winner = i;
+    } else {
+      EXPECT_EQ(code, 1) << "child " << i;
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_EQ(ReadWholeFile(ObjectPath(key)), values[winner]);
+  EXPECT_THAT(ListDir(dir_), UnorderedElementsAre(key.id()));
+}
+
 }  // namespace
 }  // namespace proxystore

@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/status.h"
@@ -179,6 +180,31 @@ absl::StatusOr<Key> LocalConnector::DoPut(SharedBytes data,
   MutexLock lock(shard.mu);
   shard.objects.insert_or_assign(key, std::move(data));
   return key;
+}
+
+absl::StatusOr<Key> LocalConnector::DoNewKey(const NewKeyOptions& /*options*/) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
+  return Key(NewObjectId());
+}
+
+absl::Status LocalConnector::DoSet(const Key& key, SharedBytes data) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Set"));
+  if (!IsObjectId(key.id())) {
+    // Keys may come from a proxy: echo a bounded part.
+    return absl::InvalidArgumentError(
+        absl::StrCat("local connector: Set of key \"",
+                     absl::CHexEscape(key.id().substr(0, 100)),
+                     "\", which this kind did not mint (32 lowercase hex "
+                     "digits)"));
+  }
+  Namespace::Shard& shard = ns_->ShardFor(key);
+  MutexLock lock(shard.mu);
+  if (!shard.objects.try_emplace(key, std::move(data)).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("local connector: key ", key.id(),
+                     " already holds an object (a key is written once)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<SharedBytes>> LocalConnector::DoGet(

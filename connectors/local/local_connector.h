@@ -74,6 +74,10 @@ class LocalConnector : public Connector {
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
+  // NewKey mints an id as Put does; Set inserts under the shard's writer
+  // lock unless the key holds an object (AlreadyExists).
+  absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
+  absl::Status DoSet(const Key& key, SharedBytes data) override;
   absl::Status DoEvict(const Key& key) override;
   // Close({.clear = true}) drops every object of the namespace, whoever put
   // it. Without clear (the default) the objects stay until a clearing Close

@@ -1,6 +1,8 @@
 #include "proxystore/connectors/multi/multi_connector.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -274,6 +276,30 @@ absl::StatusOr<size_t> MultiConnector::ChooseChild(
       ", superset_tags=", QuoteListForMessage(options.superset_tags)));
 }
 
+absl::StatusOr<size_t> MultiConnector::ChooseChildForNewKey(
+    const NewKeyOptions& options) const {
+  const PutOptions tags{options.subset_tags, options.superset_tags};
+  if (options.size_hint.has_value()) {
+    return ChooseChild(*options.size_hint, tags);
+  }
+  // No size to route by: only a child that would take an object of any
+  // size may hold a key whose object is not known yet.
+  for (size_t i : put_order_) {
+    const Policy& p = children_[i].policy;
+    if (p.min_size_bytes == 0 &&
+        p.max_size_bytes == std::numeric_limits<uint64_t>::max() &&
+        p.IsValidIgnoringHost(0, tags.subset_tags, tags.superset_tags)) {
+      return i;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "multi connector NewKey: a size hint is needed "
+      "(NewKeyOptions::size_hint): no child accepts objects of every size "
+      "(a policy without min_size_bytes/max_size_bytes) with subset_tags=",
+      QuoteListForMessage(tags.subset_tags),
+      ", superset_tags=", QuoteListForMessage(tags.superset_tags)));
+}
+
 absl::StatusOr<MultiConnector::Route> MultiConnector::RouteKey(
     const Key& key, absl::string_view op) const {
   absl::StatusOr<MultiKey> decoded = MultiKey::Decode(key);
@@ -304,16 +330,17 @@ absl::Status MultiConnector::ChildError(const absl::Status& status,
                                        QuoteName(children_[child].name)));
 }
 
-absl::StatusOr<Key> MultiConnector::WrapKey(size_t child, Key inner) const {
+absl::StatusOr<Key> MultiConnector::WrapKey(size_t child, Key inner,
+                                            absl::string_view op) const {
   if (inner.empty()) {
-    return absl::InternalError(absl::StrCat("multi connector Put: child ",
+    return absl::InternalError(absl::StrCat("multi connector ", op, ": child ",
                                             QuoteName(children_[child].name),
                                             " returned an empty key"));
   }
   Key key = MultiKey{children_[child].name, std::move(inner)}.Encode();
   if (key.id().size() > Key::kMaxIdSize) {
     return absl::InternalError(absl::StrCat(
-        "multi connector Put: child ", QuoteName(children_[child].name),
+        "multi connector ", op, ": child ", QuoteName(children_[child].name),
         " returned a key too long to wrap (the multi key would be ",
         key.id().size(), " bytes, over Key::kMaxIdSize)"));
   }
@@ -329,7 +356,7 @@ absl::StatusOr<Key> MultiConnector::PutThroughChild(
   if (!inner.ok()) {
     return ChildError(inner.status(), "Put", child);
   }
-  absl::StatusOr<Key> key = WrapKey(child, *inner);
+  absl::StatusOr<Key> key = WrapKey(child, *inner, "Put");
   if (!key.ok()) c.Evict(*inner).IgnoreError();
   return key;
 }
@@ -397,7 +424,7 @@ absl::StatusOr<std::vector<Key>> MultiConnector::DoPutBatch(
           " returned ", inner->size(), " keys for ", items.size(), " items"));
     }
     for (size_t j = 0; j < items.size(); ++j) {
-      absl::StatusOr<Key> key = WrapKey(child, (*inner)[j]);
+      absl::StatusOr<Key> key = WrapKey(child, (*inner)[j], "PutBatch");
       if (!key.ok()) {
         undo();
         return key.status();
@@ -406,6 +433,22 @@ absl::StatusOr<std::vector<Key>> MultiConnector::DoPutBatch(
     }
   }
   return keys;
+}
+
+absl::StatusOr<Key> MultiConnector::DoNewKey(const NewKeyOptions& options) {
+  PROXYSTORE_ASSIGN_OR_RETURN(size_t child, ChooseChildForNewKey(options));
+  // The options go on, so that a nested "multi" routes further.
+  absl::StatusOr<Key> inner = children_[child].connector->NewKey(options);
+  if (!inner.ok()) return ChildError(inner.status(), "NewKey", child);
+  return WrapKey(child, *std::move(inner), "NewKey");
+}
+
+absl::Status MultiConnector::DoSet(const Key& key, SharedBytes data) {
+  // The key names its child: the object goes there whatever its size.
+  PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "Set"));
+  return ChildError(
+      children_[route.child].connector->Set(route.inner, std::move(data)),
+      "Set", route.child);
 }
 
 absl::StatusOr<std::optional<SharedBytes>> MultiConnector::DoGet(

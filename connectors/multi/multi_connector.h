@@ -18,6 +18,13 @@
 // InvalidArgument, a key naming no child InvalidArgument "'<name>' does not
 // exist", a key of a dormant child FailedPrecondition "'<name>' is dormant".
 //
+// Deferred writes: NewKey places the key as Put would place an object of
+// NewKeyOptions::size_hint bytes with its tags, and wraps the child's
+// NewKey; without a hint it takes the first child whose policy has no size
+// bound (InvalidArgument asking for a hint if there is none). Set goes to
+// the key's child, whatever the object's size. A child that cannot defer
+// gives its Unimplemented error, with its name added.
+//
 // Configuration: kind "multi", no options, one ConnectorChild per child in
 // the given order (ConnectorConfig::children, connectors/connector.h):
 //   ConnectorConfig{"multi", {},
@@ -152,6 +159,8 @@ class MultiConnector : public Connector {
   absl::StatusOr<std::vector<std::optional<SharedBytes>>> DoGetBatch(
       absl::Span<const Key> keys) override;
   absl::StatusOr<bool> DoExists(const Key& key) override;
+  absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
+  absl::Status DoSet(const Key& key, SharedBytes data) override;
   absl::Status DoEvict(const Key& key) override;
   absl::Status DoClose(const CloseOptions& options) override;
 
@@ -177,6 +186,10 @@ class MultiConnector : public Connector {
   // The child index for a put of `size` bytes with `options`'s tags.
   absl::StatusOr<size_t> ChooseChild(uint64_t size,
                                      const PutOptions& options) const;
+  // The child index for NewKey: ChooseChild(*size_hint) with its tags, or
+  // without a hint the first put candidate whose policy has no size bound.
+  absl::StatusOr<size_t> ChooseChildForNewKey(
+      const NewKeyOptions& options) const;
   // Chooses the child for a put of `size` bytes, stores with `put` on it and
   // wraps the child's key (Put and PutParts).
   absl::StatusOr<Key> PutThroughChild(
@@ -187,8 +200,9 @@ class MultiConnector : public Connector {
   // `status` (if not OK) prefixed with the operation and the child's name.
   absl::Status ChildError(const absl::Status& status, absl::string_view op,
                           size_t child) const;
-  // The multi key for `inner` stored in child `child`.
-  absl::StatusOr<Key> WrapKey(size_t child, Key inner) const;
+  // The multi key for `inner` of child `child`; errors name `op`.
+  absl::StatusOr<Key> WrapKey(size_t child, Key inner,
+                              absl::string_view op) const;
 
   const std::vector<Child> children_;
   const absl::flat_hash_map<std::string, size_t> by_name_;

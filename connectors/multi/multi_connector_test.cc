@@ -824,6 +824,145 @@ TEST(MultiConnector, CloseKeepsOrClearsFileChildAsAsked) {
   PROXYSTORE_ASSERT_OK(clear->Close());  // Idempotent.
 }
 
+// --- Deferred writes (NewKey / Set) ----------------------------------------
+
+Policy SupersetTagPolicy(std::string tag) {
+  Policy p;
+  p.superset_tags = {std::move(tag)};
+  return p;
+}
+
+TEST(MultiConnector, NewKeyRoutesBySizeHintAndTagsAsPutWould) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"small", NewLocal(), SizePolicy(0, 1024)});
+  entries.push_back({"gpu", NewLocal(), SupersetTagPolicy("gpu")});
+  entries.push_back({"big", NewLocal(), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  struct Case {
+    NewKeyOptions options;
+    std::string child;
+  };
+  const std::vector<Case> cases = {
+      {{.size_hint = 0}, "small"},
+      {{.size_hint = 1024}, "small"},
+      {{.size_hint = 1025}, "big"},
+      {{.size_hint = 10, .superset_tags = {"gpu"}}, "small"},
+      {{.size_hint = 5000, .superset_tags = {"gpu"}}, "gpu"},
+      // Without a hint: the first child without size bounds that the tags
+      // admit ("small" has bounds).
+      {{}, "big"},
+      {{.superset_tags = {"gpu"}}, "gpu"},
+  };
+  for (const Case& c : cases) {
+    const std::string hint = c.options.size_hint.has_value()
+                                 ? absl::StrCat(*c.options.size_hint)
+                                 : "none";
+    SCOPED_TRACE(absl::StrCat("size_hint ", hint));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, multi->NewKey(c.options));
+    EXPECT_EQ(ChildOf(key), c.child);
+    if (c.options.size_hint.has_value()) {
+      // Where Put would place an object of that size with those tags.
+      PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+          Key put,
+          multi->Put(SharedBytes::Copy(std::string(*c.options.size_hint, 'p')),
+                     PutOptions{.superset_tags = c.options.superset_tags}));
+      EXPECT_EQ(ChildOf(put), c.child);
+    }
+  }
+
+  // Set writes into the key's child whatever the object's size: the key was
+  // placed when it was minted.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key small, multi->NewKey({.size_hint = 10}));
+  EXPECT_THAT(multi->Exists(small), IsOkAndHolds(false));
+  const std::string large(5000, 'l');
+  PROXYSTORE_ASSERT_OK(multi->Set(small, SharedBytes::Copy(large)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto direct, multi->connector("small")->Get(InnerOf(small)));
+  ASSERT_TRUE(direct.has_value());
+  EXPECT_EQ(direct->view(), large);
+  EXPECT_THAT(multi->connector("big")->Exists(InnerOf(small)),
+              IsOkAndHolds(false));
+  // Written once; the error names the child.
+  EXPECT_THAT(multi->Set(small, SharedBytes::Copy("other")),
+              StatusIs(absl::StatusCode::kAlreadyExists, "child 'small'"));
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+}
+
+TEST(MultiConnector, NewKeyWithoutAHintNeedsAChildWithoutSizeBounds) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"small", NewLocal(), SizePolicy(0, 1024)});
+  entries.push_back({"large", NewLocal(), SizePolicy(1025, kMax)});
+  // Takes every size, but only objects tagged "gpu".
+  entries.push_back({"gpu", NewLocal(), SupersetTagPolicy("gpu")});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  EXPECT_THAT(multi->NewKey(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::AllOf(HasSubstr("size hint is needed"),
+                                        HasSubstr("size_hint"))));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key tagged,
+                                  multi->NewKey({.superset_tags = {"gpu"}}));
+  EXPECT_EQ(ChildOf(tagged), "gpu");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key hinted, multi->NewKey({.size_hint = 1}));
+  EXPECT_EQ(ChildOf(hinted), "small");
+  // A hint no policy admits fails as Put does.
+  EXPECT_THAT(multi->NewKey({.size_hint = 5, .subset_tags = {"x"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "No connector policy was suitable"));
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+}
+
+TEST(MultiConnector, ChildThatCannotDeferGivesItsUnimplementedWithItsName) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back(
+      {"plain", std::make_unique<CountingConnector>(), SizePolicy(0, 10)});
+  entries.push_back({"local", NewLocal(), Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto multi,
+                                  MultiConnector::Create(std::move(entries)));
+  const auto unimplemented = StatusIs(
+      absl::StatusCode::kUnimplemented,
+      ::testing::AllOf(HasSubstr("child 'plain'"),
+                       HasSubstr("connector \"counting\" cannot defer")));
+  EXPECT_THAT(multi->NewKey({.size_hint = 3}), unimplemented);
+  EXPECT_THAT(multi->Set(MultiKey{"plain", Key(NewObjectId())}.Encode(),
+                         SharedBytes::Copy("v")),
+              unimplemented);
+  // The other child defers.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, multi->NewKey());
+  EXPECT_EQ(ChildOf(key), "local");
+  PROXYSTORE_EXPECT_OK(multi->Set(key, SharedBytes::Copy("v")));
+}
+
+TEST(MultiConnector, SetOfKeysOfUnknownDormantOrClosedChildrenIsAnError) {
+  std::vector<MultiConnector::Entry> entries;
+  entries.push_back({"local", NewLocal(), Policy()});
+  std::vector<MultiConnector::DormantEntry> dormant;
+  dormant.push_back({"away", {"local", {}}, Policy()});
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      auto multi,
+      MultiConnector::Create(std::move(entries), std::move(dormant)));
+  const Key id(NewObjectId());
+  EXPECT_THAT(
+      multi->Set(MultiKey{"nope", id}.Encode(), SharedBytes::Copy("v")),
+      StatusIs(absl::StatusCode::kInvalidArgument, "'nope' does not exist"));
+  EXPECT_THAT(multi->Set(MultiKey{"away", id}.Encode(), SharedBytes::Copy("v")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "dormant"));
+  // A child key the child does not mint is the child's InvalidArgument.
+  EXPECT_THAT(multi->Set(MultiKey{"local", Key("x y")}.Encode(),
+                         SharedBytes::Copy("v")),
+              StatusIs(absl::StatusCode::kInvalidArgument, "child 'local'"));
+
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, multi->NewKey());
+  PROXYSTORE_ASSERT_OK(multi->Close(CloseOptions{.clear = true}));
+  // After Close, Set fails as Put does.
+  const absl::Status put = multi->Put(SharedBytes::Copy("v")).status();
+  const absl::Status set = multi->Set(key, SharedBytes::Copy("v"));
+  EXPECT_FALSE(put.ok());
+  EXPECT_EQ(set.code(), put.code()) << set << " vs " << put;
+  EXPECT_THAT(set, StatusIs(put.code(), "child 'local'"));
+}
+
 // --- Configuration and dormant children -------------------------------------
 
 TEST(MultiConnector, ConfigListsChildrenInOrder) {
@@ -1150,7 +1289,9 @@ TEST(MultiConnector, NestedMultiRoutesAndRoundTrips) {
 // --- Conformance ------------------------------------------------------------
 
 // Objects up to 1 KB go to "local", larger ones to "file", so that the suite
-// exercises both paths (its values range from 0 bytes to 10 MB).
+// exercises both paths (its values range from 0 bytes to 10 MB). "file" has
+// no size bound of its own ("local", first, takes the small objects): that
+// makes it the child NewKey() without a size hint places keys in.
 ConnectorTestParams LocalAndFileParams() {
   return {
       .name = "LocalSmallFileLarge",
@@ -1163,7 +1304,7 @@ ConnectorTestParams LocalAndFileParams() {
                 {"file", {{"directory", FreshDir("conformance")}}}));
         std::vector<MultiConnector::Entry> entries;
         entries.push_back({"local", std::move(local), SizePolicy(0, 1024)});
-        entries.push_back({"file", std::move(file), SizePolicy(1025, kMax)});
+        entries.push_back({"file", std::move(file), Policy()});
         PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<MultiConnector> multi,
                                     MultiConnector::Create(std::move(entries)));
         return std::unique_ptr<Connector>(std::move(multi));

@@ -191,15 +191,20 @@ class CommandWriter {
     }
     ++commands_;
   }
-  // A command of `args` and then one more argument: the concatenation of
-  // `last_parts`, sent from the parts themselves.
-  void AddJoiningLast(absl::Span<const absl::string_view> args,
-                      absl::Span<const absl::string_view> last_parts) {
-    absl::StrAppend(&framing_, "*", args.size() + 1, "\r\n");
-    for (const absl::string_view& arg : args) {
+  // A command of `head`, then one argument that is the concatenation of
+  // `joined_parts`, sent from the parts themselves, then `tail` (SET's
+  // options follow the value).
+  void AddJoining(absl::Span<const absl::string_view> head,
+                  absl::Span<const absl::string_view> joined_parts,
+                  absl::Span<const absl::string_view> tail = {}) {
+    absl::StrAppend(&framing_, "*", head.size() + 1 + tail.size(), "\r\n");
+    for (const absl::string_view& arg : head) {
       AppendArg(absl::MakeConstSpan(&arg, 1));
     }
-    AppendArg(last_parts);
+    AppendArg(joined_parts);
+    for (const absl::string_view& arg : tail) {
+      AppendArg(absl::MakeConstSpan(&arg, 1));
+    }
     ++commands_;
   }
   size_t commands() const { return commands_; }
@@ -944,19 +949,65 @@ absl::StatusOr<Key> RedisConnector::DoPut(SharedBytes data,
 absl::StatusOr<Key> RedisConnector::DoPutParts(
     absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
+  Key key(NewObjectId());
+  PROXYSTORE_RETURN_IF_ERROR(
+      Write("Put", key, parts, /*only_if_absent=*/false));
+  return key;
+}
+
+absl::StatusOr<Key> RedisConnector::DoNewKey(const NewKeyOptions& /*options*/) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
+  // Nothing is sent: the key reads as missing until Set writes it.
+  return Key(NewObjectId());
+}
+
+absl::Status RedisConnector::DoSet(const Key& key, SharedBytes data) {
+  const std::string op = absl::StrCat("Set of key ", Quote(key.id()));
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
+  PROXYSTORE_RETURN_IF_ERROR(CheckKey(key, op));
+  if (!IsObjectId(key.id())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis connector (", endpoint_, "): ", op,
+                     ": not a key this connector mints (32 lowercase hex "
+                     "digits)"));
+  }
+  const absl::string_view part = data.view();
+  return Write("Set", key, absl::MakeConstSpan(&part, 1),
+               /*only_if_absent=*/true);
+}
+
+absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
+                                   absl::Span<const absl::string_view> parts,
+                                   bool only_if_absent) {
   size_t size = 0;
   for (absl::string_view part : parts) size += part.size();
-  PROXYSTORE_RETURN_IF_ERROR(CheckValueSize(size, "Put"));
-  Key key(NewObjectId());
+  PROXYSTORE_RETURN_IF_ERROR(CheckValueSize(size, verb));
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
-  writer.AddJoiningLast({"SET", redis_key}, parts);
-  PROXYSTORE_RETURN_IF_ERROR(Run(absl::StrCat("Put of key ", Quote(key.id())),
-                                 /*check_open=*/true, [&](Connection& c) {
-                                   return RoundTrip(c, writer, "SET", '+',
-                                                    timeout_);
-                                 }));
-  return key;
+  const absl::string_view nx = "NX";
+  writer.AddJoining({"SET", redis_key}, parts,
+                    only_if_absent ? absl::MakeConstSpan(&nx, 1)
+                                   : absl::Span<const absl::string_view>());
+  int attempts = 0;
+  return Run(absl::StrCat(verb, " of key ", Quote(key.id())),
+             /*check_open=*/true, [&](Connection& c) -> absl::Status {
+               ++attempts;
+               PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+               PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+               // SET ... NX answers nil, not OK, when the key holds a value.
+               // Run retries on a new connection only after a pooled one
+               // failed (EOF or reset), which in practice means the server
+               // never ran the first SET; the message says so in case it did.
+               if (only_if_absent && reply.type == '$' && reply.nil()) {
+                 return absl::AlreadyExistsError(absl::StrCat(
+                     "key ", Quote(key.id()), " (Redis key ", Quote(redis_key),
+                     ") already holds an object; a key is written once",
+                     attempts > 1 ? " (an earlier attempt, on a connection "
+                                    "that failed, may have written it)"
+                                  : ""));
+               }
+               return Expect(c, "SET", reply, '+', timeout_);
+             });
 }
 
 absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(

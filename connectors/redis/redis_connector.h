@@ -12,6 +12,9 @@
 //   PROXYSTORE_ASSIGN_OR_RETURN(Key key, c->Put(SharedBytes::Copy("data")));
 //   // In another process: MakeConnector(c->Config()) reads the same key.
 //
+// Deferred writes: NewKey mints an id as Put does and sends nothing; Set is
+// one SET ... NX, so Redis decides atomically which of racing Sets writes.
+//
 // Thread-safety: all methods may be called concurrently. A child made by
 // fork(2) may keep using the connector; it opens connections of its own.
 #ifndef PROXYSTORE_CONNECTORS_REDIS_REDIS_CONNECTOR_H_
@@ -117,6 +120,11 @@ class RedisConnector : public Connector {
       absl::Span<const Key> keys) override;
   // Exists (EXISTS).
   absl::StatusOr<bool> DoExists(const Key& key) override;
+  // NewKey: NewObjectId(), nothing sent. Set (SET <redis key> <value> NX, as
+  // Put sends it): AlreadyExists naming the key if it holds a value;
+  // InvalidArgument for a key id NewObjectId() could not have minted.
+  absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
+  absl::Status DoSet(const Key& key, SharedBytes data) override;
   // Evict (UNLINK: the server frees the value in the background).
   absl::Status DoEvict(const Key& key) override;
   // With clear (default: option "clear", false) removes every key under the
@@ -157,6 +165,13 @@ class RedisConnector : public Connector {
   absl::Status CheckValueSize(size_t size, absl::string_view op) const;
   // ResourceExhausted naming `key` if `size` exceeds max_object_size.
   absl::Status CheckReadSize(int64_t size, const Key& key) const;
+  // Put and Set: one SET of `key` (NX if `only_if_absent`: AlreadyExists
+  // when the key holds a value) whose value is `parts` joined, sent from
+  // the parts themselves. InvalidArgument over kMaxValueSize, before
+  // anything is sent; `verb` names the operation in errors.
+  absl::Status Write(absl::string_view verb, const Key& key,
+                     absl::Span<const absl::string_view> parts,
+                     bool only_if_absent);
   // A new connection, authenticated and on the right database.
   absl::StatusOr<std::unique_ptr<Connection>> Connect() const;
   // Runs `fn` on a pooled or new connection of this process, retrying once

@@ -364,6 +364,78 @@ TEST_F(RedisConnectorTest, ValuesOverTheBulkLimitAreRefusedBeforeSending) {
   PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
 }
 
+TEST_F(RedisConnectorTest, NewKeySendsNothingAndSetIsOneSetNxUnderThePrefix) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  RawClient raw = Raw();
+  const int64_t sets = raw.Calls("set");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  EXPECT_THAT(key.id(), MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_EQ(raw.Calls("set"), sets);
+  EXPECT_FALSE(RawExists(c->RedisKey(key)));
+
+  PROXYSTORE_ASSERT_OK(c->Set(key, SharedBytes::Copy("deferred")));
+  EXPECT_EQ(raw.Calls("set") - sets, 1);
+  EXPECT_EQ(raw.Command({"GET", c->RedisKey(key)}), "$deferred");
+  EXPECT_THAT(
+      c->Set(key, SharedBytes::Copy("again")),
+      StatusIs(absl::StatusCode::kAlreadyExists,
+               AllOf(HasSubstr(key.id()), HasSubstr(c->RedisKey(key)))));
+  EXPECT_EQ(raw.Command({"GET", c->RedisKey(key)}), "$deferred");
+
+  // A value written behind the connector's back takes the key as well, and
+  // a large value goes through Put's gathered write.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key taken, c->NewKey());
+  ASSERT_EQ(raw.Command({"SET", c->RedisKey(taken), "theirs"}), "+OK");
+  EXPECT_THAT(c->Set(taken, SharedBytes::Copy(Pattern(1'000'000, 4))),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(raw.Command({"GET", c->RedisKey(taken)}), "$theirs");
+  PROXYSTORE_ASSERT_OK(c->Evict(taken));
+  const std::string big = Pattern(1'000'000, 4);
+  PROXYSTORE_ASSERT_OK(c->Set(taken, SharedBytes::Copy(big)));
+  EXPECT_EQ(raw.Command({"STRLEN", c->RedisKey(taken)}), ":1000000");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,
+                                  c->Get(taken));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(got->view() == big);
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, SetRefusesForeignKeysAndHugeValuesBeforeSending) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  RawClient raw = Raw();
+  const int64_t sets = raw.Calls("set");
+  EXPECT_THAT(c->Set(Key(), SharedBytes::Copy("v")),
+              StatusIs(absl::StatusCode::kInvalidArgument, "empty"));
+  std::string upper = NewObjectId();
+  upper[0] = 'A';
+  for (const std::string& id :
+       {std::string("a-list"), upper, NewObjectId() + "0",
+        NewObjectId().substr(1), std::string(32, 'g')}) {
+    EXPECT_THAT(c->Set(Key(id), SharedBytes::Copy("v")),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("not a key this connector mints")))
+        << id;
+  }
+  // 512 MiB + 1 of address space, never backed (see
+  // ValuesOverTheBulkLimitAreRefusedBeforeSending).
+  const size_t n = RedisConnector::kMaxValueSize + 1;
+  void* addr = ::mmap(nullptr, n, PROT_READ,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(addr, MAP_FAILED);
+  SharedBytes huge = SharedBytes::FromOwner(
+      std::shared_ptr<void>(addr, [n](void* p) { ::munmap(p, n); }),
+      absl::string_view(static_cast<const char*>(addr), n));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  EXPECT_THAT(c->Set(key, huge),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("Set"), HasSubstr("536870913 bytes"),
+                             HasSubstr("proto-max-bulk-len"))));
+  EXPECT_EQ(raw.Calls("set"), sets);
+  // The key stays free.
+  PROXYSTORE_EXPECT_OK(c->Set(key, SharedBytes::Copy("fits")));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
 TEST_F(RedisConnectorTest, BatchesAreOneCommandEach) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
   std::vector<SharedBytes> values;
@@ -480,6 +552,9 @@ TEST_F(RedisConnectorTest, CloseKeepsKeysUnlessClearAndThenRefusesWork) {
   EXPECT_THAT(c->GetBatch({key}), closed);
   EXPECT_THAT(c->Exists(key), closed);
   EXPECT_THAT(c->Evict(key), closed);
+  EXPECT_THAT(c->NewKey(), closed);
+  EXPECT_THAT(c->Set(Key(NewObjectId()), SharedBytes::Copy("x")), closed);
+  EXPECT_THAT(c->Set(key, SharedBytes::Copy("x")), closed);
 
   // A clone from the config still reads it; "clear" = true makes a plain
   // Close() clear.
@@ -617,6 +692,7 @@ TEST_F(RedisConnectorTest, KilledServerIsUnavailableThenRestartedOneWorks) {
     EXPECT_THAT(c->GetBatch({key}), down);
     EXPECT_THAT(c->Exists(key), down);
     EXPECT_THAT(c->Evict(key), down);
+    EXPECT_THAT(c->Set(Key(NewObjectId()), SharedBytes::Copy("x")), down);
 
     PROXYSTORE_ASSERT_OK(own->Restart());
     // The same connector object reconnects (the data was not persisted).
@@ -642,6 +718,13 @@ TEST_F(RedisConnectorTest, StalePooledConnectionsAreReplacedTransparently) {
               IsOkAndHolds(::testing::Optional(SharedBytes::Copy("durable"))));
   PROXYSTORE_ASSERT_OK(own->Restart());  // Graceful this time.
   EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+  // Set's SET NX too: the retry on a new connection writes the key, and is
+  // not mistaken for a lost race (the first attempt never reached a server).
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key deferred, c->NewKey());
+  PROXYSTORE_ASSERT_OK(own->Restart());
+  EXPECT_THAT(c->Set(deferred, SharedBytes::Copy("set")), IsOk());
+  EXPECT_THAT(c->Get(deferred),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("set"))));
   PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
 }
 

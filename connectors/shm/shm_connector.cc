@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -201,6 +202,21 @@ absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
   return DoPutParts(absl::MakeConstSpan(&part, 1), options);
 }
 
+absl::StatusOr<Key> ShmConnector::DoPutParts(
+    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
+  return WriteObject(parts, /*set_key=*/nullptr);
+}
+
+absl::StatusOr<Key> ShmConnector::DoNewKey(const NewKeyOptions& /*options*/) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
+  return Key(NewObjectId());
+}
+
+absl::Status ShmConnector::DoSet(const Key& key, SharedBytes data) {
+  const absl::string_view part = data.view();
+  return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
+}
+
 // Publication: Put creates a temporary segment
 // "proxystore.<namespace>..<key id>.tmp" (O_CREAT|O_EXCL, mode 0600), holds
 // flock(LOCK_EX) on it, write()s the bytes into its descriptor (looping over
@@ -212,22 +228,37 @@ absl::StatusOr<Key> ShmConnector::DoPut(SharedBytes data,
 // lock can be taken lost its writer (killed mid-Put): creating a connector
 // and clearing remove those of its namespace, so they do not hold RAM until
 // reboot; a live writer's temporary is never removed.
-absl::StatusOr<Key> ShmConnector::DoPutParts(
-    absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
+//
+// Set takes the same path with two differences. Its temporary is named after
+// a fresh id, not the key ("proxystore.<namespace>..<fresh id>.tmp"): racing
+// Sets of one key, in any processes, each write their own. And it publishes
+// with PublishTemporaryExclusive (fd_io.h; renameat2 RENAME_NOREPLACE, which
+// tmpfs has had since Linux 3.17), which the kernel refuses with EEXIST where
+// the segment exists: the file system itself picks the one winner, and no
+// published segment is ever replaced (views mapped from it keep what they
+// read).
+absl::StatusOr<Key> ShmConnector::WriteObject(
+    absl::Span<const absl::string_view> parts, const Key* set_key) {
+  const absl::string_view op = set_key == nullptr ? "Put" : "Set";
   if (!puts_.Enter()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "shm connector (namespace ", namespace_, "): Put after Close"));
+        "shm connector (namespace ", namespace_, "): ", op, " after Close"));
   }
   absl::Cleanup leave = [this] { puts_.Leave(); };
+  // Before the id becomes part of a name.
+  if (set_key != nullptr) {
+    PROXYSTORE_RETURN_IF_ERROR(FileName(*set_key, "Set").status());
+  }
   for (int attempt = 1;; ++attempt) {
-    Key key(NewObjectId());
+    const Key key = set_key == nullptr ? Key(NewObjectId()) : *set_key;
+    const std::string temp_id = set_key == nullptr ? key.id() : NewObjectId();
     const std::string path =
         absl::StrCat(kShmDirectory, "/", file_prefix_, key.id());
     // "<prefix>.<id>.tmp": a key id cannot contain '.', so no key names it.
     const std::string temp =
-        absl::StrCat(kShmDirectory, "/", file_prefix_, ".", key.id(), ".tmp");
+        absl::StrCat(kShmDirectory, "/", file_prefix_, ".", temp_id, ".tmp");
     const std::string context =
-        absl::StrCat("shm connector Put of key ", Quote(key.id()),
+        absl::StrCat("shm connector ", op, " of key ", Quote(key.id()),
                      " (namespace ", namespace_, ")");
 
     // Flags as glibc's shm_open adds them (O_NOFOLLOW | O_CLOEXEC).
@@ -261,7 +292,11 @@ absl::StatusOr<Key> ShmConnector::DoPutParts(
       return Annotate(wrote, absl::StrCat(context, ": writing ", temp));
     }
     PROXYSTORE_RETURN_IF_ERROR(
-        Annotate(PublishTemporary(std::move(fd), temp, path), context));
+        Annotate(set_key == nullptr
+                     ? PublishTemporary(std::move(fd), temp, path)
+                     : PublishTemporaryExclusive(std::move(fd), temp, path,
+                                                 ExclusivePublish::kRenameOnly),
+                 context));
     return key;
   }
 }

@@ -2,7 +2,10 @@
 // processes of one user on one Linux host. ProxyStore has no such connector.
 // Each object is the segment "/proxystore.<namespace>.<key id>" (what
 // shm_open() of that name opens; mode 0600), held in RAM until evicted,
-// cleared or reboot. Get maps the segment: no copy. Options and guarantees:
+// cleared or reboot. Get maps the segment: no copy. Deferred writes: NewKey
+// mints an id and creates nothing; Set writes the segment as Put does and
+// publishes it only if the name is free (renameat2 RENAME_NOREPLACE), so
+// across processes one Set of a key wins. Options and guarantees:
 // docs/connectors.md.
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ShmConnector> c,
@@ -111,6 +114,12 @@ class ShmConnector : public Connector {
   // Writes the parts gathered (writev) into the temporary, then publishes.
   absl::StatusOr<Key> DoPutParts(absl::Span<const absl::string_view> parts,
                                  const PutOptions& options) override;
+  // A fresh id (as Put mints); no segment is created until Set.
+  absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
+  // Put's errors, under `key`; InvalidArgument unless its id is what
+  // NewObjectId() mints; AlreadyExists (the segment untouched) if the
+  // segment exists, whoever wrote it.
+  absl::Status DoSet(const Key& key, SharedBytes data) override;
   // A read-only mapping of the segment itself (an empty object is an empty
   // SharedBytes), valid after Evict or Close(clear) by any process; a Get
   // racing an Evict returns std::nullopt or the whole object. std::nullopt
@@ -123,9 +132,9 @@ class ShmConnector : public Connector {
   absl::StatusOr<bool> DoExists(const Key& key) override;
   // Unlinks the segment; OK if it is missing.
   absl::Status DoEvict(const Key& key) override;
-  // Waits for this object's Puts in flight in this process, so none
-  // publishes after it (Puts through other connectors on the namespace
-  // may). With clear (default: option "clear", false) removes the
+  // Waits for this object's Puts and Sets in flight in this process, so
+  // none publishes after it (those through other connectors on the
+  // namespace may). With clear (default: option "clear", false) removes the
   // namespace's objects and abandoned temporaries, and no other name under
   // "proxystore.<namespace>.". Idempotent.
   absl::Status DoClose(const CloseOptions& options) override;
@@ -138,6 +147,10 @@ class ShmConnector : public Connector {
   // The segment's file name in /dev/shm after validating the key id.
   absl::StatusOr<std::string> FileName(const Key& key,
                                        absl::string_view op) const;
+  // Put (`set_key` null: mints the key) and Set (writes `set_key` after
+  // checking its id, publishing exclusively): the segment from `parts`.
+  absl::StatusOr<Key> WriteObject(absl::Span<const absl::string_view> parts,
+                                  const Key* set_key);
   // Removes this namespace's abandoned temporaries; with `objects`, its
   // objects too.
   absl::Status Sweep(bool objects) const;
@@ -149,7 +162,8 @@ class ShmConnector : public Connector {
   const int64_t populate_min_size_;
   const int64_t max_object_size_;
   const TestHooks hooks_;
-  // Close waits for this process's Puts in flight: none publishes after it.
+  // Close waits for this process's Puts and Sets in flight: none publishes
+  // after it.
   mutable PutGate puts_;
 };
 

@@ -1141,5 +1141,147 @@ TEST_F(ShmConnectorTest, AChildForkedDuringAPutUsesAndClosesTheConnector) {
   EXPECT_THAT(ListSegments(ns()), IsEmpty());
 }
 
+// --- Deferred writes (NewKey / Set) ---------------------------------------
+
+std::string ReadSegment(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(ShmConnectorTest, NewKeyCreatesNothingAndSetWritesTheKeysSegment) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  EXPECT_THAT(connector().SegmentName(key), IsOk());
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
+  PROXYSTORE_ASSERT_OK(connector().Set(key, SharedBytes::Copy("set")));
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(Prefix(ns()) + key.id()));
+  EXPECT_EQ(ReadSegment(ShmPath(ns(), key.id())), "set");
+  struct stat st;
+  ASSERT_EQ(::stat(ShmPath(ns(), key.id()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(ShmConnectorTest, HalfWrittenSetIsInvisible) {
+  const std::string value = Pattern(100'000);
+  bool checked = false;
+  std::unique_ptr<Connector> reader;
+  ShmConnector::TestHooks hooks;
+  hooks.max_io_chunk = 4096;
+  hooks.after_write = [&](const Key& key, const std::string& temp,
+                          size_t written) {
+    if (written != 4096) return;  // Check once, mid-write.
+    checked = true;
+    EXPECT_EQ(ReadSegment(temp), value.substr(0, 4096));
+    // Racing Sets of one key each write their own temporary: it is not
+    // named after the key.
+    EXPECT_TRUE(absl::StartsWith(temp, "/dev/shm/" + Prefix(ns()) + "."))
+        << temp;
+    EXPECT_FALSE(absl::StrContains(temp, key.id())) << temp;
+    EXPECT_THAT(reader->Exists(key), IsOkAndHolds(false));
+    absl::StatusOr<std::optional<SharedBytes>> got = reader->Get(key);
+    ASSERT_THAT(got, IsOk());
+    EXPECT_FALSE(got->has_value());
+  };
+  ShmConnector* writer = Make({"shm", {{"namespace", ns()}}}, std::move(hooks));
+  ASSERT_NE(writer, nullptr);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(reader,
+                                  ShmConnector::FromConfig(writer->Config()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, reader->NewKey());
+  PROXYSTORE_ASSERT_OK(writer->Set(key, SharedBytes::Copy(value)));
+  EXPECT_TRUE(checked);
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(Prefix(ns()) + key.id()));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::optional<SharedBytes> got,
+                                  reader->Get(key));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(got->view() == value);
+  PROXYSTORE_ASSERT_OK(reader->Close());
+}
+
+TEST_F(ShmConnectorTest, SetOfATakenNameLeavesItAndNoTemporary) {
+  // A segment another writer made under the name is left as it is, and the
+  // losing Set's temporary is gone.
+  const Key key(NewObjectId());
+  std::ofstream(ShmPath(ns(), key.id())) << "outside";
+  EXPECT_THAT(connector().Set(key, SharedBytes::Copy("mine")),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr("Set"), HasSubstr(key.id()))));
+  EXPECT_EQ(ReadSegment(ShmPath(ns(), key.id())), "outside");
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(Prefix(ns()) + key.id()));
+}
+
+TEST_F(ShmConnectorTest, SetRefusesInvalidKeysWithoutTouchingSegments) {
+  for (const std::string& id :
+       {std::string("../escape"), std::string("x.tmp"), std::string(""),
+        absl::StrCat(".", NewObjectId(), ".tmp"), NewObjectId() + "0"}) {
+    EXPECT_THAT(connector().Set(Key(id), SharedBytes::Copy("v")),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Set")))
+        << id;
+  }
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
+}
+
+TEST_F(ShmConnectorTest, SetAndNewKeyAfterCloseAreFailedPreconditionAsPut) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  PROXYSTORE_ASSERT_OK(connector().Close(CloseOptions{.clear = false}));
+  EXPECT_THAT(connector().Set(key, SharedBytes::Copy("late")),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("Set after Close")));
+  EXPECT_THAT(connector().NewKey(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("NewKey after Close")));
+  EXPECT_THAT(ListSegments(ns()), IsEmpty());
+}
+
+TEST_F(ShmConnectorTest, RacingSetsFromProcessesHaveOneWinner) {
+  // Producers in separate processes, each with its own connector, Set one
+  // key at once: the kernel picks exactly one; the others see
+  // AlreadyExists. The children block on a pipe until the parent closes
+  // its end, so they start together.
+  constexpr int kChildren = 6;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
+  const ConnectorConfig config = connector().Config();
+  std::vector<std::string> values;
+  for (int i = 0; i < kChildren; ++i) {
+    values.push_back(absl::StrCat(i, ":", Pattern(50'000 + i * 999)));
+  }
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::fflush(nullptr);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      absl::StatusOr<std::unique_ptr<Connector>> c = MakeConnector(config);
+      if (!c.ok()) ::_exit(10);
+      const absl::Status set = (*c)->Set(key, SharedBytes::Copy(values[i]));
+      if (set.ok()) ::_exit(0);
+      ::_exit(set.code() == absl::StatusCode::kAlreadyExists ? 1 : 11);
+    }
+    ASSERT_GT(pid, 0);
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]);
+  int winner = -1;
+  for (int i = 0; i < kChildren; ++i) {
+    int wstatus = 0;
+    ASSERT_EQ(::waitpid(children[i], &wstatus, 0), children[i]);
+    ASSERT_TRUE(WIFEXITED(wstatus)) << "child " << i;
+    const int code = WEXITSTATUS(wstatus);
+    if (code == 0) {
+      EXPECT_EQ(winner, -1) << "children " << winner << " and " << i;
+      winner = i;
+    } else {
+      EXPECT_EQ(code, 1) << "child " << i;
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_EQ(ReadSegment(ShmPath(ns(), key.id())), values[winner]);
+  EXPECT_THAT(ListSegments(ns()), ElementsAre(Prefix(ns()) + key.id()));
+}
+
 }  // namespace
 }  // namespace proxystore
