@@ -18,6 +18,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "flatbuffers/flatbuffers.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/no_destructor.h"
@@ -38,6 +40,18 @@ std::string FactoryData::Serialize() const {
   auto key_off = fbb.CreateString(key.id());
   auto deser_off = fbb.CreateString(deserializer);
   auto type_off = fbb.CreateString(type_name);
+  flatbuffers::Offset<fb::Polling> polling_off;
+  if (polling.has_value()) {
+    polling_off = fb::CreatePolling(
+        fbb, absl::ToInt64Nanoseconds(polling->interval),
+        polling->backoff_factor,
+        polling->interval_limit.has_value()
+            ? absl::ToInt64Nanoseconds(*polling->interval_limit)
+            : -1,
+        polling->timeout.has_value()
+            ? absl::ToInt64Nanoseconds(*polling->timeout)
+            : -1);
+  }
   fb::ProxyBuilder b(fbb);
   b.add_version(wire::kVersion);
   b.add_key(key_off);
@@ -45,6 +59,7 @@ std::string FactoryData::Serialize() const {
   b.add_evict(evict);
   b.add_deserializer(deser_off);
   b.add_type_name(type_off);
+  if (polling.has_value()) b.add_polling(polling_off);
   // Size-prefixed, so that a truncated proxy is always detected (trailing
   // padding would otherwise verify).
   return signing_internal::Sign(wire::Finish(fbb, b.Finish(), wire::kProxy));
@@ -71,6 +86,22 @@ absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view serialized) {
   out.evict = (*root)->evict();
   out.deserializer = std::string(wire::View((*root)->deserializer()));
   out.type_name = std::string(wire::View((*root)->type_name()));
+  if (const fb::Polling* p = (*root)->polling(); p != nullptr) {
+    PollingOptions polling;
+    polling.interval = absl::Nanoseconds(p->interval_ns());
+    polling.backoff_factor = p->backoff_factor();
+    polling.interval_limit =
+        p->interval_limit_ns() < 0
+            ? std::nullopt
+            : std::optional(absl::Nanoseconds(p->interval_limit_ns()));
+    polling.timeout = p->timeout_ns() < 0
+                          ? std::nullopt
+                          : std::optional(absl::Nanoseconds(p->timeout_ns()));
+    // The wire decides how this process waits only within fixed bounds.
+    absl::Status valid = polling.Validate();
+    if (!valid.ok()) return Annotate(valid, "ParseProxy: future's polling");
+    out.polling = polling;
+  }
   return out;
 }
 
@@ -173,6 +204,18 @@ absl::Status MissingKeyError(const Key& key, const Store& store) {
   s.SetPayload("proxystore/missing-key", absl::Cord(key.id()));
   return s;
 }
+
+absl::Status FutureTimeoutError(const Key& key, const Store& store,
+                                absl::Duration waited) {
+  absl::Status s = absl::DeadlineExceededError(absl::StrCat(
+      "future with key='", key.id(), "' in Store(name='", store.name(),
+      "', connector='", store.connector().kind(), "') was not set within ",
+      absl::FormatDuration(waited), " (polling timeout)"));
+  s.SetPayload("proxystore/missing-key", absl::Cord(key.id()));
+  return s;
+}
+
+void SleepFor(absl::Duration d) { absl::SleepFor(d); }
 
 }  // namespace store_internal
 }  // namespace proxystore

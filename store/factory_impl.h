@@ -6,10 +6,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -17,10 +20,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "proxystore/base/timer.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/proxy/proxy.h"
 #include "proxystore/serializer/serializer.h"
+#include "proxystore/store/polling.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore {
@@ -32,6 +38,8 @@ struct FactoryData {
   bool evict = false;
   std::string deserializer;
   std::string type_name;
+  // Set in the proxies of a future (Store::Future): wait for the object.
+  std::optional<PollingOptions> polling;
 
   std::string Serialize() const;
   static absl::StatusOr<FactoryData> Parse(absl::string_view bytes);
@@ -47,6 +55,11 @@ absl::StatusOr<std::shared_ptr<Store>> FindStore(
     const std::weak_ptr<Store>& origin, const StoreConfig& config);
 
 absl::Status MissingKeyError(const Key& key, const Store& store);
+// DeadlineExceeded: a future's object was not set within the timeout.
+absl::Status FutureTimeoutError(const Key& key, const Store& store,
+                                absl::Duration waited);
+// Sleeps for `d` (a future's polling interval).
+void SleepFor(absl::Duration d);
 // InvalidArgument if `serialized` (a proxy as FactoryData::Serialize wrote
 // it, signed or not) is larger than any reader accepts.
 absl::Status CheckSerializedProxySize(absl::string_view serialized);
@@ -60,17 +73,29 @@ class StoreFactory final
  public:
   StoreFactory(Key key, std::shared_ptr<const StoreConfig> store_config,
                bool evict, std::string deserializer,
-               std::weak_ptr<Store> origin = {})
+               std::weak_ptr<Store> origin = {},
+               std::optional<PollingOptions> polling = std::nullopt)
       : key_(std::move(key)),
         store_config_(std::move(store_config)),
         evict_(evict),
         deserializer_(std::move(deserializer)),
-        origin_(std::move(origin)) {}
+        origin_(std::move(origin)),
+        polling_(std::move(polling)) {}
 
   const Key& key() const { return key_; }
   const StoreConfig& store_config() const { return *store_config_; }
   bool evict() const { return evict_; }
   const std::string& deserializer() const { return deserializer_; }
+  // Set for a future's proxy (PollingStoreFactory): Resolve waits for the
+  // object as these options say.
+  const std::optional<PollingOptions>& polling() const { return polling_; }
+
+  // A future's wait: Resolve with `timeout` in place of the polling
+  // options' (Future::Result).
+  absl::StatusOr<std::shared_ptr<const T>> ResolveWithin(
+      std::optional<absl::Duration> timeout) const {
+    return ResolveNow(timeout);
+  }
 
   absl::StatusOr<std::shared_ptr<Store>> GetStore() const {
     return store_internal::FindStore(origin_, *store_config_);
@@ -115,8 +140,12 @@ class StoreFactory final
   }
 
   absl::StatusOr<std::string> Serialize() const override {
-    std::string wire = FactoryData{key_, *store_config_, evict_, deserializer_,
-                                   std::string(TypeName<T>())}
+    std::string wire = FactoryData{key_,
+                                   *store_config_,
+                                   evict_,
+                                   deserializer_,
+                                   std::string(TypeName<T>()),
+                                   polling_}
                            .Serialize();
     PROXYSTORE_RETURN_IF_ERROR(store_internal::CheckSerializedProxySize(wire));
     return wire;
@@ -134,6 +163,10 @@ class StoreFactory final
   }
 
   Result ResolveNow() const {
+    return ResolveNow(polling_.has_value() ? polling_->timeout : std::nullopt);
+  }
+
+  Result ResolveNow(std::optional<absl::Duration> timeout) const {
     OperationTimer timer(/*enabled=*/true);
     absl::StatusOr<std::shared_ptr<Store>> store = GetStore();
     if (!store.ok()) {
@@ -153,6 +186,35 @@ class StoreFactory final
     }
     PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const T> obj,
                                 (*store)->template Get<T>(key_, options));
+    if (obj == nullptr && polling_.has_value()) {
+      // PollingStoreFactory: read again after each interval until the
+      // object is there or the timeout has passed.
+      const absl::Time start = absl::Now();
+      absl::Duration interval = polling_->interval;
+      int64_t polls = 1;
+      while (obj == nullptr) {
+        const absl::Duration waited = absl::Now() - start;
+        if (timeout.has_value() && waited >= *timeout) {
+          return store_internal::FutureTimeoutError(key_, **store, waited);
+        }
+        absl::Duration nap = interval;
+        if (timeout.has_value()) nap = std::min(nap, *timeout - waited);
+        store_internal::SleepFor(nap);
+        interval = absl::Nanoseconds(static_cast<int64_t>(
+            absl::ToDoubleNanoseconds(interval) * polling_->backoff_factor));
+        if (polling_->interval_limit.has_value()) {
+          interval = std::min(interval, *polling_->interval_limit);
+        }
+        PROXYSTORE_ASSIGN_OR_RETURN(obj,
+                                    (*store)->template Get<T>(key_, options));
+        ++polls;
+      }
+      if (StoreMetrics* m = (*store)->metrics()) {
+        m->AddTime("factory.wait", key_,
+                   absl::ToInt64Nanoseconds(absl::Now() - start));
+        m->AddAttribute("factory.polls", key_, polls);
+      }
+    }
     if (obj == nullptr) return store_internal::MissingKeyError(key_, **store);
     if (evict_) {
       PROXYSTORE_RETURN_IF_ERROR(Annotate(
@@ -170,6 +232,7 @@ class StoreFactory final
   const bool evict_;
   const std::string deserializer_;
   const std::weak_ptr<Store> origin_;
+  const std::optional<PollingOptions> polling_;
   std::mutex mu_;
   std::future<Result> pending_;  // Guarded by mu_.
   pid_t pending_pid_ = 0;        // Guarded by mu_.
@@ -178,10 +241,11 @@ class StoreFactory final
 template <typename T>
 std::shared_ptr<StoreFactory<T>> MakeStoreFactory(
     Key key, std::shared_ptr<const StoreConfig> config, bool evict,
-    std::string deserializer, std::weak_ptr<Store> origin) {
-  return std::make_shared<StoreFactory<T>>(std::move(key), std::move(config),
-                                           evict, std::move(deserializer),
-                                           std::move(origin));
+    std::string deserializer, std::weak_ptr<Store> origin,
+    std::optional<PollingOptions> polling = std::nullopt) {
+  return std::make_shared<StoreFactory<T>>(
+      std::move(key), std::move(config), evict, std::move(deserializer),
+      std::move(origin), std::move(polling));
 }
 
 // Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes.
@@ -198,7 +262,7 @@ absl::StatusOr<Proxy<T>> ParseProxy(absl::string_view bytes) {
   return Proxy<T>(MakeStoreFactory<T>(
       std::move(data.key),
       std::make_shared<const StoreConfig>(std::move(data.store_config)),
-      data.evict, std::move(data.deserializer), {}));
+      data.evict, std::move(data.deserializer), {}, std::move(data.polling)));
 }
 
 // ProxyLocker form of ParseProxy.

@@ -208,6 +208,39 @@ absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
   });
 }
 
+absl::StatusOr<Key> Store::NewKey(const NewKeyOptions& options) {
+  absl::StatusOr<Key> key = connector_->NewKey(options);
+  if (!key.ok()) {
+    return Annotate(
+        key.status(),
+        absl::StrCat("Store(name=\"", name_, "\").NewKey: connector \"",
+                     connector_->kind(), "\" failed"));
+  }
+  return key;
+}
+
+absl::Status Store::SetSerialized(const Key& key, SharedBytes data,
+                                  OpTimer& timer, absl::string_view type_name) {
+  const size_t size = data.size();
+  timer.StartLap();
+  absl::Status set = connector_->Set(key, std::move(data));
+  if (!set.ok()) {
+    return Annotate(set,
+                    absl::StrCat("Store(name=\"", name_, "\").Set<", type_name,
+                                 ">(key=\"", key.id(), "\"): connector \"",
+                                 connector_->kind(), "\" failed"));
+  }
+  if (timer.enabled() && metrics_ != nullptr) {
+    const int64_t connector_ns = timer.Lap();
+    metrics_->AddAttribute("store.set.object_size", key,
+                           static_cast<int64_t>(size));
+    metrics_->AddTime("store.set.serialize", key, timer.serialize_ns);
+    metrics_->AddTime("store.set.connector", key, connector_ns);
+    metrics_->AddTime("store.set", key, timer.ElapsedNs());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Key> Store::PutSerializedParts(
     absl::Span<const absl::string_view> parts, const PutOptions& options,
     OpTimer& timer, absl::string_view type_name) {

@@ -57,6 +57,7 @@
 #include "proxystore/proxy/proxy.h"
 #include "proxystore/serializer/serializer.h"
 #include "proxystore/store/lifetime_base.h"
+#include "proxystore/store/polling.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore {
@@ -139,6 +140,23 @@ struct ProxyOptions {
 
 template <typename T>
 class StoreFactory;
+template <typename T>
+class Future;
+
+// Store::Future.
+template <typename T>
+struct FutureOptions {
+  // How the future's proxies (and Future::Result) wait for the object.
+  PollingOptions polling;
+  // Evict the object when a proxy of the future resolves.
+  bool evict = false;
+  // Overrides the store's serializer for SetResult.
+  SerializerFn<T> serializer;
+  // Registered deserializer name for the proxies (see ProxyOptions).
+  std::string deserializer;
+  // Where the connector places the key ("multi" routes by size_hint).
+  NewKeyOptions connector;
+};
 
 // What a store's cache holds and how it has served (Store::cache_info()):
 // one snapshot (LruCache::Stats()), so the four numbers agree.
@@ -206,6 +224,22 @@ class Store : public std::enable_shared_from_this<Store> {
   // Serializes and stores `obj`; does not cache it.
   template <typename T>
   absl::StatusOr<Key> Put(const T& obj, const StorePutOptions<T>& options = {});
+
+  // Deferred writes (Connector::NewKey/Set): a key now, its object later,
+  // possibly from another process. Until Set the key reads as missing. A
+  // key is written once: Set of a key that holds an object is
+  // AlreadyExists. Unimplemented where the connector cannot defer.
+  absl::StatusOr<Key> NewKey(const NewKeyOptions& options = {});
+  template <typename T>
+  absl::Status Set(const Key& key, const T& obj,
+                   const SerializerFn<T>& serializer = {});
+
+  // A future (ProxyStore's Store.future): a key minted now, whose proxies
+  // can be serialized and sent before the object exists and wait for it
+  // when resolved (FutureOptions::polling). Future<T> is in future.h.
+  template <typename T>
+  absl::StatusOr<proxystore::Future<T>> Future(
+      const FutureOptions<T>& options = {});
 
   // Serializes every object, then stores them in one connector batch. If any
   // serialization fails nothing is stored.
@@ -329,6 +363,9 @@ class Store : public std::enable_shared_from_this<Store> {
                                     OpTimer& timer,
                                     absl::string_view type_name);
   // The same for serialized bytes in parts (Connector::PutParts).
+  // Connector Set of serialized bytes, metrics (store.set.*), debug log.
+  absl::Status SetSerialized(const Key& key, SharedBytes data, OpTimer& timer,
+                             absl::string_view type_name);
   absl::StatusOr<Key> PutSerializedParts(
       absl::Span<const absl::string_view> parts, const PutOptions& options,
       OpTimer& timer, absl::string_view type_name);
@@ -523,6 +560,7 @@ absl::StatusOr<DeserializerFn<T>> FindDeserializer(absl::string_view name) {
 // Definitions that need the complete Store class: StoreFactory and the proxy
 // utilities (documented in factory.h), then the Store's templates.
 #include "proxystore/store/factory_impl.h"  // IWYU pragma: export
+#include "proxystore/store/future.h"        // IWYU pragma: export
 #include "proxystore/store/store_inl.h"     // IWYU pragma: export
 
 #endif  // PROXYSTORE_STORE_STORE_H_

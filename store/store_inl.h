@@ -392,6 +392,21 @@ absl::StatusOr<proxystore::Proxy<T>> Store::ProxyFromKey(
 }
 
 template <typename T>
+absl::Status Store::Set(const Key& key, const T& obj,
+                        const SerializerFn<T>& serializer) {
+  OpTimer timer = StartTimer();
+  timer.StartLap();
+  absl::StatusOr<SharedBytes> data = SerializeObject<T>(obj, serializer);
+  if (!data.ok()) {
+    return Annotate(data.status(),
+                    absl::StrCat("Store(name=\"", name_, "\").Set<",
+                                 TypeName<T>(), ">: serializer failed"));
+  }
+  timer.serialize_ns = timer.Lap();
+  return SetSerialized(key, *std::move(data), timer, TypeName<T>());
+}
+
+template <typename T>
 absl::StatusOr<ProxyLocker<T>> Store::LockedProxy(
     const T& obj, const ProxyOptions<T>& options) {
   PROXYSTORE_ASSIGN_OR_RETURN(proxystore::Proxy<T> p, Proxy(obj, options));
