@@ -365,6 +365,12 @@ absl::StatusOr<Key> Connector::DoNewKey(const NewKeyOptions& /*options*/) {
       "connector \"", kind(), "\" cannot defer writes (NewKey/Set)"));
 }
 
+absl::StatusOr<bool> Connector::DoWaitFor(const Key& /*key*/,
+                                          absl::Duration /*timeout*/) {
+  return absl::UnimplementedError(absl::StrCat(
+      "connector \"", kind(), "\" cannot wait for a key; poll it"));
+}
+
 absl::Status Connector::DoSet(const Key& /*key*/, SharedBytes /*data*/) {
   return absl::UnimplementedError(absl::StrCat(
       "connector \"", kind(), "\" cannot defer writes (NewKey/Set)"));

@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/base/key.h"
@@ -250,6 +251,15 @@ class Connector {
   absl::Status Set(const Key& key, SharedBytes data) {
     return DoSet(key, std::move(data));
   }
+  // Waits up to `timeout` for `key` to hold an object (a Set here or in
+  // another process): true once it does, false when the timeout passes
+  // first. Where the backend tells cheaply ("local": a condition variable;
+  // "file" and "shm": inotify on the directory; "multi": its child), a set
+  // wakes the waiter at once; elsewhere Unimplemented, and the caller polls
+  // (a future's proxy does, PollingOptions).
+  absl::StatusOr<bool> WaitFor(const Key& key, absl::Duration timeout) {
+    return DoWaitFor(key, timeout);
+  }
 
   // Removes the object; OK if it does not exist.
   absl::Status Evict(const Key& key) { return DoEvict(key); }
@@ -279,6 +289,8 @@ class Connector {
   // Default: Unimplemented naming the kind.
   virtual absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options);
   virtual absl::Status DoSet(const Key& key, SharedBytes data);
+  virtual absl::StatusOr<bool> DoWaitFor(const Key& key,
+                                         absl::Duration timeout);
   virtual absl::Status DoEvict(const Key& key) = 0;
   virtual absl::Status DoClose(const CloseOptions& options) = 0;
 };

@@ -3,18 +3,22 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <new>
 #include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/connector.h"
 
@@ -286,6 +290,54 @@ absl::Status PublishTemporaryExclusive(ScopedFd fd, const std::string& temp,
         absl::StrCat(path, " exists: the key is already set"));
   }
   return ErrnoStatus(err, absl::StrCat("publishing ", temp, " as ", path));
+}
+
+absl::StatusOr<bool> WaitForName(
+    const std::string& dir, const std::string& name, absl::Duration timeout,
+    absl::FunctionRef<absl::StatusOr<bool>()> exists) {
+  ScopedFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (fd.get() < 0 ||
+      ::inotify_add_watch(fd.get(), dir.c_str(),
+                          IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        "cannot watch ", dir, " with inotify: ", std::strerror(errno)));
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  // Asked once the watch is in place: a name published before is seen
+  // here, one published after raises an event.
+  PROXYSTORE_ASSIGN_OR_RETURN(bool there, exists());
+  // Room for a burst of events (each at most sizeof + NAME_MAX + 1).
+  alignas(
+      inotify_event) char buffer[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
+  while (!there) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd p{fd.get(), POLLIN, 0};
+    const int ms = static_cast<int>(std::min<int64_t>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+        INT32_MAX));
+    const int ready = ::poll(&p, 1, ms);
+    if (ready < 0 && errno != EINTR) {
+      return ErrnoStatus(errno, absl::StrCat("waiting for ", dir, "/", name));
+    }
+    if (ready <= 0) continue;
+    bool named = false;
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buffer + off);
+        if ((e->mask & IN_Q_OVERFLOW) != 0 || (e->len > 0 && name == e->name)) {
+          named = true;  // an overflow may have dropped our name's event
+        }
+        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    }
+    if (named) {
+      PROXYSTORE_ASSIGN_OR_RETURN(there, exists());
+    }
+  }
+  return true;
 }
 
 absl::StatusOr<bool> RemoveIfAbandoned(int dir_fd, const std::string& name) {

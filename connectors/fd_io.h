@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace proxystore {
@@ -124,6 +125,18 @@ enum class ExclusivePublish { kRenameOrLink, kRenameOnly, kLinkOnly };
 absl::Status PublishTemporaryExclusive(
     ScopedFd fd, const std::string& temp, const std::string& path,
     ExclusivePublish how = ExclusivePublish::kRenameOrLink);
+
+// Waits up to `timeout` for `name` to appear in `dir` (created, linked or
+// renamed there), watching the directory with inotify(7): true as soon as
+// `exists()` says the object is there (asked once the watch is in place, so
+// a name published meanwhile is not missed, and again on each event for
+// `name`), false at the timeout. Unimplemented where inotify cannot watch
+// (no instances or watches left, a file system that does not report
+// changes): the caller then polls. Network file systems report only this
+// host's changes; the timeout bounds the wait there.
+absl::StatusOr<bool> WaitForName(
+    const std::string& dir, const std::string& name, absl::Duration timeout,
+    absl::FunctionRef<absl::StatusOr<bool>()> exists);
 
 // Removes `name` in the directory `dir_fd` if it is a regular file of this
 // user whose lock can be taken: a temporary whose writer is gone. true if

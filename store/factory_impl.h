@@ -199,7 +199,15 @@ class StoreFactory final
         }
         absl::Duration nap = interval;
         if (timeout.has_value()) nap = std::min(nap, *timeout - waited);
-        store_internal::SleepFor(nap);
+        // Where the connector can wait for the key (Connector::WaitFor), a
+        // Set ends the nap at once; elsewhere the nap is slept out.
+        absl::StatusOr<bool> woke = (*store)->connector().WaitFor(key_, nap);
+        if (absl::IsUnimplemented(woke.status())) {
+          store_internal::SleepFor(nap);
+        } else if (!woke.ok()) {
+          return Annotate(woke.status(),
+                          absl::StrCat("waiting for key \"", key_.id(), "\""));
+        }
         interval = absl::Nanoseconds(static_cast<int64_t>(
             absl::ToDoubleNanoseconds(interval) * polling_->backoff_factor));
         if (polling_->interval_limit.has_value()) {

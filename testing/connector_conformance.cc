@@ -801,6 +801,33 @@ TEST_P(ConnectorConformanceTest, ConcurrentSetsOfOneKeyHaveOneWinner) {
   }
 }
 
+// WaitFor wakes a waiter when another connector of the same storage (as in
+// another process) sets the key; kinds that cannot wait say Unimplemented.
+TEST_P(ConnectorConformanceTest, WaitForWakesWhenTheKeyIsSet) {
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  absl::StatusOr<bool> early = c.WaitFor(key, absl::Milliseconds(5));
+  if (absl::IsUnimplemented(early.status())) {
+    GTEST_SKIP() << c.kind() << " cannot wait (its callers poll): "
+                 << early.status();
+  }
+  EXPECT_THAT(early, IsOkAndHolds(false));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,
+                                  MakeConnector(c.Config()));
+  for (Connector* setter : {&c, clone.get()}) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key k, c.NewKey());
+    absl::StatusOr<bool> woke;
+    // A timeout far past the test's: only a wake-up ends the wait in time.
+    std::thread waiter([&] { woke = c.WaitFor(k, absl::Hours(1)); });
+    ASSERT_THAT(setter->Set(k, SharedBytes::Copy("set")), IsOk());
+    waiter.join();
+    EXPECT_THAT(woke, IsOkAndHolds(true));
+    // Already set: at once, whatever the timeout.
+    EXPECT_THAT(c.WaitFor(k, absl::ZeroDuration()), IsOkAndHolds(true));
+  }
+  EXPECT_THAT(clone->Close(CloseOptions{.clear = false}), IsOk());
+}
+
 TEST_P(ConnectorConformanceTest, SetRefusesKeysThisKindDoesNotMint) {
   Connector& c = connector();
   for (const char* id : {"../escape", "a/b", ".hidden", "x y"}) {

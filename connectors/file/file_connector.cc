@@ -292,6 +292,17 @@ absl::Status FileConnector::DoSet(const Key& key, SharedBytes data) {
   return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
 }
 
+absl::StatusOr<bool> FileConnector::DoWaitFor(const Key& key,
+                                              absl::Duration timeout) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("WaitFor"));
+  // Before the id becomes part of a path.
+  PROXYSTORE_RETURN_IF_ERROR(
+      Annotate(ValidateObjectName(key.id()), "file connector WaitFor"));
+  // A Set publishes by rename or link into the directory.
+  return WaitForName(directory_, key.id(), timeout,
+                     [&] { return DoExists(key); });
+}
+
 // Publication: Put writes to a temporary name in the same directory
 // (".<key id>.tmp", mode 0600), holding flock(LOCK_EX) on it, and rename(2)s
 // it to the key id (mode 0600) once every byte is written, so an object is

@@ -124,6 +124,8 @@ class FileConnector : public Connector {
   // ValidateObjectName accepts its id; AlreadyExists (the file untouched) if
   // the object file exists, whoever wrote it.
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::StatusOr<bool> DoWaitFor(const Key& key,
+                                 absl::Duration timeout) override;
   // std::nullopt if the file or the directory is missing. Objects of at
   // least "mmap_min_size" bytes come back as a read-only mapping of the
   // file, smaller ones in a buffer of their own. ResourceExhausted if the

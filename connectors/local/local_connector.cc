@@ -1,7 +1,11 @@
 #include "proxystore/connectors/local/local_connector.h"
 
 #include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -29,6 +33,13 @@ struct Namespace {
     // lookup hashes nothing.
     absl::flat_hash_map<Key, SharedBytes> objects ABSL_GUARDED_BY(mu);
   };
+
+  // Sets so far: WaitFor sleeps on `set_cv` until this moves (a Set
+  // notifies after its insert; Put does not, nobody waits for its keys).
+  // std::mutex for std::condition_variable; `sets` is guarded by it.
+  std::mutex set_mu;
+  std::condition_variable set_cv;
+  uint64_t sets = 0;
 
   // The top bits of the key's hash: the maps inside a shard use (a mix of)
   // all of it.
@@ -198,13 +209,43 @@ absl::Status LocalConnector::DoSet(const Key& key, SharedBytes data) {
                      "digits)"));
   }
   Namespace::Shard& shard = ns_->ShardFor(key);
-  MutexLock lock(shard.mu);
-  if (!shard.objects.try_emplace(key, std::move(data)).second) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("local connector: key ", key.id(),
-                     " already holds an object (a key is written once)"));
+  {
+    MutexLock lock(shard.mu);
+    if (!shard.objects.try_emplace(key, std::move(data)).second) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("local connector: key ", key.id(),
+                       " already holds an object (a key is written once)"));
+    }
   }
+  {
+    std::lock_guard<std::mutex> lock(ns_->set_mu);
+    ++ns_->sets;
+  }
+  ns_->set_cv.notify_all();
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> LocalConnector::DoWaitFor(const Key& key,
+                                               absl::Duration timeout) {
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen("WaitFor"));
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(ns_->set_mu);
+      seen = ns_->sets;
+    }
+    // Looked up after `seen` was read: a Set before it is found here, one
+    // after it moves the count.
+    PROXYSTORE_ASSIGN_OR_RETURN(const bool there, DoExists(key));
+    if (there) return true;
+    std::unique_lock<std::mutex> lock(ns_->set_mu);
+    if (!ns_->set_cv.wait_until(lock, deadline,
+                                [&] { return ns_->sets != seen; })) {
+      return false;
+    }
+  }
 }
 
 absl::StatusOr<std::optional<SharedBytes>> LocalConnector::DoGet(

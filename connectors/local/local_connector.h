@@ -78,6 +78,8 @@ class LocalConnector : public Connector {
   // lock unless the key holds an object (AlreadyExists).
   absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::StatusOr<bool> DoWaitFor(const Key& key,
+                                 absl::Duration timeout) override;
   absl::Status DoEvict(const Key& key) override;
   // Close({.clear = true}) drops every object of the namespace, whoever put
   // it. Without clear (the default) the objects stay until a clearing Close

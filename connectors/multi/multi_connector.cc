@@ -451,6 +451,15 @@ absl::Status MultiConnector::DoSet(const Key& key, SharedBytes data) {
       "Set", route.child);
 }
 
+absl::StatusOr<bool> MultiConnector::DoWaitFor(const Key& key,
+                                               absl::Duration timeout) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "WaitFor"));
+  absl::StatusOr<bool> woke =
+      children_[route.child].connector->WaitFor(route.inner, timeout);
+  if (!woke.ok()) return ChildError(woke.status(), "WaitFor", route.child);
+  return woke;
+}
+
 absl::StatusOr<std::optional<SharedBytes>> MultiConnector::DoGet(
     const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "Get"));

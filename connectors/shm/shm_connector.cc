@@ -217,6 +217,13 @@ absl::Status ShmConnector::DoSet(const Key& key, SharedBytes data) {
   return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
 }
 
+absl::StatusOr<bool> ShmConnector::DoWaitFor(const Key& key,
+                                             absl::Duration timeout) {
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "WaitFor"));
+  // A Set publishes by rename into the tmpfs at /dev/shm.
+  return WaitForName("/dev/shm", name, timeout, [&] { return DoExists(key); });
+}
+
 // Publication: Put creates a temporary segment
 // "proxystore.<namespace>..<key id>.tmp" (O_CREAT|O_EXCL, mode 0600), holds
 // flock(LOCK_EX) on it, write()s the bytes into its descriptor (looping over

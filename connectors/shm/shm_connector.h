@@ -120,6 +120,8 @@ class ShmConnector : public Connector {
   // NewObjectId() mints; AlreadyExists (the segment untouched) if the
   // segment exists, whoever wrote it.
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::StatusOr<bool> DoWaitFor(const Key& key,
+                                 absl::Duration timeout) override;
   // A read-only mapping of the segment itself (an empty object is an empty
   // SharedBytes), valid after Evict or Close(clear) by any process; a Get
   // racing an Evict returns std::nullopt or the whole object. std::nullopt
