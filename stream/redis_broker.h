@@ -11,8 +11,11 @@
 // Topic `t` is the stream key `<prefix><t>`. The publisher appends one
 // entry per event (event.h lists the fields) plus a nonce: if the
 // connection fails after an XADD was sent, it reconnects and looks for the
-// nonce among the newest entries before sending again, so a broker restart
-// or a lost reply neither drops nor duplicates an event.
+// nonce among the newest entries (the batch's size + 1000) before sending
+// again, so a broker restart or a lost reply neither drops nor duplicates an
+// event (unless other producers appended over 1000 entries to the topic in
+// between). Entries stay in the stream after they are acknowledged (Redis
+// keeps them): `max_len` trims each topic to about that many.
 //
 // The subscriber is one named consumer of a group (the group is created,
 // with the stream, at the first entry when missing). It acknowledges an
