@@ -67,6 +67,9 @@ absl::StatusOr<size_t> Share(const std::shared_ptr<Store>& store) {
 
 #include "gtest/gtest.h"
 #include "proxystore/testing/status_matchers.h"
+// After status_matchers.h (and gmock): proxystore::testing must not exist
+// yet where gmock says testing:: under `using namespace proxystore`.
+#include "proxystore/testing/redis_server.h"
 
 // [readme: trust]
 #include "proxystore/connectors/trust.h"  // SetTrustPolicy
@@ -86,6 +89,63 @@ absl::Status PutSeveral(Store& store) {
   std::printf("%s; %s\n", got[2]->c_str(),
               ::testing::PrintToString(store.cache_info()).c_str());
   return absl::OkStatus();
+}
+// [end]
+
+// [readme: futures]
+#include <thread>
+
+#include "proxystore/store/future.h"  // Future, PollingOptions
+
+// A proxy sent before its object exists: the consumer starts now and its
+// Get() waits until the producer sets the result.
+absl::StatusOr<size_t> Pipelined(const std::shared_ptr<Store>& store) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Future<std::string> future,
+                              store->Future<std::string>());
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string wire, future.Proxy().Serialize());
+  absl::StatusOr<size_t> got;
+  std::thread consumer([&got, wire] {  // or another process, or host
+    absl::StatusOr<Proxy<std::string>> p = ParseProxy<std::string>(wire);
+    absl::StatusOr<std::shared_ptr<const std::string>> v =
+        p.ok() ? p->Get() : p.status();
+    got = v.ok() ? absl::StatusOr<size_t>((*v)->size()) : v.status();
+  });
+  PROXYSTORE_RETURN_IF_ERROR(future.SetResult(std::string(1'000'000, 'r')));
+  consumer.join();
+  return got;
+}
+// [end]
+
+// [readme: streams]
+#include "proxystore/stream/redis_broker.h"  // Redis Streams
+#include "proxystore/stream/stream.h"        // StreamProducer, ...
+
+// Events through a broker, objects through a store: each consumer gets
+// small proxies and resolves (then evicts) only what it uses.
+absl::Status Frames(const std::shared_ptr<Store>& store,
+                    const RedisBrokerOptions& broker) {
+  PROXYSTORE_ASSIGN_OR_RETURN(auto publisher,
+                              RedisStreamPublisher::Create(broker));
+  StreamProducer<std::string> producer(std::move(publisher),
+                                       {.default_store = store});
+  for (int step = 0; step < 3; ++step) {
+    PROXYSTORE_RETURN_IF_ERROR(
+        producer.Send("frames", std::string(100'000, 'f'),
+                      {.metadata = {{"step", std::to_string(step)}}}));
+  }
+  PROXYSTORE_RETURN_IF_ERROR(producer.CloseTopics({"frames"}));
+
+  // Consumers of one group share the topic; each event goes to one of them.
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      auto subscriber, RedisStreamSubscriber::Create(
+                           broker, {.topic = "frames", .consumer = "w1"}));
+  StreamConsumer<std::string> consumer(std::move(subscriber));
+  return consumer.ForEach([](StreamItem<std::string>& item) -> absl::Status {
+    PROXYSTORE_ASSIGN_OR_RETURN(auto frame, item.proxy.Get());
+    std::printf("step %s: %zu bytes\n", item.metadata["step"].c_str(),
+                frame->size());
+    return absl::OkStatus();
+  });
 }
 // [end]
 
@@ -135,6 +195,31 @@ TEST(Readme, Batches) {
       Store::Create("batches", *MakeConnector({"local", {}})));
   EXPECT_THAT(PutSeveral(*store), IsOk());
   EXPECT_EQ(store->cache_info().misses, 3);
+}
+
+TEST(Readme, Futures) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create("futures", *MakeConnector({"local", {}})));
+  EXPECT_THAT(Pipelined(store), IsOkAndHolds(1'000'000u));
+  EXPECT_THAT(store->Close(), IsOk());
+}
+
+TEST(Readme, Streams) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<proxystore::testing::RedisServer> server,
+      proxystore::testing::RedisServer::Start());
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/frames";
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> store,
+      Store::Create("frames", *MakeConnector({"file", {{"directory", dir}}})));
+  RedisBrokerOptions broker;
+  broker.host = server->host();
+  broker.port = server->port();
+  EXPECT_THAT(Frames(store, broker), IsOk());
+  // Every frame was resolved once and evicted.
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  EXPECT_THAT(store->Close(), IsOk());
 }
 
 }  // namespace
