@@ -292,27 +292,78 @@ absl::Status PublishTemporaryExclusive(ScopedFd fd, const std::string& temp,
   return ErrnoStatus(err, absl::StrCat("publishing ", temp, " as ", path));
 }
 
+namespace {
+
+// Each thread keeps one inotify instance for its waits: closing an instance
+// costs milliseconds (the kernel tears its group down), far more than a
+// wait for an object set right away. Directories are added to it as waits
+// ask for them (inotify_add_watch on a watched directory returns its watch
+// again); events that pile up between waits are drained before each one. A
+// forked child drops the instance it inherited (closing its copy of the
+// descriptor is cheap: the parent's stays open) and opens its own.
+struct ThreadInotify {
+  int fd = -1;
+  pid_t pid = 0;
+  ~ThreadInotify() {
+    if (fd >= 0) ::close(fd);
+  }
+  int Get() {
+    if (fd >= 0 && pid != ::getpid()) {
+      ::close(fd);
+      fd = -1;
+    }
+    if (fd < 0) {
+      fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+      pid = ::getpid();
+    }
+    return fd;
+  }
+};
+thread_local ThreadInotify t_inotify;
+
+}  // namespace
+
 absl::StatusOr<bool> WaitForName(
     const std::string& dir, const std::string& name, absl::Duration timeout,
     absl::FunctionRef<absl::StatusOr<bool>()> exists) {
-  ScopedFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (fd.get() < 0 ||
-      ::inotify_add_watch(fd.get(), dir.c_str(),
-                          IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0) {
+  const int fd = t_inotify.Get();
+  const int wd =
+      fd < 0 ? -1
+             : ::inotify_add_watch(fd, dir.c_str(),
+                                   IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+  if (wd < 0) {
     return absl::UnimplementedError(absl::StrCat(
         "cannot watch ", dir, " with inotify: ", std::strerror(errno)));
   }
-  const absl::Time deadline = absl::Now() + timeout;
-  // Asked once the watch is in place: a name published before is seen
-  // here, one published after raises an event.
-  PROXYSTORE_ASSIGN_OR_RETURN(bool there, exists());
   // Room for a burst of events (each at most sizeof + NAME_MAX + 1).
   alignas(
       inotify_event) char buffer[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
+  // Whether the events read now name `name` in `dir` (or may have: an
+  // overflow drops events).
+  auto read_events = [&]() -> bool {
+    bool named = false;
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+      if (n <= 0) return named;
+      for (ssize_t off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buffer + off);
+        if ((e->mask & IN_Q_OVERFLOW) != 0 ||
+            (e->wd == wd && e->len > 0 && name == e->name)) {
+          named = true;
+        }
+        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    }
+  };
+  read_events();  // what piled up since the last wait
+  const absl::Time deadline = absl::Now() + timeout;
+  // Asked once the watch is in place and drained: a name published before
+  // is seen here, one published after raises an event.
+  PROXYSTORE_ASSIGN_OR_RETURN(bool there, exists());
   while (!there) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
-    pollfd p{fd.get(), POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     const int ms = static_cast<int>(std::min<int64_t>(
         absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
         INT32_MAX));
@@ -320,20 +371,7 @@ absl::StatusOr<bool> WaitForName(
     if (ready < 0 && errno != EINTR) {
       return ErrnoStatus(errno, absl::StrCat("waiting for ", dir, "/", name));
     }
-    if (ready <= 0) continue;
-    bool named = false;
-    for (;;) {
-      const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-      if (n <= 0) break;
-      for (ssize_t off = 0; off < n;) {
-        const auto* e = reinterpret_cast<const inotify_event*>(buffer + off);
-        if ((e->mask & IN_Q_OVERFLOW) != 0 || (e->len > 0 && name == e->name)) {
-          named = true;  // an overflow may have dropped our name's event
-        }
-        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-      }
-    }
-    if (named) {
+    if (ready > 0 && read_events()) {
       PROXYSTORE_ASSIGN_OR_RETURN(there, exists());
     }
   }

@@ -130,7 +130,9 @@ absl::Status PublishTemporaryExclusive(
 // renamed there), watching the directory with inotify(7): true as soon as
 // `exists()` says the object is there (asked once the watch is in place, so
 // a name published meanwhile is not missed, and again on each event for
-// `name`), false at the timeout. Unimplemented where inotify cannot watch
+// `name`), false at the timeout. Each thread keeps one inotify instance for
+// all its waits (closing one costs milliseconds). Unimplemented where
+// inotify cannot watch
 // (no instances or watches left, a file system that does not report
 // changes): the caller then polls. Network file systems report only this
 // host's changes; the timeout bounds the wait there.
