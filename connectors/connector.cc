@@ -338,6 +338,16 @@ absl::StatusOr<Key> Connector::DoPutParts(
   return DoPut(SharedBytes::FromString(std::move(joined)), options);
 }
 
+absl::Status Connector::DoSetParts(const Key& key,
+                                   absl::Span<const absl::string_view> parts) {
+  size_t n = 0;
+  for (absl::string_view p : parts) n += p.size();
+  std::string joined;
+  joined.reserve(n);
+  for (absl::string_view p : parts) joined.append(p.data(), p.size());
+  return DoSet(key, SharedBytes::FromString(std::move(joined)));
+}
+
 absl::StatusOr<std::vector<Key>> Connector::DoPutBatch(
     absl::Span<const SharedBytes> data, const PutOptions& options) {
   std::vector<Key> keys;

@@ -251,6 +251,14 @@ class Connector {
   absl::Status Set(const Key& key, SharedBytes data) {
     return DoSet(key, std::move(data));
   }
+  // Set of the concatenation of `parts`, written from the parts themselves
+  // where the backend writes gathered (as PutParts: "file", "shm", "redis";
+  // "multi" forwards). Store::Set sends a large object's envelope header
+  // and bytes this way. Default: one copy into a new buffer, then Set.
+  absl::Status SetParts(const Key& key,
+                        absl::Span<const absl::string_view> parts) {
+    return DoSetParts(key, parts);
+  }
   // Waits up to `timeout` for `key` to hold an object (a Set here or in
   // another process): true once it does, false when the timeout passes
   // first. Where the backend tells cheaply ("local": a condition variable;
@@ -289,6 +297,9 @@ class Connector {
   // Default: Unimplemented naming the kind.
   virtual absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options);
   virtual absl::Status DoSet(const Key& key, SharedBytes data);
+  // Default: DoSet of the joined parts.
+  virtual absl::Status DoSetParts(const Key& key,
+                                  absl::Span<const absl::string_view> parts);
   virtual absl::StatusOr<bool> DoWaitFor(const Key& key,
                                          absl::Duration timeout);
   virtual absl::Status DoEvict(const Key& key) = 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -60,6 +61,9 @@ absl::Status FutureTimeoutError(const Key& key, const Store& store,
                                 absl::Duration waited);
 // Sleeps for `d` (a future's polling interval).
 void SleepFor(absl::Duration d);
+// How long a future's proxy waits in one Connector::WaitFor before it reads
+// the key again.
+inline constexpr absl::Duration kWaitStretch = absl::Seconds(1);
 // InvalidArgument if `serialized` (a proxy as FactoryData::Serialize wrote
 // it, signed or not) is larger than any reader accepts.
 absl::Status CheckSerializedProxySize(absl::string_view serialized);
@@ -197,13 +201,23 @@ class StoreFactory final
         if (timeout.has_value() && waited >= *timeout) {
           return store_internal::FutureTimeoutError(key_, **store, waited);
         }
-        absl::Duration nap = interval;
-        if (timeout.has_value()) nap = std::min(nap, *timeout - waited);
         // Where the connector can wait for the key (Connector::WaitFor), a
-        // Set ends the nap at once; elsewhere the nap is slept out.
-        absl::StatusOr<bool> woke = (*store)->connector().WaitFor(key_, nap);
+        // Set ends the wait at once, so it waits in stretches of at least
+        // store_internal::kWaitStretch (a wait may cost a watch or a
+        // connection; the key is read again after each stretch, which also
+        // bounds how late a change the backend does not report is seen);
+        // elsewhere the interval is slept out.
+        const absl::Duration left =
+            timeout.has_value() ? *timeout - waited : absl::InfiniteDuration();
+        absl::StatusOr<bool> woke = absl::UnimplementedError("");
+        if (waits_) {
+          woke = (*store)->connector().WaitFor(
+              key_,
+              std::min(std::max(interval, store_internal::kWaitStretch), left));
+          if (absl::IsUnimplemented(woke.status())) waits_ = false;
+        }
         if (absl::IsUnimplemented(woke.status())) {
-          store_internal::SleepFor(nap);
+          store_internal::SleepFor(std::min(interval, left));
         } else if (!woke.ok()) {
           return Annotate(woke.status(),
                           absl::StrCat("waiting for key \"", key_.id(), "\""));
@@ -241,6 +255,8 @@ class StoreFactory final
   const std::string deserializer_;
   const std::weak_ptr<Store> origin_;
   const std::optional<PollingOptions> polling_;
+  // False once the connector said it cannot wait for a key (then polls).
+  mutable std::atomic<bool> waits_{true};
   std::mutex mu_;
   std::future<Result> pending_;  // Guarded by mu_.
   pid_t pending_pid_ = 0;        // Guarded by mu_.

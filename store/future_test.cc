@@ -140,6 +140,22 @@ TEST_F(FutureTest, ResultSetByAnotherThreadReachesWaitingConsumers) {
   EXPECT_THAT(f.Done(), IsOkAndHolds(true));
 }
 
+// A large result goes to the storage in parts (header, then the object's
+// own bytes: Connector::SetParts), as a large Put does.
+TEST_F(FutureTest, LargeResultRoundTrips) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Future<std::string> f,
+                                  store_->Future<std::string>());
+  const std::string big = testing::PatternBytes(3 << 20);
+  ASSERT_THAT(f.SetResult(big), IsOk());
+  EXPECT_THAT(f.SetResult(big), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(f.Result(), IsOkAndHolds(Pointee(big)));
+  std::optional<Metrics> m = store_->metrics()->GetMetrics(f.key());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(std::get<int64_t>(m->attributes.at("store.set.object_size")),
+            static_cast<int64_t>(
+                store_->connector().Get(f.key())->value().size()));
+}
+
 TEST_F(FutureTest, ResultIsWrittenOnce) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Future<std::string> f,
                                   store_->Future<std::string>());

@@ -7,10 +7,13 @@
 // multiplies the interval by `backoff_factor` (capped at `interval_limit`),
 // until the object is there or `timeout` has passed since the first read,
 // which is DeadlineExceeded naming the key. Where the connector can wait for
-// a key (Connector::WaitFor: "local", "file", "shm", "multi" over them), a
-// Set ends the current interval at once, so the interval only bounds how
-// often the key is read while nothing happens; elsewhere ("redis") the
-// intervals are slept out. The defaults differ from
+// a key (Connector::WaitFor: "local", "file", "shm", "redis", "multi" over
+// them), the resolve waits instead of sleeping: a Set wakes it at once, and
+// it reads the key again after each stretch of max(interval, 1 s) (a wait
+// may cost a watch or a connection; a change the backend does not report,
+// e.g. from another host of a network file system, is seen then).
+// Elsewhere (a connector without WaitFor, a Redis server that refuses
+// Pub/Sub) the intervals are slept out. The defaults differ from
 // Python's (1 s, x1, no limit, no timeout): an interval that starts at 1 ms
 // and doubles up to 100 ms answers within a few milliseconds for short waits
 // and costs ~10 reads a second for long ones.

@@ -222,10 +222,28 @@ absl::StatusOr<Key> Store::NewKey(const NewKeyOptions& options) {
 absl::Status Store::SetSerialized(const Key& key, SharedBytes data,
                                   OpTimer& timer, absl::string_view type_name) {
   const size_t size = data.size();
+  return SetThroughConnector(key, size, timer, type_name, [&] {
+    return connector_->Set(key, std::move(data));
+  });
+}
+
+absl::Status Store::SetSerializedParts(
+    const Key& key, absl::Span<const absl::string_view> parts, OpTimer& timer,
+    absl::string_view type_name) {
+  size_t size = 0;
+  for (absl::string_view part : parts) size += part.size();
+  return SetThroughConnector(key, size, timer, type_name,
+                             [&] { return connector_->SetParts(key, parts); });
+}
+
+absl::Status Store::SetThroughConnector(const Key& key, size_t size,
+                                        OpTimer& timer,
+                                        absl::string_view type_name,
+                                        absl::FunctionRef<absl::Status()> set) {
   timer.StartLap();
-  absl::Status set = connector_->Set(key, std::move(data));
-  if (!set.ok()) {
-    return Annotate(set,
+  absl::Status status = set();
+  if (!status.ok()) {
+    return Annotate(status,
                     absl::StrCat("Store(name=\"", name_, "\").Set<", type_name,
                                  ">(key=\"", key.id(), "\"): connector \"",
                                  connector_->kind(), "\" failed"));

@@ -366,6 +366,14 @@ class Store : public std::enable_shared_from_this<Store> {
   // Connector Set of serialized bytes, metrics (store.set.*), debug log.
   absl::Status SetSerialized(const Key& key, SharedBytes data, OpTimer& timer,
                              absl::string_view type_name);
+  absl::Status SetSerializedParts(const Key& key,
+                                  absl::Span<const absl::string_view> parts,
+                                  OpTimer& timer, absl::string_view type_name);
+  // The connector Set of SetSerialized/SetSerializedParts (`set`), with its
+  // error annotated and its metrics recorded.
+  absl::Status SetThroughConnector(const Key& key, size_t size, OpTimer& timer,
+                                   absl::string_view type_name,
+                                   absl::FunctionRef<absl::Status()> set);
   absl::StatusOr<Key> PutSerializedParts(
       absl::Span<const absl::string_view> parts, const PutOptions& options,
       OpTimer& timer, absl::string_view type_name);

@@ -396,6 +396,20 @@ absl::Status Store::Set(const Key& key, const T& obj,
                         const SerializerFn<T>& serializer) {
   OpTimer timer = StartTimer();
   timer.StartLap();
+  if constexpr (internal::HasContiguousView<T>) {
+    // As Put: a large object the codec writes verbatim goes straight from
+    // the object to the storage, after the envelope header.
+    if (!serializer && config_->serializer.empty() &&
+        Codec<T>::ContiguousView(obj).size() >= kPutPartsMinSize) {
+      std::optional<SerializedParts> parts =
+          SerializeParts(obj, SerializeOptionsFor<T>());
+      if (parts.has_value()) {
+        timer.serialize_ns = timer.Lap();
+        const absl::string_view pieces[] = {parts->header, parts->payload};
+        return SetSerializedParts(key, pieces, timer, TypeName<T>());
+      }
+    }
+  }
   absl::StatusOr<SharedBytes> data = SerializeObject<T>(obj, serializer);
   if (!data.ok()) {
     return Annotate(data.status(),

@@ -721,6 +721,19 @@ TEST_P(ConnectorConformanceTest, SetTwiceIsAlreadyExistsAndKeepsTheFirst) {
   EXPECT_THAT(GetString(c, key), HoldsValue(std::string("again")));
 }
 
+TEST_P(ConnectorConformanceTest, SetPartsWritesTheConcatenationOnce) {
+  Connector& c = connector();
+  const std::string tail = Pattern(300'000, 11);
+  const absl::string_view parts[] = {"head:", "", tail};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  ASSERT_THAT(c.SetParts(key, parts), IsOk());
+  EXPECT_THAT(GetString(c, key), HoldsValue(absl::StrCat("head:", tail)));
+  const absl::string_view other[] = {"x", "y"};
+  EXPECT_THAT(c.SetParts(key, other),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(GetString(c, key), HoldsValue(absl::StrCat("head:", tail)));
+}
+
 TEST_P(ConnectorConformanceTest, SetOfEmptyAndLargeObjects) {
   Connector& c = connector();
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key empty, c.NewKey());
@@ -808,8 +821,8 @@ TEST_P(ConnectorConformanceTest, WaitForWakesWhenTheKeyIsSet) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
   absl::StatusOr<bool> early = c.WaitFor(key, absl::Milliseconds(5));
   if (absl::IsUnimplemented(early.status())) {
-    GTEST_SKIP() << c.kind() << " cannot wait (its callers poll): "
-                 << early.status();
+    GTEST_SKIP() << c.kind()
+                 << " cannot wait (its callers poll): " << early.status();
   }
   EXPECT_THAT(early, IsOkAndHolds(false));
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> clone,

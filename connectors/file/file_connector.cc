@@ -292,6 +292,11 @@ absl::Status FileConnector::DoSet(const Key& key, SharedBytes data) {
   return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
 }
 
+absl::Status FileConnector::DoSetParts(
+    const Key& key, absl::Span<const absl::string_view> parts) {
+  return WriteObject(parts, &key).status();
+}
+
 absl::StatusOr<bool> FileConnector::DoWaitFor(const Key& key,
                                               absl::Duration timeout) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("WaitFor"));

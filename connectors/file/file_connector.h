@@ -124,6 +124,8 @@ class FileConnector : public Connector {
   // ValidateObjectName accepts its id; AlreadyExists (the file untouched) if
   // the object file exists, whoever wrote it.
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::Status DoSetParts(const Key& key,
+                          absl::Span<const absl::string_view> parts) override;
   absl::StatusOr<bool> DoWaitFor(const Key& key,
                                  absl::Duration timeout) override;
   // std::nullopt if the file or the directory is missing. Objects of at

@@ -451,6 +451,14 @@ absl::Status MultiConnector::DoSet(const Key& key, SharedBytes data) {
       "Set", route.child);
 }
 
+absl::Status MultiConnector::DoSetParts(
+    const Key& key, absl::Span<const absl::string_view> parts) {
+  PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "Set"));
+  return ChildError(
+      children_[route.child].connector->SetParts(route.inner, parts), "Set",
+      route.child);
+}
+
 absl::StatusOr<bool> MultiConnector::DoWaitFor(const Key& key,
                                                absl::Duration timeout) {
   PROXYSTORE_ASSIGN_OR_RETURN(Route route, RouteKey(key, "WaitFor"));

@@ -161,6 +161,8 @@ class MultiConnector : public Connector {
   absl::StatusOr<bool> DoExists(const Key& key) override;
   absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::Status DoSetParts(const Key& key,
+                          absl::Span<const absl::string_view> parts) override;
   absl::StatusOr<bool> DoWaitFor(const Key& key,
                                  absl::Duration timeout) override;
   absl::Status DoEvict(const Key& key) override;

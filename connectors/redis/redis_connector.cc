@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -27,6 +28,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/trust.h"
@@ -346,8 +348,10 @@ namespace redis_internal {
 // kReadBufferSize buffer; a value is allocated once, at its announced size,
 // only after that size passed max_object_size, and without throwing
 // (std::nothrow; a failed allocation is ResourceExhausted); an MGET reply
-// must have exactly as many elements as keys asked for, and a SCAN reply at
-// most kMaxScanKeys keys of kMaxBatchBytes in all. So a hostile or broken
+// must have exactly as many elements as keys asked for, a SCAN reply at
+// most kMaxScanKeys keys of kMaxBatchBytes in all, and a Pub/Sub message
+// (WaitFor) must name the one channel subscribed to, while its payload is
+// read past through the buffer and never stored. So a hostile or broken
 // server makes this process hold at most max_object_size beyond the data it
 // actually sent, plus that buffer. A reply that is not RESP2, or breaks
 // these rules, is Internal ("protocol error") and its connection is
@@ -461,6 +465,32 @@ class Connection {
       begin_ += n;
       have += n;
     }
+    PROXYSTORE_RETURN_IF_ERROR(ReadStringEnd(size, timeout));
+    if (size == 0) return SharedBytes();
+    const absl::string_view view(data.get(), size);
+    return SharedBytes::FromOwner(
+        std::shared_ptr<const char[]>(std::move(data)), view);
+  }
+
+  // Reads past the `size` bytes of a string reply whose length line was just
+  // read, through the read buffer: nothing is allocated, whatever `size`.
+  absl::Status SkipString(size_t size, absl::string_view timeout) {
+    for (size_t left = size; left > 0;) {
+      if (begin_ == end_) PROXYSTORE_RETURN_IF_ERROR(Fill(timeout));
+      const size_t n = std::min(left, end_ - begin_);
+      begin_ += n;
+      left -= n;
+    }
+    return ReadStringEnd(size, timeout);
+  }
+
+  // Whether bytes of a reply were received and not parsed yet: a poll(2) on
+  // the descriptor would not see them.
+  bool buffered() const { return begin_ < end_; }
+
+ private:
+  // The CRLF after a string of `size` bytes.
+  absl::Status ReadStringEnd(size_t size, absl::string_view timeout) {
     while (end_ - begin_ < 2) PROXYSTORE_RETURN_IF_ERROR(Fill(timeout));
     if (buf_[begin_] != '\r' || buf_[begin_ + 1] != '\n') {
       return Fail(
@@ -469,13 +499,9 @@ class Connection {
           timeout);
     }
     begin_ += 2;
-    if (size == 0) return SharedBytes();
-    const absl::string_view view(data.get(), size);
-    return SharedBytes::FromOwner(
-        std::shared_ptr<const char[]>(std::move(data)), view);
+    return absl::OkStatus();
   }
 
- private:
   // Appends what the socket has (at least one byte) to the buffer.
   absl::Status Fill(absl::string_view timeout) {
     if (begin_ > 0) {
@@ -547,6 +573,77 @@ absl::Status RoundTrip(Connection& c, const CommandWriter& writer,
     if (!c.usable()) return first;
   }
   return first;
+}
+
+// What a subscribed connection receives (RESP2 Pub/Sub): ["subscribe",
+// channel, count] once SUBSCRIBE took effect, then ["message", channel,
+// payload] per PUBLISH.
+enum class Push { kSubscribed, kMessage };
+
+// Longest kind of push accepted ("subscribe", "message", ...).
+constexpr int64_t kMaxPushKindSize = 16;
+
+// The next push on `c`, subscribed to `channel` alone. Anything else is a
+// protocol error (the connection is marked failed), except an error reply
+// in place of SUBSCRIBE's confirmation (`confirming`): the server refuses
+// Pub/Sub (an ACL, a proxy without it), which is Unimplemented so that the
+// caller polls. The payload of a message is read past, never stored.
+absl::StatusOr<Push> ReadPush(Connection& c, absl::string_view channel,
+                              bool confirming, absl::string_view timeout) {
+  // Short: the message must fit hiredis's errstr (the key is named by the
+  // caller's annotation).
+  auto malformed = [&](absl::string_view what) {
+    return c.Fail(REDIS_ERR_PROTOCOL,
+                  absl::StrCat("the subscription received ", what), timeout);
+  };
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply head, c.ReadReply(timeout));
+  if (confirming && head.type == '-') {
+    return absl::UnimplementedError(
+        absl::StrCat("the server refused SUBSCRIBE (", head.text,
+                     "); poll the key instead"));
+  }
+  if (head.type != '*') {
+    return malformed(
+        absl::StrCat("a reply of type ", ReplyTypeName(head), ", not a push"));
+  }
+  if (head.number != 3) {
+    return malformed(
+        absl::StrCat("an array of ", head.number, " elements, not a push"));
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply kind_len, c.ReadReply(timeout));
+  if (kind_len.type != '$' || kind_len.nil() ||
+      kind_len.number > kMaxPushKindSize) {
+    return malformed("a push without a kind");
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      SharedBytes kind,
+      c.ReadString(static_cast<size_t>(kind_len.number), timeout));
+  Push push;
+  if (kind.view() == "subscribe") {
+    push = Push::kSubscribed;
+  } else if (kind.view() == "message") {
+    push = Push::kMessage;
+  } else {
+    return malformed(absl::StrCat("a push of kind ", Quote(kind.view())));
+  }
+  // Its size first, so that another name is not even read.
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply name_len, c.ReadReply(timeout));
+  if (name_len.type != '$' ||
+      name_len.number != static_cast<int64_t>(channel.size())) {
+    return malformed("a push for another channel");
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(SharedBytes name,
+                              c.ReadString(channel.size(), timeout));
+  if (name.view() != channel) return malformed("a push for another channel");
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply last, c.ReadReply(timeout));
+  if (push == Push::kSubscribed) {
+    if (last.type != ':') return malformed("a malformed confirmation");
+    return push;
+  }
+  if (last.type != '$' || last.nil()) return malformed("a malformed message");
+  PROXYSTORE_RETURN_IF_ERROR(
+      c.SkipString(static_cast<size_t>(last.number), timeout));
+  return push;
 }
 
 }  // namespace
@@ -914,7 +1011,10 @@ absl::Status RedisConnector::Run(
     // A failed connection: idle ones probably are too (a restarted or
     // crashed server): drop them all.
     if (failed) DropIdle();
-    if (!stale || attempt > 0) return annotate(status);
+    // An `fn` that succeeded before its connection failed has done its work
+    // (Set: the SET was answered, the PUBLISH's reply was lost): running it
+    // again could only undo that (SET NX: AlreadyExists).
+    if (status.ok() || !stale || attempt > 0) return annotate(status);
   }
 }
 
@@ -961,19 +1061,31 @@ absl::StatusOr<Key> RedisConnector::DoNewKey(const NewKeyOptions& /*options*/) {
   return Key(NewObjectId());
 }
 
+absl::Status RedisConnector::CheckMinted(const Key& key,
+                                         absl::string_view op) const {
+  PROXYSTORE_RETURN_IF_ERROR(CheckKey(key, op));
+  if (IsObjectId(key.id())) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("redis connector (", endpoint_, "): ", op,
+                   ": not a key this connector mints (32 lowercase hex "
+                   "digits)"));
+}
+
 absl::Status RedisConnector::DoSet(const Key& key, SharedBytes data) {
   const std::string op = absl::StrCat("Set of key ", Quote(key.id()));
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
-  PROXYSTORE_RETURN_IF_ERROR(CheckKey(key, op));
-  if (!IsObjectId(key.id())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("redis connector (", endpoint_, "): ", op,
-                     ": not a key this connector mints (32 lowercase hex "
-                     "digits)"));
-  }
+  PROXYSTORE_RETURN_IF_ERROR(CheckMinted(key, op));
   const absl::string_view part = data.view();
   return Write("Set", key, absl::MakeConstSpan(&part, 1),
                /*only_if_absent=*/true);
+}
+
+absl::Status RedisConnector::DoSetParts(
+    const Key& key, absl::Span<const absl::string_view> parts) {
+  const std::string op = absl::StrCat("Set of key ", Quote(key.id()));
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
+  PROXYSTORE_RETURN_IF_ERROR(CheckMinted(key, op));
+  return Write("Set", key, parts, /*only_if_absent=*/true);
 }
 
 absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
@@ -988,26 +1100,130 @@ absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
   writer.AddJoining({"SET", redis_key}, parts,
                     only_if_absent ? absl::MakeConstSpan(&nx, 1)
                                    : absl::Span<const absl::string_view>());
+  // Set wakes WaitFor's subscribers: the PUBLISH goes out in the same
+  // sendmsg as the SET and the server runs it right after, so it costs no
+  // round trip. It is sent whatever the SET answers (only a script could make
+  // it depend on that): after a refused SET NX the key holds an object
+  // anyway, and a waiter re-checks EXISTS after every message, so one that
+  // announced nothing costs it one EXISTS. Put publishes nothing (nobody
+  // waits for a key Put mints).
+  const std::string channel = only_if_absent ? SetChannel(redis_key) : "";
+  if (only_if_absent) writer.Add({"PUBLISH", channel, ""});
   int attempts = 0;
-  return Run(absl::StrCat(verb, " of key ", Quote(key.id())),
-             /*check_open=*/true, [&](Connection& c) -> absl::Status {
-               ++attempts;
-               PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
-               PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
-               // SET ... NX answers nil, not OK, when the key holds a value.
-               // Run retries on a new connection only after a pooled one
-               // failed (EOF or reset), which in practice means the server
-               // never ran the first SET; the message says so in case it did.
-               if (only_if_absent && reply.type == '$' && reply.nil()) {
-                 return absl::AlreadyExistsError(absl::StrCat(
-                     "key ", Quote(key.id()), " (Redis key ", Quote(redis_key),
-                     ") already holds an object; a key is written once",
-                     attempts > 1 ? " (an earlier attempt, on a connection "
-                                    "that failed, may have written it)"
-                                  : ""));
-               }
-               return Expect(c, "SET", reply, '+', timeout_);
-             });
+  return Run(
+      absl::StrCat(verb, " of key ", Quote(key.id())),
+      /*check_open=*/true, [&](Connection& c) -> absl::Status {
+        ++attempts;
+        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+        PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+        absl::Status status;
+        // SET ... NX answers nil, not OK, when the key holds a value. Run
+        // retries on a new connection only after a pooled one failed (EOF or
+        // reset) before the SET was answered, which in practice means the
+        // server never ran the first SET; the message says so in case it did.
+        if (only_if_absent && reply.type == '$' && reply.nil()) {
+          status = absl::AlreadyExistsError(absl::StrCat(
+              "key ", Quote(key.id()), " (Redis key ", Quote(redis_key),
+              ") already holds an object; a key is written once",
+              attempts > 1 ? " (an earlier attempt, on a connection that "
+                             "failed, may have written it)"
+                           : ""));
+        } else {
+          status = Expect(c, "SET", reply, '+', timeout_);
+        }
+        if (!only_if_absent || !c.usable()) return status;
+        // PUBLISH's reply (how many received it) is read whatever the SET
+        // answered, so that the connection stays in step. The Set's outcome
+        // is the SET's: a PUBLISH the server refuses (an ACL without it), or
+        // a connection that fails now, leaves the object written, and
+        // waiters wake at their timeout instead.
+        absl::StatusOr<Reply> published = c.ReadReply(timeout_);
+        if (published.ok()) {
+          (void)Expect(c, "PUBLISH", *published, ':', timeout_);
+        }
+        return status;
+      });
+}
+
+// Pub/Sub channels are one name space for the whole server, whatever the
+// database: a Set of the same Redis key in another database wakes this
+// waiter too, which only costs it an EXISTS (it finds nothing in its own).
+std::string RedisConnector::SetChannel(absl::string_view redis_key) {
+  return absl::StrCat(redis_key, kSetChannelSuffix);
+}
+
+// SUBSCRIBE first, EXISTS second: a SET the server runs before the EXISTS is
+// seen by it, and one it runs after comes with a PUBLISH (Set sends both
+// together) that reaches the subscription, which the server had in place
+// before it answered SUBSCRIBE. The EXISTS goes through the pool: a
+// subscribed RESP2 connection takes no other commands, which is also why
+// that connection is never pooled. It belongs to this call, hence to this
+// process and thread: a child forked meanwhile has no thread that owns it,
+// so it never reads or writes its copy of the descriptor (which stays open
+// in the child until it exits or execs: close-on-exec), as for a pooled
+// connection in use by another thread at the fork.
+absl::StatusOr<bool> RedisConnector::DoWaitFor(const Key& key,
+                                               absl::Duration timeout) {
+  const std::string op = absl::StrCat("WaitFor of key ", Quote(key.id()));
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
+  PROXYSTORE_RETURN_IF_ERROR(CheckMinted(key, op));
+  if (timeout <= absl::ZeroDuration()) return ExistsFor(key, op);
+  const absl::Time deadline = absl::Now() + timeout;
+  auto annotate = [&](const absl::Status& s) {
+    return Annotate(s, absl::StrCat("redis connector (", endpoint_, "): ", op));
+  };
+  absl::StatusOr<std::unique_ptr<Connection>> made = Connect();
+  if (!made.ok()) return annotate(made.status());
+  Connection& c = **made;
+  const std::string channel = SetChannel(RedisKey(key));
+  CommandWriter subscribe;
+  subscribe.Add({"SUBSCRIBE", channel});
+  if (absl::Status s = subscribe.Send(c.context(), timeout_); !s.ok()) {
+    return annotate(s);
+  }
+  absl::StatusOr<Push> confirmed =
+      ReadPush(c, channel, /*confirming=*/true, timeout_);
+  if (!confirmed.ok()) return annotate(confirmed.status());
+  if (*confirmed != Push::kSubscribed) {
+    return annotate(c.Fail(REDIS_ERR_PROTOCOL,
+                           "a message arrived before SUBSCRIBE was confirmed",
+                           timeout_));
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(bool there, ExistsFor(key, op));
+  while (!there) {
+    const absl::Duration left = deadline - absl::Now();
+    // Not an error: one last look, for a Set that came with the deadline.
+    if (left <= absl::ZeroDuration()) return ExistsFor(key, op);
+    // Waits for the first byte of a message in poll(2), for the time left
+    // (at most INT_MAX ms at a time); the rest of it, once it has begun,
+    // within the command timeout like any reply. A server that goes away
+    // wakes the poll (EOF), and reading finds it: Unavailable.
+    if (!c.buffered()) {
+      pollfd p{c.context()->fd, POLLIN, 0};
+      const int ms = static_cast<int>(std::min<int64_t>(
+          absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+          INT_MAX));
+      const int ready = ::poll(&p, 1, ms);
+      if (ready < 0 && errno != EINTR) {
+        return annotate(c.Fail(
+            REDIS_ERR_IO,
+            absl::StrCat("poll: ", std::generic_category().message(errno)),
+            timeout_));
+      }
+      if (ready <= 0) continue;
+    }
+    absl::StatusOr<Push> push =
+        ReadPush(c, channel, /*confirming=*/false, timeout_);
+    if (!push.ok()) return annotate(push.status());
+    if (*push != Push::kMessage) {
+      return annotate(c.Fail(REDIS_ERR_PROTOCOL,
+                             "SUBSCRIBE was confirmed twice", timeout_));
+    }
+    // A message is a hint: anyone may publish on the channel, and the key
+    // may have been evicted since.
+    PROXYSTORE_ASSIGN_OR_RETURN(there, ExistsFor(key, op));
+  }
+  return true;
 }
 
 absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
@@ -1209,6 +1425,11 @@ absl::StatusOr<bool> RedisConnector::DoExists(const Key& key) {
   const std::string op = absl::StrCat("Exists of key ", Quote(key.id()));
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
   PROXYSTORE_RETURN_IF_ERROR(CheckKey(key, op));
+  return ExistsFor(key, op);
+}
+
+absl::StatusOr<bool> RedisConnector::ExistsFor(const Key& key,
+                                               absl::string_view op) {
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.Add({"EXISTS", redis_key});

@@ -13,7 +13,10 @@
 //   // In another process: MakeConnector(c->Config()) reads the same key.
 //
 // Deferred writes: NewKey mints an id as Put does and sends nothing; Set is
-// one SET ... NX, so Redis decides atomically which of racing Sets writes.
+// one SET ... NX, so Redis decides atomically which of racing Sets writes,
+// pipelined with a PUBLISH on the key's channel, SetChannel(): "<redis
+// key>:set". WaitFor subscribes to that channel, so a Set from any process
+// wakes it at once.
 //
 // Thread-safety: all methods may be called concurrently. A child made by
 // fork(2) may keep using the connector; it opens connections of its own.
@@ -33,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "proxystore/base/bytes.h"
 #include "proxystore/connectors/connector.h"
@@ -90,6 +94,11 @@ class RedisConnector : public Connector {
   const std::string& endpoint() const { return endpoint_; }
   // The Redis key that holds `key`'s object: prefix() + key.id().
   std::string RedisKey(const Key& key) const;
+  // The Pub/Sub channel Set publishes on (an empty message) and WaitFor
+  // subscribes to: `redis_key` + kSetChannelSuffix. Any client may subscribe
+  // to it; a message on it means "look again", never "it is there".
+  static constexpr absl::string_view kSetChannelSuffix = ":set";
+  static std::string SetChannel(absl::string_view redis_key);
 
  protected:
   // Every operation is FailedPrecondition after Close, and InvalidArgument
@@ -121,10 +130,35 @@ class RedisConnector : public Connector {
   // Exists (EXISTS).
   absl::StatusOr<bool> DoExists(const Key& key) override;
   // NewKey: NewObjectId(), nothing sent. Set (SET <redis key> <value> NX, as
-  // Put sends it): AlreadyExists naming the key if it holds a value;
-  // InvalidArgument for a key id NewObjectId() could not have minted.
+  // Put sends it, then PUBLISH SetChannel() "", written together and both
+  // replies read: one round trip): AlreadyExists naming the key if it holds
+  // a value; InvalidArgument for a key id NewObjectId() could not have
+  // minted. The PUBLISH goes out whatever the SET answers: after a refused
+  // SET NX the key holds an object anyway, and waiters re-check EXISTS after
+  // every message, so a message that announces nothing costs them one
+  // EXISTS. Its outcome is not the Set's: if the server refuses it (an ACL
+  // without PUBLISH) the object is still written, and waiters wake at their
+  // timeout instead. Put publishes nothing.
   absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  // Set of the parts, sent from the parts themselves (one SET NX).
+  absl::Status DoSetParts(const Key& key,
+                          absl::Span<const absl::string_view> parts) override;
+  // WaitFor: the same key checks as Set. SUBSCRIBEs to SetChannel() on a
+  // connection of its own (a subscribed connection takes no other commands,
+  // so it is never pooled, and is closed on return), then checks EXISTS (on
+  // a pooled one), so that a Set between the two is seen by one or the
+  // other; then waits for a message until the timeout, and checks EXISTS
+  // again after each (true once the key holds an object). The timeout
+  // passing is not an error: false, after a last EXISTS. A zero or negative
+  // timeout is one EXISTS, no subscription. A server that goes away while
+  // waiting is Unavailable at once (its connection's EOF), not at the
+  // timeout. Unimplemented, carrying the server's message, where the server
+  // refuses SUBSCRIBE (an ACL, a proxy without Pub/Sub): callers then poll.
+  // Pub/Sub channels ignore the database, so a Set of the same Redis key in
+  // another database wakes the waiter for one more EXISTS.
+  absl::StatusOr<bool> DoWaitFor(const Key& key,
+                                 absl::Duration timeout) override;
   // Evict (UNLINK: the server frees the value in the background).
   absl::Status DoEvict(const Key& key) override;
   // With clear (default: option "clear", false) removes every key under the
@@ -162,6 +196,9 @@ class RedisConnector : public Connector {
   absl::Status CheckOpen(absl::string_view op) const;
   // InvalidArgument for an empty key id (it would name the prefix itself).
   absl::Status CheckKey(const Key& key, absl::string_view op) const;
+  // CheckKey, and InvalidArgument for an id NewObjectId() could not have
+  // minted: Set and WaitFor take only those.
+  absl::Status CheckMinted(const Key& key, absl::string_view op) const;
   absl::Status CheckValueSize(size_t size, absl::string_view op) const;
   // ResourceExhausted naming `key` if `size` exceeds max_object_size.
   absl::Status CheckReadSize(int64_t size, const Key& key) const;
@@ -172,10 +209,13 @@ class RedisConnector : public Connector {
   absl::Status Write(absl::string_view verb, const Key& key,
                      absl::Span<const absl::string_view> parts,
                      bool only_if_absent);
+  // Exists (EXISTS) on a pooled connection; errors name `op`.
+  absl::StatusOr<bool> ExistsFor(const Key& key, absl::string_view op);
   // A new connection, authenticated and on the right database.
   absl::StatusOr<std::unique_ptr<Connection>> Connect() const;
   // Runs `fn` on a pooled or new connection of this process, retrying once
-  // on a new one if a pooled connection turned out dead; errors are prefixed
+  // on a new one if a pooled connection turned out dead and `fn` failed
+  // (not if it succeeded before the connection died); errors are prefixed
   // with the endpoint and `op`. `fn` must be idempotent and (re)set its
   // outputs: it may run twice.
   absl::Status Run(absl::string_view op, bool check_open,

@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/base/bytes.h"
@@ -171,6 +174,50 @@ class RawClient {
     void operator()(redisContext* c) const { redisFree(c); }
   };
   std::unique_ptr<redisContext, Deleter> context_;
+};
+
+// Turns until `ready()` holds or `done` is set, each turn one round trip to
+// the server (no sleeps); returns `ready()`'s last answer.
+bool SpinUntil(const std::function<bool()>& ready,
+               const std::atomic<bool>& done) {
+  while (!done.load()) {
+    if (ready()) return true;
+  }
+  return ready();
+}
+
+// A thread in WaitFor(key, 1 hour) on `c`: only a wake-up (or an error)
+// ends it within the test's time.
+class Waiter {
+ public:
+  Waiter(RedisConnector& c, const Key& key)
+      : thread_([this, &c, key] {
+          result_ = c.WaitFor(key, absl::Hours(1));
+          done_.store(true);
+        }) {}
+  ~Waiter() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Turns until `ready()` holds (true) or the waiter returned (false).
+  bool WhileWaiting(const std::function<bool()>& ready) {
+    return SpinUntil(ready, done_) && !done_.load();
+  }
+  // Turns until the waiter has subscribed and looked once (the server ran an
+  // EXISTS more than `exists_before`): from then on only a message ends its
+  // wait. False if it returned first.
+  bool WaitUntilListening(RawClient& raw, int64_t exists_before) {
+    return WhileWaiting([&] { return raw.Calls("exists") > exists_before; });
+  }
+  absl::StatusOr<bool> Join() {
+    thread_.join();
+    return result_;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  absl::StatusOr<bool> result_;
+  std::thread thread_;
 };
 
 // Deterministic bytes with plenty of NULs.
@@ -373,14 +420,26 @@ TEST_F(RedisConnectorTest, NewKeySendsNothingAndSetIsOneSetNxUnderThePrefix) {
   EXPECT_EQ(raw.Calls("set"), sets);
   EXPECT_FALSE(RawExists(c->RedisKey(key)));
 
+  const int64_t publishes = raw.Calls("publish");
   PROXYSTORE_ASSERT_OK(c->Set(key, SharedBytes::Copy("deferred")));
   EXPECT_EQ(raw.Calls("set") - sets, 1);
+  // With its notification for WaitFor, in the same round trip.
+  EXPECT_EQ(raw.Calls("publish") - publishes, 1);
+  EXPECT_EQ(RedisConnector::SetChannel(c->RedisKey(key)),
+            c->RedisKey(key) + ":set");
   EXPECT_EQ(raw.Command({"GET", c->RedisKey(key)}), "$deferred");
   EXPECT_THAT(
       c->Set(key, SharedBytes::Copy("again")),
       StatusIs(absl::StatusCode::kAlreadyExists,
                AllOf(HasSubstr(key.id()), HasSubstr(c->RedisKey(key)))));
   EXPECT_EQ(raw.Command({"GET", c->RedisKey(key)}), "$deferred");
+  // Published whatever the SET answered (documented), and its reply read:
+  // the pooled connection is in step for the next command.
+  EXPECT_EQ(raw.Calls("publish") - publishes, 2);
+  EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+  // Put publishes nothing.
+  PROXYSTORE_ASSERT_OK(c->Put(SharedBytes::Copy("put")).status());
+  EXPECT_EQ(raw.Calls("publish") - publishes, 2);
 
   // A value written behind the connector's back takes the key as well, and
   // a large value goes through Put's gathered write.
@@ -433,6 +492,178 @@ TEST_F(RedisConnectorTest, SetRefusesForeignKeysAndHugeValuesBeforeSending) {
   EXPECT_EQ(raw.Calls("set"), sets);
   // The key stays free.
   PROXYSTORE_EXPECT_OK(c->Set(key, SharedBytes::Copy("fits")));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, WaitForIsWokenByASetFromAnotherConnector) {
+  // A server of its own: the test counts its commands.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> setter,
+                                  MakeConnector(c->Config()));
+  RawClient raw(*own);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  const int64_t exists = raw.Calls("exists");
+  Waiter waiter(*c, key);
+  EXPECT_TRUE(waiter.WaitUntilListening(raw, exists));
+  EXPECT_EQ(raw.Calls("subscribe"), 1);
+  PROXYSTORE_EXPECT_OK(setter->Set(key, SharedBytes::Copy("set elsewhere")));
+  EXPECT_THAT(waiter.Join(), IsOkAndHolds(true));
+  // One look before the wait, one after the message.
+  EXPECT_EQ(raw.Calls("exists") - exists, 2);
+  EXPECT_THAT(
+      c->Get(key),
+      IsOkAndHolds(::testing::Optional(SharedBytes::Copy("set elsewhere"))));
+  // Set already: true at once, whatever the timeout.
+  EXPECT_THAT(c->WaitFor(key, absl::ZeroDuration()), IsOkAndHolds(true));
+  EXPECT_THAT(c->WaitFor(key, absl::Hours(1)), IsOkAndHolds(true));
+  PROXYSTORE_EXPECT_OK(setter->Close());
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, WaitForIsNotEndedByPutsOtherKeysOrStrayMessages) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> other,
+                                  MakeConnector(c->Config()));
+  RawClient raw(*own);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key sibling, c->NewKey());
+  const int64_t exists = raw.Calls("exists");
+  Waiter waiter(*c, key);
+  EXPECT_TRUE(waiter.WaitUntilListening(raw, exists));
+  const int64_t publishes = raw.Calls("publish");
+  // A Put sends no message at all; a Set of another key sends one on its own
+  // channel, which this waiter does not hear.
+  PROXYSTORE_EXPECT_OK(other->Put(SharedBytes::Copy("put")).status());
+  EXPECT_EQ(raw.Calls("publish"), publishes);
+  PROXYSTORE_EXPECT_OK(other->Set(sibling, SharedBytes::Copy("sibling")));
+  EXPECT_EQ(raw.Calls("publish") - publishes, 1);
+  // Anyone may publish on the channel, a payload larger than the read buffer
+  // too: the waiter looks again, finds nothing, and keeps waiting.
+  const std::string channel = RedisConnector::SetChannel(c->RedisKey(key));
+  EXPECT_EQ(raw.Command({"PUBLISH", channel, Pattern(100'000, 5)}), ":1");
+  // It looked again, and is still waiting.
+  EXPECT_TRUE(waiter.WhileWaiting([&] {
+    return raw.Calls("exists") - exists >= 2;
+  })) << "a stray message ended the wait";
+  PROXYSTORE_EXPECT_OK(other->Set(key, SharedBytes::Copy("now")));
+  EXPECT_THAT(waiter.Join(), IsOkAndHolds(true));
+  // Before the wait, after the stray message, after the Set's: a waiter that
+  // had returned on the stray message would have looked twice.
+  EXPECT_EQ(raw.Calls("exists") - exists, 3);
+  PROXYSTORE_EXPECT_OK(other->Close());
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, WaitForTimesOutWithFalseAndChecksKeysAsSetDoes) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(server())));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  EXPECT_THAT(c->WaitFor(key, absl::Milliseconds(20)), IsOkAndHolds(false));
+  // No time at all: one EXISTS, no subscription.
+  RawClient raw = Raw();
+  const int64_t subscribes = raw.Calls("subscribe");
+  EXPECT_THAT(c->WaitFor(key, absl::ZeroDuration()), IsOkAndHolds(false));
+  EXPECT_THAT(c->WaitFor(key, -absl::Seconds(1)), IsOkAndHolds(false));
+  EXPECT_EQ(raw.Calls("subscribe"), subscribes);
+  // A value written behind the connector's back, without a message, is found
+  // by the looks before and after the wait.
+  ASSERT_EQ(raw.Command({"SET", c->RedisKey(key), "raw"}), "+OK");
+  EXPECT_THAT(c->WaitFor(key, absl::Milliseconds(20)), IsOkAndHolds(true));
+
+  EXPECT_THAT(c->WaitFor(Key(), absl::Seconds(1)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "empty"));
+  for (const std::string& id :
+       {std::string("a-list"), NewObjectId() + "0", std::string(32, 'g')}) {
+    EXPECT_THAT(c->WaitFor(Key(id), absl::Seconds(1)),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("not a key this connector mints")))
+        << id;
+  }
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, WaitForIsWokenByASetInAForkedChild) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  RawClient raw(*own);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  const int64_t exists = raw.Calls("exists");
+  Waiter waiter(*c, key);
+  EXPECT_TRUE(waiter.WaitUntilListening(raw, exists));
+  // The child sets the key through the connector it inherited (which opens
+  // connections of its own) and reports through its exit code; _exit, so
+  // that it tears nothing of the parent's down.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const absl::Status s = c->Set(key, SharedBytes::Copy("from the child"));
+    ::_exit(s.ok() ? 0 : 1);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_THAT(waiter.Join(), IsOkAndHolds(true));
+  EXPECT_EQ(raw.Calls("exists") - exists, 2);
+  EXPECT_THAT(
+      c->Get(key),
+      IsOkAndHolds(::testing::Optional(SharedBytes::Copy("from the child"))));
+  PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+TEST_F(RedisConnectorTest, WaitForEndsUnavailableWhenTheServerDies) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start({.unix_socket = true}));
+  for (bool unix : {false, true}) {
+    SCOPED_TRACE(unix ? "unix socket" : "tcp");
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        auto c, Connect(unix ? UnixConfig(*own) : TcpConfig(*own)));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+    {
+      RawClient raw(*own);
+      const int64_t exists = raw.Calls("exists");
+      Waiter waiter(*c, key);
+      EXPECT_TRUE(waiter.WaitUntilListening(raw, exists));
+      // Within the hour: at once, from the connection's end.
+      EXPECT_THAT(own->Kill(), IsOk());
+      EXPECT_THAT(waiter.Join(),
+                  StatusIs(absl::StatusCode::kUnavailable,
+                           AllOf(HasSubstr("WaitFor"), HasSubstr(key.id()))));
+    }
+    // No server at all: cannot subscribe.
+    EXPECT_THAT(c->WaitFor(key, absl::Hours(1)),
+                StatusIs(absl::StatusCode::kUnavailable, "cannot connect"));
+    PROXYSTORE_ASSERT_OK(own->Restart());
+    EXPECT_THAT(c->WaitFor(key, absl::Milliseconds(1)), IsOkAndHolds(false));
+    PROXYSTORE_EXPECT_OK(c->Close());
+  }
+}
+
+TEST_F(RedisConnectorTest, WaitForIsUnimplementedWhereTheServerRefusesPubSub) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> own,
+                                  RedisServer::Start());
+  RawClient raw(*own);
+  ASSERT_EQ(
+      raw.Command({"ACL", "SETUSER", "default", "-subscribe", "-publish"}),
+      "+OK");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto c, Connect(TcpConfig(*own)));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->NewKey());
+  // Its callers poll instead (Connector::WaitFor).
+  EXPECT_THAT(
+      c->WaitFor(key, absl::Hours(1)),
+      StatusIs(absl::StatusCode::kUnimplemented,
+               AllOf(HasSubstr("refused SUBSCRIBE"), HasSubstr("NOPERM"))));
+  // The SET is the Set: a refused PUBLISH leaves it done, and the connection
+  // in step.
+  PROXYSTORE_EXPECT_OK(c->Set(key, SharedBytes::Copy("written")));
+  EXPECT_THAT(c->Get(key),
+              IsOkAndHolds(::testing::Optional(SharedBytes::Copy("written"))));
+  EXPECT_THAT(c->Set(key, SharedBytes::Copy("again")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(raw.Calls("publish"), 0);
   PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
 }
 
@@ -555,6 +786,8 @@ TEST_F(RedisConnectorTest, CloseKeepsKeysUnlessClearAndThenRefusesWork) {
   EXPECT_THAT(c->NewKey(), closed);
   EXPECT_THAT(c->Set(Key(NewObjectId()), SharedBytes::Copy("x")), closed);
   EXPECT_THAT(c->Set(key, SharedBytes::Copy("x")), closed);
+  EXPECT_THAT(c->WaitFor(key, absl::Seconds(1)), closed);
+  EXPECT_THAT(c->WaitFor(key, absl::ZeroDuration()), closed);
 
   // A clone from the config still reads it; "clear" = true makes a plain
   // Close() clear.
@@ -693,6 +926,7 @@ TEST_F(RedisConnectorTest, KilledServerIsUnavailableThenRestartedOneWorks) {
     EXPECT_THAT(c->Exists(key), down);
     EXPECT_THAT(c->Evict(key), down);
     EXPECT_THAT(c->Set(Key(NewObjectId()), SharedBytes::Copy("x")), down);
+    EXPECT_THAT(c->WaitFor(Key(NewObjectId()), absl::Seconds(1)), down);
 
     PROXYSTORE_ASSERT_OK(own->Restart());
     // The same connector object reconnects (the data was not persisted).
@@ -987,6 +1221,50 @@ TEST(RedisHostileServer, RepliesAreReadWithBoundedMemory) {
   // Well-formed replies still work against the fake server.
   EXPECT_THAT(AgainstFakeServer("$5\r\nhello\r\n", get), IsOk());
   EXPECT_THAT(AgainstFakeServer("*2\r\n$0\r\n\r\n$-1\r\n", get_batch), IsOk());
+}
+
+TEST(RedisHostileServer, WaitForReadsPushesWithBoundedMemory) {
+  const auto wait = [](RedisConnector& c) {
+    return c.WaitFor(Key(std::string(32, 'a')), absl::Hours(1)).status();
+  };
+  const auto bad = [](absl::string_view what) {
+    return StatusIs(absl::StatusCode::kInternal,
+                    AllOf(HasSubstr("WaitFor"), HasSubstr(what)));
+  };
+  // What SUBSCRIBE's confirmation cannot be: another reply, an array of
+  // another length (however long), an oversized kind, another kind, another
+  // channel (refused by its announced size before it is read), another
+  // count.
+  EXPECT_THAT(AgainstFakeServer("+OK\r\n", wait), bad("not a push"));
+  EXPECT_THAT(AgainstFakeServer("*9223372036854775807\r\n", wait),
+              bad("not a push"));
+  EXPECT_THAT(AgainstFakeServer("*3\r\n$1099511627776\r\n", wait),
+              bad("without a kind"));
+  EXPECT_THAT(AgainstFakeServer("*3\r\n$4\r\npong\r\n", wait),
+              bad("of kind \"pong\""));
+  EXPECT_THAT(
+      AgainstFakeServer("*3\r\n$9\r\nsubscribe\r\n$1099511627776\r\n", wait),
+      bad("another channel"));
+  const std::string channel = "p:" + std::string(32, 'a') + ":set";
+  const std::string other = "p:" + std::string(32, 'b') + ":set";
+  EXPECT_THAT(
+      AgainstFakeServer(absl::StrCat("*3\r\n$9\r\nsubscribe\r\n$", other.size(),
+                                     "\r\n", other, "\r\n:1\r\n"),
+                        wait, {{"prefix", "p:"}}),
+      bad("another channel"));
+  EXPECT_THAT(AgainstFakeServer(
+                  absl::StrCat("*3\r\n$9\r\nsubscribe\r\n$", channel.size(),
+                               "\r\n", channel, "\r\n$1\r\n1\r\n"),
+                  wait, {{"prefix", "p:"}}),
+              bad("malformed confirmation"));
+  EXPECT_THAT(
+      AgainstFakeServer(absl::StrCat("*3\r\n$7\r\nmessage\r\n$", channel.size(),
+                                     "\r\n", channel, "\r\n$0\r\n\r\n"),
+                        wait, {{"prefix", "p:"}}),
+      bad("before SUBSCRIBE was confirmed"));
+  // A refusal: the caller polls.
+  EXPECT_THAT(AgainstFakeServer("-ERR unknown command 'SUBSCRIBE'\r\n", wait),
+              StatusIs(absl::StatusCode::kUnimplemented, "unknown command"));
 }
 
 TEST_F(RedisConnectorTest, ReceiverConfigKeepsOnlyTheLocationAndSafeDefaults) {

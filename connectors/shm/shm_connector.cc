@@ -217,6 +217,11 @@ absl::Status ShmConnector::DoSet(const Key& key, SharedBytes data) {
   return WriteObject(absl::MakeConstSpan(&part, 1), &key).status();
 }
 
+absl::Status ShmConnector::DoSetParts(
+    const Key& key, absl::Span<const absl::string_view> parts) {
+  return WriteObject(parts, &key).status();
+}
+
 absl::StatusOr<bool> ShmConnector::DoWaitFor(const Key& key,
                                              absl::Duration timeout) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "WaitFor"));

@@ -120,6 +120,8 @@ class ShmConnector : public Connector {
   // NewObjectId() mints; AlreadyExists (the segment untouched) if the
   // segment exists, whoever wrote it.
   absl::Status DoSet(const Key& key, SharedBytes data) override;
+  absl::Status DoSetParts(const Key& key,
+                          absl::Span<const absl::string_view> parts) override;
   absl::StatusOr<bool> DoWaitFor(const Key& key,
                                  absl::Duration timeout) override;
   // A read-only mapping of the segment itself (an empty object is an empty
