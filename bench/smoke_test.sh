@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one short pass of the benchmark suite over every connector at 100 B and
-# 10 KB and the workflow-memory benchmark on small objects, then builds the
-# report from their JSON. Fails if any row errors, if the console lacks a
+# 10 KB, and of the workflow-memory, task-pipelining and stream-throughput
+# benchmarks on small objects, then builds the report from their JSON. Fails if any row errors, if the console lacks a
 # row's progress line, if the report lacks its verdicts or its thread scaling
 # (1-8 threads on local, shm and redis, with their floors), or if owned
 # proxies or lifetimes leave anything in the workflow's store.
@@ -19,6 +19,16 @@ mkdir -p "$out"
   cat "$out/workflow.txt"
   exit 1
 }
+"$root/bench/task_pipelining" --quick --json="$out/task_pipelining.json" \
+  > "$out/pipelining.txt" || {
+  cat "$out/pipelining.txt"
+  exit 1
+}
+"$root/bench/stream_throughput" --quick \
+  --json="$out/stream_throughput.json" > "$out/streams.txt" || {
+  cat "$out/streams.txt"
+  exit 1
+}
 python3 "$root/tools/bench_report.py" "$out/suite.json" "$out" > "$out/report.txt"
 if grep -q '"error_occurred": true' "$out/suite.json"; then
   grep -B2 -A2 '"error_message"' "$out/suite.json"
@@ -32,6 +42,10 @@ grep -q "## Speed targets" "$out/report.md"
 grep -q "| redis get 10KB (byte view) vs raw hiredis GET |" "$out/report.md"
 grep -q "^Complete: $planned rows" "$out/report.md"
 grep -q "^## Workflow memory" "$out/report.md"
+grep -q "^## Task pipelining" "$out/report.md"
+grep -q "^| pipelined, proxy futures | " "$out/report.md"
+grep -q "^## Stream throughput" "$out/report.md"
+grep -q "^| 1.00 MB | 2 | .* items/s .* items/s .*x |$" "$out/report.md"
 # Thread scaling: every connector's table, every thread count, store rows
 # beside their floors, and the picture (when gnuplot is there to draw it).
 grep -q "^## Thread scaling" "$out/report.md"

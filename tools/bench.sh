@@ -11,11 +11,19 @@
 #                               #   on local, shm and redis: ~20 s more), then
 #                               #   the workflow-memory benchmark
 #                               #   (bench/workflow_memory.cc, objects of 1-10 MB)
+#                               #   and the task-pipelining benchmark
+#                               #   (bench/task_pipelining.cc, 3 repetitions of
+#                               #   a chain of 8 task processes, ~10 s) and the
+#                               #   stream-throughput benchmark
+#                               #   (bench/stream_throughput.cc, ~30 s)
 #   tools/bench.sh --full       # more repetitions of rows with over ten times
-#                               #   the work each; workflow objects of 1-100 MB
+#                               #   the work each; workflow objects of 1-100 MB;
+#                               #   10 repetitions of the task chain; 5x the
+#                               #   stream items
 #   tools/bench.sh --connectors=local --sizes=100,1000000   # a subset
 #   tools/bench.sh --filter=redis                           # rows by name (regex)
-#                               # (a subset skips the workflow-memory run)
+#                               # (a subset skips the workflow-memory,
+#                               # task-pipelining and stream runs)
 #   tools/bench.sh --filter=threads --connectors=local,shm,redis
 #                               # the thread scaling rows only
 #   tools/bench.sh --quick      # one short pass (what CI's smoke test runs)
@@ -32,8 +40,9 @@
 # repetitions, p99, faults and heap per op, ratio to the floor; then thread
 # scaling: ops/s of 1-8 threads beside their floors), verdicts.png,
 # connectors.png, threads.png, workflow_memory.json and workflow_memory.png
-# (its section of the report). Each row prints "[n/N] row ... elapsed, ETA"
-# as it finishes. Interrupted (Ctrl-C, SIGTERM, a timeout), the run
+# (its section of the report), task_pipelining.json and pipelining.png (its
+# section), stream_throughput.json and streams.png (its section). Each row prints "[n/N] row ... elapsed, ETA" as it finishes.
+# Interrupted (Ctrl-C, SIGTERM, a timeout), the run
 # still writes the report of the rows measured so far; its temporary files
 # are removed either way.
 set -euo pipefail
@@ -93,13 +102,17 @@ out="${PROXYSTORE_BENCH_OUT:-bench-out}"
 mkdir -p "$out"
 json="$out/proxystore_bench.json"
 rm -f "$json" "$json.partial" "$out"/report.md "$out"/*.png "$out"/*.gp \
-  "$out"/latency.dat "$out"/workflow_memory.json
+  "$out"/latency.dat "$out"/workflow_memory.json "$out"/task_pipelining.json \
+  "$out"/stream_throughput.json
 
-bazel build --config=opt //bench:proxystore_bench //bench:workflow_memory
+bazel build --config=opt //bench:proxystore_bench //bench:workflow_memory \
+  //bench:task_pipelining //bench:stream_throughput
 # The optimized binary itself, from this configuration's output tree: the
 # bazel-bin link follows whichever configuration (or output base) built last.
 bin="$(bazel info --config=opt bazel-bin 2>/dev/null)/bench/proxystore_bench"
 workflow_bin="$(dirname "$bin")/workflow_memory"
+pipelining_bin="$(dirname "$bin")/task_pipelining"
+streams_bin="$(dirname "$bin")/stream_throughput"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/proxystore-bench-run.XXXXXX")"
 bench_pid=""
@@ -144,5 +157,12 @@ run() {
 run "$bin" "${args[@]}" --json="$json" --tmp_dir="$work"
 if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
   run "$workflow_bin" "${workflow_args[@]}" --json="$out/workflow_memory.json"
+fi
+if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
+  run "$pipelining_bin" "${workflow_args[@]}" \
+    --json="$out/task_pipelining.json"
+fi
+if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
+  run "$streams_bin" "${workflow_args[@]}" --json="$out/stream_throughput.json"
 fi
 exit "$rc"

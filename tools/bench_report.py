@@ -20,6 +20,9 @@ The first form writes into the output folder:
                   bytes held by the store after each task of the
                   workflow-memory benchmark, one line per variant (when the
                   output folder holds its workflow_memory.json)
+  pipelining.png  the task-pipelining benchmark's median makespan per variant
+                  (bars, range over repetitions) with its floor as a line
+                  (when the output folder holds its task_pipelining.json)
 and prints the verdict table. A JSON from an interrupted run gives the report
 of the rows it holds (targets whose rows are missing say "not measured").
 The second form prints, per target, how the verdict and ratio moved from run
@@ -633,6 +636,317 @@ def workflow_section(wf, outdir):
     return lines
 
 
+# --- Task pipelining ---------------------------------------------------------
+
+PIPELINING_LABEL = {"sequential": "sequential, no proxies",
+                    "sequential_proxies": "sequential, proxies",
+                    "pipelined": "pipelined, proxy futures"}
+PIPELINING_COLOR = {"sequential": "#d62728", "sequential_proxies": "#ff7f0e",
+                    "pipelined": "#1f77b4"}
+PAPER_CITE = ('TPDS\'24 "Object Proxy Patterns for Accelerating Distributed '
+              'Applications"')
+
+
+def load_pipelining(outdir):
+    path = os.path.join(outdir, "task_pipelining.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _pipelining_by(tp):
+    return {v["variant"]: v for v in tp["variants"]}
+
+
+def plot_pipelining(tp, outdir):
+    """Median makespan per variant as bars (range over the repetitions as
+    error bars), the floor as a line, and where the paper's reduction from
+    the sequential baseline would land as a dotted line."""
+    png = os.path.join(outdir, "pipelining.png")
+    rows = []
+    for i, v in enumerate(tp["variants"]):
+        label = PIPELINING_LABEL.get(v["variant"], v["variant"])
+        color = int(PIPELINING_COLOR.get(v["variant"], "#7f7f7f")[1:], 16)
+        rows.append(f'{i} "{label}" {v["median_ms"]} {v["min_ms"]} '
+                    f'{v["max_ms"]} {color}')
+    n = len(rows)
+    floor = tp["floor_ms"]
+    seq = _pipelining_by(tp).get("sequential")
+    paper = (seq["median_ms"] * (1 - tp["paper_reduction_pct"] / 100)
+             if seq else None)
+    top = max([v["max_ms"] for v in tp["variants"]] + [floor]) * 1.18
+    title = (f"Task pipelining: makespan of {tp['tasks']} chained task "
+             f"processes ({human_bytes(tp['object_bytes'])} results, start "
+             f"{tp['startup_ms']:g} ms, compute {tp['compute_ms']:.0f} ms)\\n"
+             f"median of {tp['repetitions']} repetitions; whiskers: range")
+    plots = ["$pipelining using 1:3:6:xtic(2) with boxes lc rgb variable "
+             "notitle",
+             "$pipelining using 1:3:4:5 with yerrorbars lc rgb '#000000' "
+             "pt 7 ps 0.4 lw 1.5 notitle",
+             "$pipelining using 1:($3 / 2):(sprintf('%.0f ms', $3)) with "
+             "labels font ',12' tc rgb '#ffffff' notitle",
+             f"{floor} with lines lw 2.5 lc rgb '#2ca02c' title "
+             + _gp_quote(f"floor: start + {tp['tasks']} x (compute + "
+                         f"hand-over) = {floor:.0f} ms")]
+    if paper:
+        plots.append(f"{paper} with lines lw 1.5 dt 3 lc rgb '#555555' title "
+                     + _gp_quote(f"the paper's reduction "
+                                 f"(-{tp['paper_reduction_pct']:g}%) from "
+                                 f"sequential = {paper:.0f} ms"))
+    gp = ["$pipelining << EOD"] + rows + ["EOD",
+          "set terminal pngcairo size 900,520 font 'DejaVu Sans,10' "
+          "noenhanced",
+          f"set output {_gp_quote(png)}",
+          f"set title \"{title}\" font ',10'",
+          "set style fill solid 0.85 border -1",
+          "set boxwidth 0.6",
+          f"set xrange [-0.6:{n - 0.4}]",
+          f"set yrange [0:{top}]",
+          "set ylabel 'makespan (ms)'",
+          "set grid ytics lc rgb '#dddddd'",
+          "set key top right",
+          "plot " + ", \\\n     ".join(plots)]
+    script = "\n".join(gp) + "\n"
+    return _run_gnuplot(script, os.path.join(outdir, "pipelining.gp"), png)
+
+
+def pipelining_summary(tp):
+    """One line: the reduction next to the paper's, and the floor."""
+    by = _pipelining_by(tp)
+    seq, pipe = by.get("sequential"), by.get("pipelined")
+    if not seq or not pipe:
+        return "not measured"
+    return (f"pipelined {pipe['median_ms']:.0f} ms vs sequential without "
+            f"proxies {seq['median_ms']:.0f} ms: {tp['reduction_pct']:.1f}% "
+            f"shorter (the paper: ~{tp['paper_reduction_pct']:g}%); floor "
+            f"{tp['floor_ms']:.0f} ms, pipelined at "
+            f"{pipe['median_ms'] / tp['floor_ms']:.2f}x the floor")
+
+
+def pipelining_section(tp, outdir):
+    by = _pipelining_by(tp)
+    seq = by.get("sequential")
+    poll = tp.get("polling", {})
+    load = ""
+    if tp.get("load_avg_start", -1) >= 0:
+        load = (f" Load average {tp['load_avg_start']:.2f} at the start, "
+                f"{tp.get('load_avg_end', -1):.2f} at the end.")
+    lines = ["## Task pipelining", "",
+             f"bench/task_pipelining ({tp.get('form', '?')} form): a chain of "
+             f"{tp['tasks']} tasks, each a process of its own that starts "
+             f"({tp['startup_ms']:g} ms, a sleep standing for an interpreter "
+             "or container start), gets its input (the previous task's "
+             f"{human_bytes(tp['object_bytes'])} result), computes "
+             f"({tp['compute_passes']} hash passes calibrated to "
+             f"{tp['compute_target_ms']:g} ms) and hands its result on. "
+             "Sequential: a task starts when the previous one has ended; "
+             "without proxies the driver moves the result through pipes, "
+             "with proxies only the serialized proxy travels. Pipelined: "
+             "the driver makes one future per task and starts every task at "
+             "once; task i resolves future i-1's proxy (the connector's "
+             "WaitFor wakes it when the key is set; re-read every "
+             f"{poll.get('interval_us', '?')} µs) and sets future i. Store: "
+             f"{tp.get('connector', '?')} connector, no cache. Makespan: "
+             "first fork to the driver holding the last result; "
+             f"{tp['repetitions']} repetitions, the variants interleaved."
+             + load, "",
+             "| variant | median makespan | range | vs no proxies | / floor |",
+             "|---|---:|---|---:|---:|"]
+    for v in tp["variants"]:
+        vs = (f"{(v['median_ms'] / seq['median_ms'] - 1) * 100:+.1f}%"
+              if seq else "-")
+        lines.append(
+            f"| {PIPELINING_LABEL.get(v['variant'], v['variant'])} | "
+            f"{v['median_ms']:.0f} ms | {v['min_ms']:.0f}-{v['max_ms']:.0f} "
+            f"ms | {vs} | {v['median_ms'] / tp['floor_ms']:.2f} |")
+    below = [v for v in tp["variants"] if v["median_ms"] < tp["floor_ms"]]
+    if below:
+        lines += ["", "**A median makespan is below the floor**: the "
+                  "floor's measurements ran slower than the tasks did (the "
+                  "machine was busy: see the load average), so this run's "
+                  "floor is no lower bound."]
+    lines += ["",
+              f"Floor = start + {tp['tasks']} x (compute + hand-over) = "
+              f"{tp['startup_ms']:g} + {tp['tasks']} x "
+              f"({tp['compute_ms']:.1f} + {tp['handover_ms']:.1f}) = "
+              f"**{tp['floor_ms']:.0f} ms**: a perfect pipeline pays one "
+              "start, then per task its compute and one hand-over through "
+              "the store. Compute and hand-over (Store::Set of the result "
+              f"{tp['handover_set_ms']:.1f} ms + resolving a proxy of it "
+              f"{tp['handover_resolve_ms']:.1f} ms) are measured in fresh "
+              "task processes, as the chain's tasks pay them, each the "
+              f"fastest of {tp.get('probe_rounds', '?')}; the driver's own "
+              f"process runs the same compute in "
+              f"{tp['compute_driver_ms']:.1f} ms. Left out: forks, task 0 "
+              "making its input, polling delay.", "",
+              f"Pipelined vs sequential without proxies: "
+              f"**{tp['reduction_pct']:.1f}% shorter**, against ~"
+              f"{tp['paper_reduction_pct']:g}% in {PAPER_CITE}. The gain is "
+              "the starts that overlap earlier tasks' work (N-1 of N), so "
+              "its size follows the ratio of start to compute + hand-over "
+              "(--startup_ms, --compute_ms), not the store alone.", "",
+              "Inside the tasks (ms; median over tasks 1 to "
+              f"{tp['tasks'] - 1} of each variant's median run). get input: "
+              "from when the task could use its input (started, producer "
+              "done) to holding it; hand on: pipe write, put + proxy, or "
+              "Set; driver gap: producer done to consumer running.", "",
+              "| variant | get input | compute | hand on | driver gap |",
+              "|---|---:|---:|---:|---:|"]
+    for v in tp["variants"]:
+        ph = v.get("median_run_phases_ms", {})
+        gap = ph.get("driver_gap")
+        lines.append(
+            f"| {PIPELINING_LABEL.get(v['variant'], v['variant'])} | "
+            f"{ph.get('get_input', 0):.1f} | {ph.get('compute', 0):.1f} | "
+            f"{ph.get('hand_on', 0):.1f} | "
+            + (f"{gap:.1f}" if gap is not None and gap >= 0 else "overlap")
+            + " |")
+    pipe = by.get("pipelined")
+    if pipe and pipe.get("median_run_tasks"):
+        waits = [f"{i}: {t['input_ms'] - t['ready_ms']:.0f} ms / "
+                 f"{t['polls']} polls"
+                 for i, t in enumerate(pipe["median_run_tasks"]) if i > 0]
+        lines += ["", "Pipelined, each task's wait for its input after its "
+                  "start (median run): " + ", ".join(waits) + "."]
+    lines.append("")
+    png = plot_pipelining(tp, outdir)
+    if png:
+        lines += [f"![task pipelining]({png})", ""]
+    return lines
+
+
+# --- Stream throughput -------------------------------------------------------------
+
+def load_streams(outdir):
+    path = os.path.join(outdir, "stream_throughput.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _stream_runs(st):
+    """{(mode, size, consumers): items per second}."""
+    return {(r["mode"], r["size"], r["consumers"]): r["items"] / r["seconds"]
+            for r in st["runs"] if r["seconds"] > 0}
+
+
+def plot_streams(st, outdir):
+    """MB/s against item size, one line per mode and consumer count."""
+    png = os.path.join(outdir, "streams.png")
+    runs = _stream_runs(st)
+    sizes = sorted({r["size"] for r in st["runs"]})
+    counts = sorted({r["consumers"] for r in st["runs"]})
+    blocks, plots = [], []
+    colors = {"broker": ["#f4a582", "#d6604d", "#b2182b"],
+              "proxy": ["#92c5de", "#4393c3", "#2166ac"]}
+    for mode in ("broker", "proxy"):
+        for i, c in enumerate(counts):
+            pts = [f"{z} {runs[(mode, z, c)] * z / 1e6}" for z in sizes
+                   if (mode, z, c) in runs]
+            if not pts:
+                continue
+            name = f"${mode}{c}"
+            blocks += [f"{name} << EOD"] + pts + ["EOD"]
+            label = ("inside the events" if mode == "broker"
+                     else "proxies, objects in the store")
+            plots.append(
+                f"{name} using 1:2 with linespoints lw 2 pt 7 lc rgb "
+                f"'{colors[mode][i % 3]}' title "
+                + _gp_quote(f"{label}, {c} consumer{'s' if c > 1 else ''}"))
+    if not plots:
+        return None
+    gp = blocks + [
+        "set terminal pngcairo size 900,520 font 'DejaVu Sans,10' noenhanced",
+        f"set output {_gp_quote(png)}",
+        "set title 'Stream throughput: one producer, consumer processes of "
+        "one group, every byte read' font ',11'",
+        "set logscale xy", "set grid",
+        f"set xrange [{sizes[0] / 2}:{sizes[-1] * 2}]",
+        f"set xtics ({', '.join(_gp_quote(human_bytes(z)) + f' {z}' for z in sizes)})",
+        "set xlabel 'item size'", "set ylabel 'MB/s delivered'",
+        "set key top left",
+        "plot " + ", \\\n     ".join(plots)]
+    return _run_gnuplot("\n".join(gp) + "\n",
+                        os.path.join(outdir, "streams.gp"), png)
+
+
+def stream_summary(st):
+    runs = _stream_runs(st)
+    sizes = sorted({r["size"] for r in st["runs"]})
+    parts = []
+    for z in sizes:
+        ratios = [runs[("proxy", z, c)] / runs[("broker", z, c)]
+                  for (m, zz, c) in runs if m == "proxy" and zz == z
+                  and ("broker", z, c) in runs]
+        if ratios:
+            parts.append(f"{human_bytes(z)} {min(ratios):.2f}-"
+                         f"{max(ratios):.2f}x")
+    return ("proxies vs inside the events (items/s, over consumer counts): "
+            + ", ".join(parts) + " (the paper: ~6x at 10 MB, below 1x at "
+            "10 KB)")
+
+
+def stream_section(st, outdir):
+    runs = _stream_runs(st)
+    sizes = sorted({r["size"] for r in st["runs"]})
+    counts = sorted({r["consumers"] for r in st["runs"]})
+    lines = ["## Stream throughput", "",
+             f"bench/stream_throughput ({st.get('form', '?')} form): one "
+             "producer sends items to one topic of a Redis Streams broker "
+             "(a private redis-server, stream/redis_broker.h); consumer "
+             "processes of one group take them until the end of the stream "
+             "and read every byte. Inside the events: the objects travel "
+             "through the broker. Proxies: the objects go to a shm store, "
+             "the events carry proxies, and each consumer resolves (maps, "
+             "then evicts) what it takes. Consumers are connected before "
+             "the clock starts; it stops when the last one has read the "
+             "end.", "",
+             "| item size | consumers | inside the events | proxies | "
+             "proxies / events |", "|---|---:|---:|---:|---:|"]
+    for z in sizes:
+        for c in counts:
+            b, p = runs.get(("broker", z, c)), runs.get(("proxy", z, c))
+            if b is None or p is None:
+                continue
+            lines.append(
+                f"| {human_bytes(z)} | {c} | {b:,.0f} items/s "
+                f"({b * z / 1e6:,.0f} MB/s) | {p:,.0f} items/s "
+                f"({p * z / 1e6:,.0f} MB/s) | {p / b:.2f}x |")
+    cross = []
+    for c in counts:
+        prev = None
+        for z in sizes:
+            b, p = runs.get(("broker", z, c)), runs.get(("proxy", z, c))
+            if b is None or p is None:
+                continue
+            r = p / b
+            if prev is not None and (prev[1] < 1) != (r < 1):
+                cross.append(f"{c} consumer{'s' if c > 1 else ''}: between "
+                             f"{human_bytes(prev[0])} and {human_bytes(z)}")
+            prev = (z, r)
+    lines += ["", stream_summary(st) + ".", "",
+              "Why the lines cross: an event that carries its object costs "
+              "the broker a copy in, a copy out and the memory it keeps, all "
+              "on its one thread, so the broker's bandwidth caps the stream "
+              "as items grow. A proxy costs a fixed amount per item instead "
+              "(a store put, a ~400-byte event, a proxy parse, a segment "
+              "open and map, an evict), which dominates for small items and "
+              "vanishes next to a large object's copy. "
+              + ("Crossover: " + "; ".join(cross) + "."
+                 if cross else "No crossover within the measured sizes.")
+              + " One producer feeds every consumer here, and on a 2-core "
+              "machine consumers beyond the cores mostly take turns: the "
+              "consumer counts show how each mode behaves when consumers "
+              "compete, not how it scales on more cores.",
+              ""]
+    png = plot_streams(st, outdir)
+    if png:
+        lines += [f"![stream throughput]({png})", ""]
+    return lines
+
+
 # --- Thread scaling ---------------------------------------------------------------
 
 THREAD_COUNTS = [1, 2, 4, 8]
@@ -1034,6 +1348,12 @@ def write_report(context, rows, outdir, elapsed):
     wf = load_workflow(outdir)
     if wf:
         lines += workflow_section(wf, outdir)
+    tp = load_pipelining(outdir)
+    if tp:
+        lines += pipelining_section(tp, outdir)
+    st = load_streams(outdir)
+    if st:
+        lines += stream_section(st, outdir)
     path = os.path.join(outdir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -1085,6 +1405,12 @@ def main(argv):
         print("\nWorkflow memory targets:")
         for desc, measured, verdict in workflow_verdicts(wf):
             print(f"  {desc:<62}  {measured:>10}  {verdict}")
+    tp = load_pipelining(outdir)
+    if tp:
+        print(f"\nTask pipelining: {pipelining_summary(tp)}")
+    st = load_streams(outdir)
+    if st:
+        print(f"\nStream throughput: {stream_summary(st)}")
     print(f"report: {os.path.join(outdir, 'report.md')}")
     return 0
 
