@@ -1,8 +1,13 @@
 #include "proxystore/testing/connector_conformance.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -839,6 +844,61 @@ TEST_P(ConnectorConformanceTest, WaitForWakesWhenTheKeyIsSet) {
     EXPECT_THAT(c.WaitFor(k, absl::ZeroDuration()), IsOkAndHolds(true));
   }
   EXPECT_THAT(clone->Close(CloseOptions{.clear = false}), IsOk());
+}
+
+// Producers in separate processes, each with its own connector made from
+// Config(), Set one key at once: the storage picks exactly one; the others
+// see AlreadyExists, and the key holds the winner's bytes. The children
+// block on a pipe until the parent closes its end, so they start together.
+TEST_P(ConnectorConformanceTest, RacingSetsFromProcessesHaveOneWinner) {
+  if (!GetParam().shared_across_processes) {
+    GTEST_SKIP() << "storage private to its process";
+  }
+  constexpr int kChildren = 6;
+  Connector& c = connector();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c.NewKey());
+  const ConnectorConfig config = c.Config();
+  std::vector<std::string> values;
+  for (int i = 0; i < kChildren; ++i) {
+    values.push_back(absl::StrCat(i, ":", Pattern(50'000 + i * 999, i)));
+  }
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::fflush(nullptr);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      absl::StatusOr<std::unique_ptr<Connector>> mine = MakeConnector(config);
+      if (!mine.ok()) ::_exit(10);
+      const absl::Status set = (*mine)->Set(key, SharedBytes::Copy(values[i]));
+      if (set.ok()) ::_exit(0);
+      ::_exit(set.code() == absl::StatusCode::kAlreadyExists ? 1 : 11);
+    }
+    ASSERT_GT(pid, 0);
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]);
+  int winner = -1;
+  for (int i = 0; i < kChildren; ++i) {
+    int wstatus = 0;
+    ASSERT_EQ(::waitpid(children[i], &wstatus, 0), children[i]);
+    ASSERT_TRUE(WIFEXITED(wstatus)) << "child " << i;
+    const int code = WEXITSTATUS(wstatus);
+    if (code == 0) {
+      EXPECT_EQ(winner, -1) << "children " << winner << " and " << i;
+      winner = i;
+    } else {
+      EXPECT_EQ(code, 1) << "child " << i;
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_THAT(GetString(c, key), HoldsValue(values[winner]));
 }
 
 TEST_P(ConnectorConformanceTest, SetRefusesKeysThisKindDoesNotMint) {

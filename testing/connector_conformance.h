@@ -52,6 +52,9 @@ struct ConnectorTestParams {
   std::function<absl::StatusOr<std::unique_ptr<Connector>>()> make;
   // Size of the large round-trip value; 10 MB by default.
   size_t large_value_size = 10'000'000;
+  // Whether connectors made from Config() in other processes share this
+  // connector's storage ("local" is private to its process).
+  bool shared_across_processes = true;
 };
 
 // So that gtest prints the parameter by name instead of as raw bytes.

@@ -29,7 +29,8 @@ ConnectorTestParams LocalParams() {
   return {.name = "Local",
           .make = []() -> absl::StatusOr<std::unique_ptr<Connector>> {
             return LocalConnector::FromConfig({"local", {}});
-          }};
+          },
+          .shared_across_processes = false};
 }
 
 PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(Local, LocalParams());

@@ -1231,57 +1231,5 @@ TEST_F(ShmConnectorTest, SetAndNewKeyAfterCloseAreFailedPreconditionAsPut) {
   EXPECT_THAT(ListSegments(ns()), IsEmpty());
 }
 
-TEST_F(ShmConnectorTest, RacingSetsFromProcessesHaveOneWinner) {
-  // Producers in separate processes, each with its own connector, Set one
-  // key at once: the kernel picks exactly one; the others see
-  // AlreadyExists. The children block on a pipe until the parent closes
-  // its end, so they start together.
-  constexpr int kChildren = 6;
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, connector().NewKey());
-  const ConnectorConfig config = connector().Config();
-  std::vector<std::string> values;
-  for (int i = 0; i < kChildren; ++i) {
-    values.push_back(absl::StrCat(i, ":", Pattern(50'000 + i * 999)));
-  }
-  int go[2];
-  ASSERT_EQ(::pipe(go), 0);
-  std::fflush(nullptr);
-  std::vector<pid_t> children;
-  for (int i = 0; i < kChildren; ++i) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(go[1]);
-      char byte;
-      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
-      }
-      absl::StatusOr<std::unique_ptr<Connector>> c = MakeConnector(config);
-      if (!c.ok()) ::_exit(10);
-      const absl::Status set = (*c)->Set(key, SharedBytes::Copy(values[i]));
-      if (set.ok()) ::_exit(0);
-      ::_exit(set.code() == absl::StatusCode::kAlreadyExists ? 1 : 11);
-    }
-    ASSERT_GT(pid, 0);
-    children.push_back(pid);
-  }
-  ::close(go[0]);
-  ::close(go[1]);
-  int winner = -1;
-  for (int i = 0; i < kChildren; ++i) {
-    int wstatus = 0;
-    ASSERT_EQ(::waitpid(children[i], &wstatus, 0), children[i]);
-    ASSERT_TRUE(WIFEXITED(wstatus)) << "child " << i;
-    const int code = WEXITSTATUS(wstatus);
-    if (code == 0) {
-      EXPECT_EQ(winner, -1) << "children " << winner << " and " << i;
-      winner = i;
-    } else {
-      EXPECT_EQ(code, 1) << "child " << i;
-    }
-  }
-  ASSERT_NE(winner, -1);
-  EXPECT_EQ(ReadSegment(ShmPath(ns(), key.id())), values[winner]);
-  EXPECT_THAT(ListSegments(ns()), ElementsAre(Prefix(ns()) + key.id()));
-}
-
 }  // namespace
 }  // namespace proxystore
