@@ -44,8 +44,9 @@ absl::Status ErrnoError(absl::string_view what) {
   return absl::ErrnoToStatus(errno, absl::StrCat("redis_server: ", what));
 }
 
-// A port the kernel considers free on 127.0.0.1 right now.
-absl::StatusOr<int> PickFreePort() {
+}  // namespace
+
+absl::StatusOr<int> PickFreeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoError("socket");
   sockaddr_in addr{};
@@ -62,6 +63,8 @@ absl::StatusOr<int> PickFreePort() {
   ::close(fd);
   return static_cast<int>(ntohs(addr.sin_port));
 }
+
+namespace {
 
 // Milliseconds until `deadline` for poll(2): >= 0, capped, -1 for infinity.
 int PollTimeoutMs(absl::Time deadline) {
@@ -121,7 +124,7 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
     server->unix_socket_ = absl::StrCat(server->temp_dir_, "/redis.sock");
   }
   for (int attempt = 0; attempt < kMaxPortAttempts; ++attempt) {
-    PROXYSTORE_ASSIGN_OR_RETURN(server->port_, PickFreePort());
+    PROXYSTORE_ASSIGN_OR_RETURN(server->port_, PickFreeLoopbackPort());
     PROXYSTORE_ASSIGN_OR_RETURN(LaunchResult result, server->Launch());
     if (result == LaunchResult::kReady) return server;
   }
@@ -281,6 +284,7 @@ void RedisServer::DrainOutput() {
     break;
   }
   if (output_.size() > kMaxOutput) {
+    output_dropped_ += output_.size() - kMaxOutput;
     output_.erase(0, output_.size() - kMaxOutput);
   }
 }
@@ -371,6 +375,19 @@ absl::Status RedisServer::Resume() {
 std::string RedisServer::Output() {
   DrainOutput();
   return output_;
+}
+
+uint64_t RedisServer::OutputMark() {
+  DrainOutput();
+  return output_dropped_ + output_.size();
+}
+
+std::string RedisServer::OutputSince(uint64_t mark) {
+  DrainOutput();
+  if (mark <= output_dropped_) return output_;
+  const uint64_t skip = mark - output_dropped_;
+  if (skip >= output_.size()) return "";
+  return output_.substr(static_cast<size_t>(skip));
 }
 
 int64_t RedisServer::CountKeys(const std::string& prefix) const {

@@ -116,6 +116,17 @@ class RedisServer {
   // The server's output (log) read so far, plus whatever is ready now.
   std::string Output();
 
+  // For waiting on the logs of several servers at once (RedisCluster): the
+  // read end of the output pipe, or -1 while the server is not running.
+  // poll(2) it for POLLIN, then read with OutputSince() (which drains it).
+  int output_fd() const { return output_fd_; }
+  // How many bytes of output were read in all, across restarts (Output()
+  // keeps only the tail, so this is not its size): a mark for OutputSince().
+  uint64_t OutputMark();
+  // The output read after `mark` (an earlier OutputMark(), or 0 for all of
+  // it that is kept), plus whatever is ready now.
+  std::string OutputSince(uint64_t mark);
+
  private:
   RedisServer(RedisServerOptions options, std::string temp_dir,
               std::string dir);
@@ -142,7 +153,13 @@ class RedisServer {
   int pidfd_ = -1;
   int output_fd_ = -1;
   std::string output_;
+  // Bytes dropped from the front of output_ to keep it bounded.
+  uint64_t output_dropped_ = 0;
 };
+
+// A TCP port that is free on 127.0.0.1 right now (the kernel's pick for port
+// 0), for a server that needs more than one (a cluster node's bus port).
+absl::StatusOr<int> PickFreeLoopbackPort();
 
 }  // namespace proxystore::testing
 
