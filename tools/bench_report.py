@@ -933,7 +933,12 @@ def stream_section(st, outdir):
               "as items grow. A proxy costs a fixed amount per item instead "
               "(a store put, a ~400-byte event, a proxy parse, a segment "
               "open and map, an evict), which dominates for small items and "
-              "vanishes next to a large object's copy. "
+              "vanishes next to a large object's copy. Small items are "
+              "bound by the round trips each event takes (the producer's "
+              "XADD, the consumer's XREADGROUP and XACK) in both modes; on "
+              "these VMs a loopback round trip takes ~5 or ~50 µs depending "
+              "on whether the other vCPU is busy, so the 10 KB ratio moves "
+              "from run to run. "
               + ("Crossover: " + "; ".join(cross) + "."
                  if cross else "No crossover within the measured sizes.")
               + " One producer feeds every consumer here, and on a 2-core "
