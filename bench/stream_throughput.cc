@@ -15,8 +15,8 @@
 //           carry ~400-byte proxies; a consumer resolves each proxy, which
 //           maps the object and evicts it (consumed once)
 // Consumer processes are started, connected and waiting before the clock
-// starts; the clock stops when the last consumer has read the end of the
-// stream. Throughput = items (and bytes) over that time.
+// starts; the clock is read again when the last consumer has read the end of
+// the stream. Throughput = items (and bytes) over that time.
 //
 //   stream_throughput [--full | --quick] [--json=FILE]
 //

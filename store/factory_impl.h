@@ -222,8 +222,10 @@ class StoreFactory final
           return Annotate(woke.status(),
                           absl::StrCat("waiting for key \"", key_.id(), "\""));
         }
-        interval = absl::Nanoseconds(static_cast<int64_t>(
-            absl::ToDoubleNanoseconds(interval) * polling_->backoff_factor));
+        // Duration * double saturates; no interval grows past the longest
+        // one the options may start with.
+        interval = std::min(interval * polling_->backoff_factor,
+                            PollingOptions::kMaxInterval);
         if (polling_->interval_limit.has_value()) {
           interval = std::min(interval, *polling_->interval_limit);
         }

@@ -31,6 +31,10 @@
 namespace proxystore {
 
 struct PollingOptions {
+  // The longest interval (and interval limit) Validate accepts; no growing
+  // interval goes past it.
+  static constexpr absl::Duration kMaxInterval = absl::Hours(1);
+
   absl::Duration interval = absl::Milliseconds(1);
   double backoff_factor = 2.0;
   std::optional<absl::Duration> interval_limit = absl::Milliseconds(100);
@@ -42,7 +46,7 @@ struct PollingOptions {
   // limit), a factor of 1 to 1000, a limit of at least the interval and at
   // most 1 hour, a timeout of 0 to 30 days. InvalidArgument naming the field.
   absl::Status Validate() const {
-    const absl::Duration max_interval = absl::Hours(1);
+    const absl::Duration max_interval = kMaxInterval;
     if (interval < absl::Microseconds(1) || interval > max_interval) {
       return absl::InvalidArgumentError(
           absl::StrCat("polling interval ", absl::FormatDuration(interval),

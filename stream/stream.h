@@ -99,7 +99,10 @@ class StreamProducer {
     return absl::OkStatus();
   }
 
-  // Sends what is buffered for `topic` (a partial batch too).
+  // Sends what is buffered for `topic` (a partial batch too). On an error
+  // the batch is dropped; objects it had already put in the store stay
+  // there (the publisher retries a broker that went away for
+  // RedisBrokerOptions::retry_for before it gives up).
   absl::Status FlushTopic(const std::string& topic) {
     PROXYSTORE_RETURN_IF_ERROR(CheckOpen());
     return Publish(topic, /*end=*/false);

@@ -901,7 +901,7 @@ def stream_section(st, outdir):
              "through the broker. Proxies: the objects go to a shm store, "
              "the events carry proxies, and each consumer resolves (maps, "
              "then evicts) what it takes. Consumers are connected before "
-             "the clock starts; it stops when the last one has read the "
+             "the clock starts and is read again when the last one has read the "
              "end.", "",
              "| item size | consumers | inside the events | proxies | "
              "proxies / events |", "|---|---:|---:|---:|---:|"]
