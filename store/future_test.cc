@@ -151,9 +151,9 @@ TEST_F(FutureTest, LargeResultRoundTrips) {
   EXPECT_THAT(f.Result(), IsOkAndHolds(Pointee(big)));
   std::optional<Metrics> m = store_->metrics()->GetMetrics(f.key());
   ASSERT_TRUE(m.has_value());
-  EXPECT_EQ(std::get<int64_t>(m->attributes.at("store.set.object_size")),
-            static_cast<int64_t>(
-                store_->connector().Get(f.key())->value().size()));
+  EXPECT_EQ(
+      std::get<int64_t>(m->attributes.at("store.set.object_size")),
+      static_cast<int64_t>(store_->connector().Get(f.key())->value().size()));
 }
 
 TEST_F(FutureTest, ResultIsWrittenOnce) {

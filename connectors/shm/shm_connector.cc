@@ -226,7 +226,8 @@ absl::StatusOr<bool> ShmConnector::DoWaitFor(const Key& key,
                                              absl::Duration timeout) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string name, FileName(key, "WaitFor"));
   // A Set publishes by rename into the tmpfs at /dev/shm.
-  return WaitForName("/dev/shm", name, timeout, [&] { return DoExists(key); });
+  return WaitForName(std::string(kShmDirectory), name, timeout,
+                     [&] { return DoExists(key); });
 }
 
 // Publication: Put creates a temporary segment
