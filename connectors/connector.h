@@ -262,9 +262,10 @@ class Connector {
   // Waits up to `timeout` for `key` to hold an object (a Set here or in
   // another process): true once it does, false when the timeout passes
   // first. Where the backend tells cheaply ("local": a condition variable;
-  // "file" and "shm": inotify on the directory; "multi": its child), a set
-  // wakes the waiter at once; elsewhere Unimplemented, and the caller polls
-  // (a future's proxy does, PollingOptions).
+  // "file" and "shm": inotify on the directory; "redis": a Pub/Sub message
+  // its Set publishes; "multi": its child), a set wakes the waiter at once;
+  // elsewhere Unimplemented, and the caller polls (a future's proxy does,
+  // PollingOptions).
   absl::StatusOr<bool> WaitFor(const Key& key, absl::Duration timeout) {
     return DoWaitFor(key, timeout);
   }

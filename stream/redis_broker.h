@@ -26,8 +26,8 @@
 // working on when it died is delivered again (at-least-once for the one
 // in-flight event; a clean Close loses and repeats nothing).
 //
-// End of stream: the producer appends an end entry and then sets
-// `<prefix><t>:end` to its id. The consumer handed the end entry ends at
+// End of stream: the producer appends an end entry and only then sets the
+// marker key `<prefix><t>:end`. The consumer handed the end entry ends at
 // once; the others of the group end when the marker is set and the group
 // has nothing new for them (it is handed out in order, so everything before
 // the end has been handed to someone), within one `block_slice`.
