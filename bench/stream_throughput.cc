@@ -40,6 +40,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "proxystore/base/status.h"
+#include "proxystore/bench/suite_reporter.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/store/store.h"
 #include "proxystore/stream/redis_broker.h"
@@ -61,12 +62,6 @@ struct Result {
   int items = 0;
   double seconds = 0;
 };
-
-std::string HumanBytes(int64_t n) {
-  if (n >= 1'000'000) return absl::StrCat(n / 1'000'000, " MB");
-  if (n >= 1'000) return absl::StrCat(n / 1'000, " KB");
-  return absl::StrCat(n, " B");
-}
 
 // Item i: its index in the first 8 bytes, then a pattern; a consumer checks
 // both ends so that a torn or wrong object is caught without a full compare.
@@ -193,9 +188,9 @@ absl::StatusOr<Result> RunOne(const RedisBrokerOptions& broker,
     PROXYSTORE_RETURN_IF_ERROR(store->Close(CloseOptions{.clear = true}));
   }
   if (failed || total != c.items) {
-    return absl::InternalError(absl::StrCat(mode, " ", HumanBytes(c.size), " x",
-                                            consumers, ": consumers took ",
-                                            total, " of ", c.items, " items"));
+    return absl::InternalError(absl::StrCat(
+        mode, " ", HumanBytes(static_cast<double>(c.size)), " x", consumers,
+        ": consumers took ", total, " of ", c.items, " items"));
   }
   return Result{mode, c.size, consumers, c.items, absl::ToDoubleSeconds(took)};
 }
@@ -255,8 +250,8 @@ int Main(int argc, char** argv) {
         }
         const double items_s = r->items / r->seconds;
         std::printf("%-7s %8s %9d %7d %9.3f %11.0f %9.1f\n", mode,
-                    HumanBytes(c.size).c_str(), consumers, r->items, r->seconds,
-                    items_s, items_s * c.size / 1e6);
+                    HumanBytes(static_cast<double>(c.size)).c_str(), consumers,
+                    r->items, r->seconds, items_s, items_s * c.size / 1e6);
         std::fflush(stdout);
         results.push_back(*std::move(r));
       }
