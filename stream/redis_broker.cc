@@ -86,25 +86,20 @@ class RedisStreamPublisher::Client {
   // server error is FailedPrecondition with the server's message.
   absl::StatusOr<ReplyPtr> Command(const std::vector<std::string>& argv,
                                    absl::Duration read_timeout) {
-    PROXYSTORE_RETURN_IF_ERROR(Connect());
-    PROXYSTORE_RETURN_IF_ERROR(SetTimeout(read_timeout));
-    std::vector<const char*> args;
-    std::vector<size_t> lens;
-    for (const std::string& a : argv) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    ReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(
-        ctx_, static_cast<int>(args.size()), args.data(), lens.data())));
-    return Checked(std::move(reply), argv.empty() ? "" : argv[0]);
+    PROXYSTORE_ASSIGN_OR_RETURN(std::vector<ReplyPtr> replies,
+                                Pipeline({argv}, read_timeout));
+    return std::move(replies[0]);
   }
 
-  // Several commands sent at once; replies in order. On a transport
-  // failure the whole call fails (some commands may have run).
+  // Several commands sent at once; replies in order. Every reply is read
+  // before any is judged, so a server error leaves the connection in step;
+  // the first error is returned. On a transport failure the whole call
+  // fails (some commands may have run).
   absl::StatusOr<std::vector<ReplyPtr>> Pipeline(
-      const std::vector<std::vector<std::string>>& commands) {
+      const std::vector<std::vector<std::string>>& commands,
+      absl::Duration read_timeout) {
     PROXYSTORE_RETURN_IF_ERROR(Connect());
-    PROXYSTORE_RETURN_IF_ERROR(SetTimeout(options_.timeout));
+    PROXYSTORE_RETURN_IF_ERROR(SetTimeout(read_timeout));
     for (const std::vector<std::string>& argv : commands) {
       std::vector<const char*> args;
       std::vector<size_t> lens;
@@ -121,12 +116,13 @@ class RedisStreamPublisher::Client {
     for (size_t i = 0; i < commands.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(ctx_, &raw) != REDIS_OK) {
-        return Broken("pipeline").status();
+        return Broken(commands[i].empty() ? "" : commands[i][0]).status();
       }
-      PROXYSTORE_ASSIGN_OR_RETURN(
-          ReplyPtr r,
-          Checked(ReplyPtr(static_cast<redisReply*>(raw)), commands[i][0]));
-      replies.push_back(std::move(r));
+      replies.emplace_back(static_cast<redisReply*>(raw));
+    }
+    for (size_t i = 0; i < replies.size(); ++i) {
+      PROXYSTORE_RETURN_IF_ERROR(
+          Checked(replies[i].get(), commands[i].empty() ? "" : commands[i][0]));
     }
     return replies;
   }
@@ -213,14 +209,14 @@ class RedisStreamPublisher::Client {
                                        what, " failed: ", why));
   }
 
-  absl::StatusOr<ReplyPtr> Checked(ReplyPtr reply, absl::string_view command) {
-    if (reply == nullptr) return Broken(command);
+  absl::Status Checked(const redisReply* reply, absl::string_view command) {
+    if (reply == nullptr) return Broken(command).status();
     if (reply->type == REDIS_REPLY_ERROR) {
       return absl::FailedPreconditionError(
           absl::StrCat("redis stream broker ", Where(), ": ", command, ": ",
-                       Str(reply.get()).substr(0, 300)));
+                       Str(reply).substr(0, 300)));
     }
-    return reply;
+    return absl::OkStatus();
   }
 
   const RedisBrokerOptions options_;
@@ -305,7 +301,8 @@ absl::Status RedisStreamPublisher::Publish(
       if (!done[i]) todo.push_back(commands[i]);
     }
     if (todo.empty()) return absl::OkStatus();
-    PROXYSTORE_RETURN_IF_ERROR(client_->Pipeline(todo).status());
+    PROXYSTORE_RETURN_IF_ERROR(
+        client_->Pipeline(todo, options_.timeout).status());
     std::fill(done.begin(), done.end(), true);
     return absl::OkStatus();
   }));

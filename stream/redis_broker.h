@@ -126,7 +126,6 @@ class RedisStreamSubscriber final : public StreamSubscriber {
   // blocking up to `block` for new ones.
   absl::StatusOr<std::optional<StreamEvent>> ReadOne(bool pending,
                                                      absl::Duration block);
-  absl::StatusOr<bool> EndReached();
 
   std::unique_ptr<RedisStreamPublisher::Client> client_;
   RedisBrokerOptions options_;
