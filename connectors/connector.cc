@@ -110,6 +110,30 @@ std::string NewObjectId() {
   return id;
 }
 
+std::string NewPythonObjectId() {
+  std::string hex = NewObjectId();  // 128 random bits as 32 hex digits
+  hex[12] = '4';                    // version 4
+  const char y = hex[16];
+  const int v = y <= '9' ? y - '0' : y - 'a' + 10;
+  hex[16] = "89ab"[v & 3];  // variant 10xx
+  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-",
+                      hex.substr(12, 4), "-", hex.substr(16, 4), "-",
+                      hex.substr(20));
+}
+
+bool IsPythonObjectId(absl::string_view id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<std::string> ConnectorConfig::GetString(
     absl::string_view name, std::string fallback) const {
   auto it = options.find(std::string(name));

@@ -61,6 +61,15 @@ inline bool IsObjectId(absl::string_view id) {
   return true;
 }
 
+// A NewObjectId() in Python's str(uuid.uuid4()) form,
+// "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (lowercase, y in [89ab]): the key
+// ids Python ProxyStore's connectors mint, for the layouts that share a
+// store with it.
+std::string NewPythonObjectId();
+// True iff `id` has that form (8-4-4-4-12 lowercase hex digits, any
+// version).
+bool IsPythonObjectId(absl::string_view id);
+
 struct ConnectorChild;
 
 // What it takes to re-create a connector: its kind, its options (connector

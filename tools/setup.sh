@@ -11,10 +11,14 @@ PACKAGES=(
   # Libraries (Debian -dev packages, wrapped in third_party/BUILD.bazel)
   libabsl-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev libfmt-dev
   liblz4-dev libhiredis-dev libsodium-dev libre2-dev
-  # Tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev redis-server
+  # Tests and benchmarks (iproute2: `ip` for testing/netns, the multi-host
+  # tests' network namespaces; not in minimal Debian images)
+  libgtest-dev libgmock-dev libbenchmark-dev redis-server iproute2
   # Benchmark report plot
   gnuplot-nox python3
+  # Interop tests with Python ProxyStore (../shared/python-proxystore): the
+  # Debian modules it needs besides pydantic, and NumPy for the array formats
+  python3-numpy python3-redis python3-tomli-w
   # Fuzzing and sanitizers with clang
   clang libclang-rt-14-dev
 )

@@ -33,6 +33,15 @@ bash tools/setup.sh
 DISK_CACHE="${PROXYSTORE_DISK_CACHE:-$HOME/.cache/proxystore-bazel-disk}"
 BAZEL=(bazel)
 CACHE_FLAGS=(--disk_cache="$DISK_CACHE" --nocache_test_results)
+# Python ProxyStore 1.0 for the interop tests: ../shared/python-proxystore
+# next to the checkout if it is there (tests that need it skip, saying why,
+# where it is not).
+if [ -z "${PROXYSTORE_PYTHON_DIR:-}" ] && [ -d ../shared/python-proxystore ]; then
+  PROXYSTORE_PYTHON_DIR="$(cd ../shared/python-proxystore && pwd)"
+fi
+if [ -n "${PROXYSTORE_PYTHON_DIR:-}" ]; then
+  CACHE_FLAGS+=(--test_env=PROXYSTORE_PYTHON_DIR="$PROXYSTORE_PYTHON_DIR")
+fi
 failed=()
 passed=()
 

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/fd_io.h"
@@ -101,6 +103,38 @@ std::string GetContext(const Key& key, const std::string& path) {
                       path);
 }
 
+// Creates the empty marker `marker` (mode 0600) if missing. O_NOFOLLOW and
+// O_NONBLOCK: a link or FIFO planted under its name is an error, never
+// followed or waited on.
+absl::Status CreateMarker(const std::string& marker,
+                          absl::string_view context) {
+  ScopedFd fd(::open(marker.c_str(),
+                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                     0600));
+  if (fd.get() < 0) {
+    const int err = errno;
+    return ErrnoStatus(
+        err, absl::StrCat(context, ": cannot create marker ", marker));
+  }
+  if (fd.Close() != 0) {
+    const int err = errno;
+    return ErrnoStatus(err,
+                       absl::StrCat(context, ": cannot close marker ", marker));
+  }
+  return absl::OkStatus();
+}
+
+// unlink(2); OK if `path` (or the directory) is missing.
+absl::Status UnlinkIfPresent(const std::string& path,
+                             absl::string_view context) {
+  if (::unlink(path.c_str()) != 0) {
+    const int err = errno;
+    if (IsMissing(err)) return absl::OkStatus();
+    return ErrnoStatus(err, absl::StrCat(context, ": cannot remove ", path));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> NonNegativeOption(const ConnectorConfig& options,
                                           absl::string_view name,
                                           int64_t fallback) {
@@ -120,6 +154,7 @@ FileConnector::FileConnector(Options options, TestHooks hooks)
       create_directory_(options.create_directory),
       mmap_min_size_(options.mmap_min_size),
       max_object_size_(options.max_object_size),
+      layout_(options.layout),
       hooks_(std::move(hooks)) {}
 
 absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::Create(
@@ -129,9 +164,9 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::Create(
 
 absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
     const ConnectorConfig& options, TestHooks hooks) {
-  PROXYSTORE_RETURN_IF_ERROR(
-      options.CheckKnownOptions({"directory", "clear", "create_directory",
-                                 "mmap_min_size", "max_object_size"}));
+  PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
+      {"directory", "clear", "create_directory", "mmap_min_size",
+       "max_object_size", "layout"}));
   PROXYSTORE_ASSIGN_OR_RETURN(std::string dir, options.GetString("directory"));
   if (dir.empty()) {
     return absl::InvalidArgumentError(
@@ -152,6 +187,19 @@ absl::StatusOr<std::unique_ptr<FileConnector>> FileConnector::CreateForTesting(
   PROXYSTORE_ASSIGN_OR_RETURN(
       o.max_object_size,
       NonNegativeOption(options, "max_object_size", kNoSizeLimit));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::string layout,
+      options.GetString("layout", std::string(kNativeLayoutName)));
+  if (layout == kNativeLayoutName) {
+    o.layout = Layout::kNative;
+  } else if (layout == kPythonLayoutName) {
+    o.layout = Layout::kProxyStorePython;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("connector \"file\": option \"layout\" must be \"",
+                     kNativeLayoutName, "\" or \"", kPythonLayoutName,
+                     "\", got ", QuoteForMessage(layout, 100)));
+  }
 
   std::error_code ec;
   std::filesystem::path path = std::filesystem::absolute(dir, ec);
@@ -209,7 +257,9 @@ absl::StatusOr<std::unique_ptr<Connector>> FileConnector::FromConfig(
 
 ConnectorKindTraits FileConnector::KindTraits() {
   ConnectorKindTraits traits;
-  traits.location_options = {"directory"};
+  // "layout" says how to read what is there: a receiver must read as the
+  // producer wrote.
+  traits.location_options = {"directory", "layout"};
   traits.receiver_defaults = {
       {"clear", "false"},
       {"create_directory", "false"},
@@ -229,13 +279,18 @@ ConnectorKindTraits FileConnector::KindTraits() {
 }
 
 ConnectorConfig FileConnector::Config() const {
-  return ConnectorConfig{
+  ConnectorConfig config{
       std::string(kKind),
       {{"directory", directory_},
        {"clear", clear_ ? "true" : "false"},
        {"create_directory", create_directory_ ? "true" : "false"},
        {"mmap_min_size", absl::StrCat(mmap_min_size_)},
        {"max_object_size", absl::StrCat(max_object_size_)}}};
+  // The default is left out, so that native configs are as they always were.
+  if (python_layout()) {
+    config.options.emplace("layout", std::string(kPythonLayoutName));
+  }
+  return config;
 }
 
 // Only what NewObjectId() mints: "../etc/passwd", ".bashrc", "a/b" or
@@ -249,6 +304,64 @@ absl::Status FileConnector::ValidateObjectName(absl::string_view id) {
       "32 lowercase hex digits"));
 }
 
+// Python's FileKey filename is any string, and reaches os.path.join: here
+// only names that stay a plain object file in the directory.
+absl::Status FileConnector::ValidatePythonObjectName(absl::string_view id) {
+  absl::string_view problem;
+  if (id.empty()) {
+    problem = "is empty";
+  } else if (id.size() > kMaxPythonObjectName) {
+    problem = "is too long";
+  } else if (id.front() == '.') {
+    problem = "starts with '.'";
+  } else if (absl::EndsWith(id, kPythonMarkerSuffix)) {
+    problem = "ends in \".ready\" (a marker's name)";
+  } else {
+    for (char c : id) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+            (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.')) {
+        problem = "has a character other than letters, digits, '-', '_', '.'";
+        break;
+      }
+    }
+  }
+  if (problem.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "key ", QuoteForMessage(id, 100),
+      " is not a valid object file name in layout \"", kPythonLayoutName,
+      "\": it ", problem, " (ids are 1 to ", kMaxPythonObjectName,
+      " ASCII letters, digits, '-', '_' and '.', not starting with '.' nor "
+      "ending in \".ready\")"));
+}
+
+absl::Status FileConnector::ValidateId(absl::string_view id) const {
+  return python_layout() ? ValidatePythonObjectName(id)
+                         : ValidateObjectName(id);
+}
+
+std::string FileConnector::NewId() const {
+  return python_layout() ? NewPythonObjectId() : NewObjectId();
+}
+
+absl::StatusOr<bool> FileConnector::MarkerExists(const Key& key,
+                                                 const std::string& path,
+                                                 absl::string_view op) const {
+  const std::string marker = absl::StrCat(path, kPythonMarkerSuffix);
+  struct stat st;
+  if (::stat(marker.c_str(), &st) != 0) {
+    const int err = errno;
+    if (IsMissing(err)) return false;
+    return ErrnoStatus(err, absl::StrCat("file connector ", op, " of key ",
+                                         Quote(key.id()), " at ", marker));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("file connector ", op, " of key ", Quote(key.id()), ": ",
+                     marker, " is not a regular file"));
+  }
+  return true;
+}
+
 absl::Status FileConnector::CheckOpen(absl::string_view op) const {
   if (puts_.closed()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -260,7 +373,7 @@ absl::Status FileConnector::CheckOpen(absl::string_view op) const {
 absl::StatusOr<std::string> FileConnector::ObjectPath(
     const Key& key, absl::string_view op) const {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
-  absl::Status valid = ValidateObjectName(key.id());
+  absl::Status valid = ValidateId(key.id());
   if (!valid.ok()) {
     return Annotate(valid, absl::StrCat("file connector ", op));
   }
@@ -284,7 +397,7 @@ absl::StatusOr<Key> FileConnector::DoPutParts(
 
 absl::StatusOr<Key> FileConnector::DoNewKey(const NewKeyOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
-  return Key(NewObjectId());
+  return Key(NewId());
 }
 
 absl::Status FileConnector::DoSet(const Key& key, SharedBytes data) {
@@ -302,10 +415,12 @@ absl::StatusOr<bool> FileConnector::DoWaitFor(const Key& key,
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("WaitFor"));
   // Before the id becomes part of a path.
   PROXYSTORE_RETURN_IF_ERROR(
-      Annotate(ValidateObjectName(key.id()), "file connector WaitFor"));
-  // A Set publishes by rename or link into the directory.
-  return WaitForName(directory_, key.id(), timeout,
-                     [&] { return DoExists(key); });
+      Annotate(ValidateId(key.id()), "file connector WaitFor"));
+  // A Set publishes by rename or link into the directory; in the Python
+  // layout, the marker it creates after that (as Python's set does) says so.
+  const std::string name =
+      python_layout() ? absl::StrCat(key.id(), kPythonMarkerSuffix) : key.id();
+  return WaitForName(directory_, name, timeout, [&] { return DoExists(key); });
 }
 
 // Publication: Put writes to a temporary name in the same directory
@@ -327,6 +442,13 @@ absl::StatusOr<bool> FileConnector::DoWaitFor(const Key& key,
 // PublishTemporaryExclusive (fd_io.h), which fails where the name exists, so
 // the file system itself picks the one winner and no published object is ever
 // replaced (a reader holding or mapping it keeps what it read).
+//
+// In the Python layout the temporary is always named after a fresh id (ids
+// there are not NewObjectId()'s, which temporary names must be), and once the
+// object file is published the empty marker `<id>.ready` is created: readers
+// in both languages look for the marker first, so they never see it before
+// the whole object. A Set whose name holds an unmarked file (a Python writer
+// writing it in place, or one that died) is AlreadyExists like any other.
 absl::StatusOr<Key> FileConnector::WriteObject(
     absl::Span<const absl::string_view> parts, const Key* set_key) {
   const absl::string_view op = set_key == nullptr ? "Put" : "Set";
@@ -337,12 +459,15 @@ absl::StatusOr<Key> FileConnector::WriteObject(
   absl::Cleanup leave = [this] { puts_.Leave(); };
   if (set_key != nullptr) {
     // Before the id becomes part of a path.
-    absl::Status valid = ValidateObjectName(set_key->id());
+    absl::Status valid = ValidateId(set_key->id());
     if (!valid.ok()) return Annotate(valid, "file connector Set");
   }
   for (int attempt = 1;; ++attempt) {
-    const Key key = set_key == nullptr ? Key(NewObjectId()) : *set_key;
-    const std::string temp_id = set_key == nullptr ? key.id() : NewObjectId();
+    const Key key = set_key == nullptr ? Key(NewId()) : *set_key;
+    // Temporaries are always named like NewObjectId() (IsTemporaryName),
+    // whatever the layout's ids look like.
+    const std::string temp_id =
+        set_key == nullptr && !python_layout() ? key.id() : NewObjectId();
     const std::string path = absl::StrCat(directory_, "/", key.id());
     // A leading '.' keeps the temporary name out of every key's reach.
     const std::string temp = absl::StrCat(directory_, "/.", temp_id, ".tmp");
@@ -389,6 +514,17 @@ absl::StatusOr<Key> FileConnector::WriteObject(
                                             ? ExclusivePublish::kLinkOnly
                                             : ExclusivePublish::kRenameOrLink),
         context));
+    if (python_layout()) {
+      // The object file is whole under its name: only now may the marker
+      // say so (Python's set writes the file, then the marker).
+      absl::Status marked =
+          CreateMarker(absl::StrCat(path, kPythonMarkerSuffix), context);
+      if (!marked.ok()) {
+        // Unmarked, the object would block its key forever: take it back.
+        ::unlink(path.c_str());
+        return marked;
+      }
+    }
     return key;
   }
 }
@@ -493,6 +629,12 @@ absl::StatusOr<SharedBytes> FileConnector::ReadObject(
 absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
     const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
+  if (python_layout()) {
+    // Without its marker the file may be half-written (Python writes in
+    // place): missing. With it, the file is whole, or gone (evicted).
+    PROXYSTORE_ASSIGN_OR_RETURN(bool ready, MarkerExists(key, path, "Get"));
+    if (!ready) return std::nullopt;
+  }
   const std::string context = GetContext(key, path);
   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<ObjectFile> file,
                               OpenObject(path, context));
@@ -515,10 +657,15 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
 absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
                                                        GetIntoFn fn) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
+  GetIntoResult result;
+  if (python_layout()) {
+    // As in DoGet.
+    PROXYSTORE_ASSIGN_OR_RETURN(bool ready, MarkerExists(key, path, "Get"));
+    if (!ready) return result;
+  }
   const std::string context = GetContext(key, path);
   PROXYSTORE_ASSIGN_OR_RETURN(std::optional<ObjectFile> file,
                               OpenObject(path, context));
-  GetIntoResult result;
   if (!file.has_value()) return result;
   result.found = true;
   const int fd = file->fd.get();
@@ -590,6 +737,8 @@ absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
 
 absl::StatusOr<bool> FileConnector::DoExists(const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Exists"));
+  // Python's exists looks at the marker alone.
+  if (python_layout()) return MarkerExists(key, path, "Exists");
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
@@ -607,6 +756,16 @@ absl::StatusOr<bool> FileConnector::DoExists(const Key& key) {
 
 absl::Status FileConnector::DoEvict(const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Evict"));
+  if (python_layout()) {
+    // The marker first: a reader never finds a marker whose file is gone
+    // because of us (Python's evict goes the other way; readers here treat
+    // that as missing).
+    const std::string context =
+        absl::StrCat("file connector Evict of key ", Quote(key.id()));
+    PROXYSTORE_RETURN_IF_ERROR(
+        UnlinkIfPresent(absl::StrCat(path, kPythonMarkerSuffix), context));
+    return UnlinkIfPresent(path, context);
+  }
   if (::unlink(path.c_str()) != 0) {
     int err = errno;
     if (IsMissing(err)) return absl::OkStatus();
@@ -633,17 +792,36 @@ absl::Status FileConnector::Sweep(bool objects) const {
                     absl::StrCat("file connector ", op, ": ", directory_));
   }
   absl::Status result;
-  for (const std::string& name : *names) {
-    if (objects && IsObjectId(name)) {
-      if (::unlinkat(dir.get(), name.c_str(), 0) != 0) {
-        const int err = errno;
-        // Keep going; report the first failure.
-        if (err != ENOENT) {
-          result.Update(ErrnoStatus(
-              err, absl::StrCat("file connector Close: cannot remove ",
-                                directory_, "/", name)));
-        }
+  auto remove = [&](const std::string& name) {
+    if (::unlinkat(dir.get(), name.c_str(), 0) != 0) {
+      const int err = errno;
+      // Keep going; report the first failure.
+      if (err != ENOENT) {
+        result.Update(ErrnoStatus(
+            err, absl::StrCat("file connector Close: cannot remove ",
+                              directory_, "/", name)));
       }
+    }
+  };
+  // Python layout: each marker of a valid id, then its object file (the
+  // order Evict uses).
+  absl::flat_hash_set<std::string> marked;
+  if (objects && python_layout()) {
+    for (const std::string& name : *names) {
+      if (!absl::EndsWith(name, kPythonMarkerSuffix)) continue;
+      std::string id = name.substr(0, name.size() - kPythonMarkerSuffix.size());
+      if (!ValidatePythonObjectName(id).ok()) continue;
+      remove(name);
+      remove(id);
+      marked.insert(std::move(id));
+    }
+  }
+  for (const std::string& name : *names) {
+    const bool object = python_layout()
+                            ? IsPythonObjectId(name) && !marked.contains(name)
+                            : IsObjectId(name);
+    if (objects && object) {
+      remove(name);
     } else if (IsTemporaryName(name)) {
       absl::StatusOr<bool> removed = RemoveIfAbandoned(dir.get(), name);
       if (!removed.ok()) {

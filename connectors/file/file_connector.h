@@ -7,6 +7,13 @@
 // RENAME_NOREPLACE, or link(2)), so across processes one Set of a key wins.
 // Options and guarantees: docs/connectors.md.
 //
+// Option "layout" = "proxystore-python" (default "native") reads and writes
+// exactly what Python ProxyStore 1.0's FileConnector does, on a directory
+// that Python processes use at the same time: each object `<id>` gets an
+// empty marker file `<id>.ready`, created once the object is published whole,
+// and only objects with a marker exist. Keys are Python's FileKey filenames
+// (NewKey and Put mint str(uuid.uuid4()) as Python does); see Layout.
+//
 //   PROXYSTORE_ASSIGN_OR_RETURN(
 //       std::unique_ptr<FileConnector> c,
 //       FileConnector::Create({"file", {{"directory", "/scratch/ps"}}}));
@@ -50,6 +57,30 @@ class FileConnector : public Connector {
   // call anyway; a round 1 GiB keeps every call well-formed.
   static constexpr size_t kDefaultMaxIoChunk = size_t{1} << 30;
 
+  // How objects are laid out in the directory (option "layout").
+  enum class Layout {
+    // "native": the object file `<id>` alone, published by rename(2); ids are
+    // 32 lowercase hex digits (NewObjectId).
+    kNative,
+    // "proxystore-python": Python ProxyStore 1.0's FileConnector layout. The
+    // object file `<id>` is published as in kNative, then the empty marker
+    // `<id>.ready` (mode 0600) is created: Python reads only objects whose
+    // marker exists, and so do we (Get, GetInto, Exists and WaitFor look at
+    // the marker; an object file without one, e.g. a Python writer's
+    // half-written file, reads as missing, as does a marker without its
+    // object). Evict removes the marker, then the object. Ids are what
+    // ValidatePythonObjectName accepts; Put and NewKey mint Python's
+    // str(uuid.uuid4()) form.
+    kProxyStorePython,
+  };
+  static constexpr absl::string_view kNativeLayoutName = "native";
+  static constexpr absl::string_view kPythonLayoutName = "proxystore-python";
+  // The marker Python ProxyStore writes after an object: `<id>` + this.
+  static constexpr absl::string_view kPythonMarkerSuffix = ".ready";
+  // Longest id in the Python layout: the marker's name must fit NAME_MAX.
+  static constexpr size_t kMaxPythonObjectName =
+      255 - kPythonMarkerSuffix.size();
+
   // Test-only hooks into the I/O paths. Not for production use.
   struct TestHooks {
     // Upper bound on bytes per read()/write() call (tests use tiny values
@@ -90,14 +121,25 @@ class FileConnector : public Connector {
 
   absl::string_view kind() const override { return kKind; }
   // All five options, with the absolute directory, so that connectors in
-  // other processes (any working directory) reach the same files.
+  // other processes (any working directory) reach the same files; and
+  // "layout" when it is not "native" (a location option: it travels in
+  // proxies, so every connector made from this config reads the same way).
   ConnectorConfig Config() const override;
 
   // The absolute store directory.
   const std::string& directory() const { return directory_; }
+  Layout layout() const { return layout_; }
   // OK iff `id` is what NewObjectId() mints (32 lowercase hex digits);
-  // otherwise InvalidArgument quoting it.
+  // otherwise InvalidArgument quoting it. The "native" layout's ids.
   static absl::Status ValidateObjectName(absl::string_view id);
+  // The "proxystore-python" layout's ids (Python FileKey filenames, which
+  // come from outside): OK iff `id` is 1 to kMaxPythonObjectName ASCII
+  // letters, digits, '-', '_' and '.', does not start with '.' (".", "..",
+  // hidden files and our temporaries) and does not end in ".ready" (another
+  // object's marker). So no id names a path outside the directory, a
+  // subdirectory or a file that is not an object. Python's uuid4 filenames
+  // and NewObjectId()'s ids pass; otherwise InvalidArgument quoting it.
+  static absl::Status ValidatePythonObjectName(absl::string_view id);
 
   // GetInto reads an object of up to this many bytes with one read(2) and
   // offers it in memory (ObjectReader::in_memory); larger ones go straight
@@ -107,7 +149,9 @@ class FileConnector : public Connector {
  protected:
   // Every operation is FailedPrecondition after Close. Get, Exists and Evict
   // (and GetBatch) are InvalidArgument naming the key, before any file is
-  // touched, unless ValidateObjectName accepts its id.
+  // touched, unless the layout's check (ValidateObjectName or
+  // ValidatePythonObjectName) accepts its id. In the Python layout, read
+  // "the object exists" as "its marker exists" below.
   //
   // Put: errors name the key and path, and leave no file behind (a full
   // disk or quota is ResourceExhausted). FailedPrecondition if the directory
@@ -120,9 +164,10 @@ class FileConnector : public Connector {
                                  const PutOptions& options) override;
   // A fresh id (as Put mints); no file is created until Set.
   absl::StatusOr<Key> DoNewKey(const NewKeyOptions& options) override;
-  // Put's errors and path, under `key`; InvalidArgument unless
-  // ValidateObjectName accepts its id; AlreadyExists (the file untouched) if
-  // the object file exists, whoever wrote it.
+  // Put's errors and path, under `key`; InvalidArgument unless the layout's
+  // check accepts its id; AlreadyExists (the file untouched) if the object
+  // file exists, whoever wrote it (in the Python layout, also an object file
+  // without a marker: a Python writer may be writing it).
   absl::Status DoSet(const Key& key, SharedBytes data) override;
   absl::Status DoSetParts(const Key& key,
                           absl::Span<const absl::string_view> parts) override;
@@ -148,12 +193,16 @@ class FileConnector : public Connector {
   // false if the file or the directory is missing; FailedPrecondition if
   // the name is not a regular file.
   absl::StatusOr<bool> DoExists(const Key& key) override;
-  // Unlinks the file; OK if it is missing.
+  // Unlinks the file (Python layout: the marker, then the file); OK if
+  // missing.
   absl::Status DoEvict(const Key& key) override;
   // Waits for this object's Puts and Sets in flight in this process, so
   // none publishes after it. With clear (default: option "clear", true) removes
   // the objects and abandoned temporaries, then the directory if that left
-  // it empty; nothing else. Idempotent.
+  // it empty; nothing else. Objects are, in the native layout, files named
+  // like NewObjectId(); in the Python layout, every marker of a valid id with
+  // its object file, and files named like Python's uuid4 ids without a
+  // marker (left by writers that died or are still writing). Idempotent.
   absl::Status DoClose(const CloseOptions& options) override;
 
  private:
@@ -163,10 +212,21 @@ class FileConnector : public Connector {
     bool create_directory;
     int64_t mmap_min_size;
     int64_t max_object_size;
+    Layout layout;
   };
   FileConnector(Options options, TestHooks hooks);
 
   absl::Status CheckOpen(absl::string_view op) const;
+  // The layout's id check.
+  absl::Status ValidateId(absl::string_view id) const;
+  // A new id of the layout's form.
+  std::string NewId() const;
+  bool python_layout() const { return layout_ == Layout::kProxyStorePython; }
+  // Python layout: whether the marker of the object at `path` exists; false
+  // if it or the directory is missing, FailedPrecondition if it is not a
+  // regular file.
+  absl::StatusOr<bool> MarkerExists(const Key& key, const std::string& path,
+                                    absl::string_view op) const;
   // `directory_/<id>` after validating the key.
   absl::StatusOr<std::string> ObjectPath(const Key& key,
                                          absl::string_view op) const;
@@ -201,6 +261,7 @@ class FileConnector : public Connector {
   const bool create_directory_;
   const int64_t mmap_min_size_;
   const int64_t max_object_size_;
+  const Layout layout_;
   const TestHooks hooks_;
   // Close waits for this process's Puts and Sets in flight: none publishes
   // after it.
