@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of //fuzz (fuzz_proxy, fuzz_config,
-# fuzz_serializer, fuzz_multi) with clang, AddressSanitizer and UBSan, then
+# fuzz_serializer, fuzz_multi, fuzz_npy) with clang, AddressSanitizer and UBSan, then
 # runs each for a bounded time over a copy of its seed corpus (fuzz/corpus/).
 #
 #   tools/fuzz.sh                       # every target, 30 s each
@@ -34,8 +34,8 @@ while [ $# -gt 0 ]; do
     --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
     --seed=*) seed="${1#--seed=}"; shift ;;
     --keep) keep=1; shift ;;
-    proxy|config|serializer|multi) targets+=("$1"); shift ;;
-    *) echo "usage: $0 [--seconds N] [--seed N] [--keep] [proxy|config|serializer|multi ...]" >&2
+    proxy|config|serializer|multi|npy) targets+=("$1"); shift ;;
+    *) echo "usage: $0 [--seconds N] [--seed N] [--keep] [proxy|config|serializer|multi|npy ...]" >&2
        exit 2 ;;
   esac
 done
@@ -47,7 +47,7 @@ if ! [[ "$seed" =~ ^[0-9]+$ ]]; then
   echo "fuzz: --seed must be a non-negative integer" >&2
   exit 2
 fi
-[ ${#targets[@]} -eq 0 ] && targets=(proxy config serializer multi)
+[ ${#targets[@]} -eq 0 ] && targets=(proxy config serializer multi npy)
 
 bash tools/setup.sh >/dev/null
 
