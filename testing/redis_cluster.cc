@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -90,23 +92,29 @@ absl::StatusOr<Reply> RunOn(redisContext* c,
   return r;
 }
 
-// One command on 127.0.0.1:port, on a fresh connection (AUTH first if
-// `password` is set). An error reply is returned as a reply.
-absl::StatusOr<Reply> Query(int port, const std::string& password,
+// One command on a fresh connection to `server` (AUTH first if `password`
+// is set), made inside the server's network namespace. An error reply is
+// returned as a reply.
+absl::StatusOr<Reply> Query(const RedisServer& server,
+                            const std::string& password,
                             const std::vector<std::string>& words) {
-  Context c(redisConnectWithTimeout("127.0.0.1", port, kQueryTimeout));
+  const std::string where = absl::StrCat(server.host(), ":", server.port());
+  Context c;
+  PROXYSTORE_RETURN_IF_ERROR(server.RunInNetwork([&] {
+    c.reset(redisConnectWithTimeout(server.host().c_str(), server.port(),
+                                    kQueryTimeout));
+  }));
   if (c == nullptr || c->err != 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot connect to 127.0.0.1:", port, ": ",
+        absl::StrCat("cannot connect to ", where, ": ",
                      c == nullptr ? "out of memory" : c->errstr));
   }
   redisSetTimeout(c.get(), kQueryTimeout);
   if (!password.empty()) {
     PROXYSTORE_ASSIGN_OR_RETURN(Reply auth, RunOn(c.get(), {"AUTH", password}));
     if (auth->type == REDIS_REPLY_ERROR) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("AUTH on 127.0.0.1:", port, ": ",
-                       absl::string_view(auth->str, auth->len)));
+      return absl::PermissionDeniedError(absl::StrCat(
+          "AUTH on ", where, ": ", absl::string_view(auth->str, auth->len)));
     }
   }
   return RunOn(c.get(), words);
@@ -169,16 +177,28 @@ struct ToolResult {
 };
 
 // Runs a tool (redis-cli) to completion, its stdout and stderr captured,
-// killing it at `deadline`. Not RunChild (//testing:child_process): that one
-// is testonly, and has no deadline, while redis-cli's "wait for the cluster
-// to join" loop has none either.
+// killing it at `deadline`; inside the network namespace file `netns` if
+// one is given. Not RunChild (//testing:child_process): that one is
+// testonly, and has no deadline, while redis-cli's "wait for the cluster to
+// join" loop has none either.
 absl::StatusOr<ToolResult> RunTool(std::vector<std::string> args,
+                                   const std::string& netns,
                                    absl::Time deadline) {
   // Built before fork(): the child of a multithreaded parent may only make
   // async-signal-safe calls.
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  int netns_fd = -1;
+  if (!netns.empty()) {
+    netns_fd = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      return ErrnoError(absl::StrCat("open network namespace ", netns));
+    }
+  }
+  absl::Cleanup close_netns = [netns_fd] {
+    if (netns_fd >= 0) ::close(netns_fd);
+  };
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2");
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -199,6 +219,14 @@ absl::StatusOr<ToolResult> RunTool(std::vector<std::string> args,
     if (::dup2(devnull, STDIN_FILENO) < 0 ||
         ::dup2(fds[1], STDOUT_FILENO) < 0 ||
         ::dup2(fds[1], STDERR_FILENO) < 0) {
+      ::_exit(127);
+    }
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+      static const char kSetnsFailed[] =
+          "redis_cluster: setns(CLONE_NEWNET) failed\n";
+      ssize_t ignored =
+          ::write(STDERR_FILENO, kSetnsFailed, sizeof(kSetnsFailed) - 1);
+      (void)ignored;
       ::_exit(127);
     }
     ::execv(argv[0], argv.data());
@@ -255,12 +283,11 @@ absl::StatusOr<ToolResult> RunTool(std::vector<std::string> args,
 }
 
 // Parses one node's CLUSTER SHARDS reply (RESP2: each shard and node a flat
-// key/value array). `index_of_port` maps a port to a node index (-1: not
+// key/value array). `index_of` maps an ip and port to a node index (-1: not
 // ours).
-template <typename IndexOfPort>
+template <typename IndexOf>
 absl::StatusOr<RedisClusterLayout> ParseShards(const redisReply* r, int asked,
-                                               int size,
-                                               IndexOfPort index_of_port) {
+                                               int size, IndexOf index_of) {
   if (r->type != REDIS_REPLY_ARRAY) {
     return absl::InternalError(absl::StrCat(
         "redis_cluster: CLUSTER SHARDS answered ", Str(r), " (not an array)"));
@@ -286,16 +313,22 @@ absl::StatusOr<RedisClusterLayout> ParseShards(const redisReply* r, int asked,
         for (size_t j = 0; j < value->elements; ++j) {
           const redisReply* n = value->element[j];
           RedisClusterNodeInfo info;
+          std::string ip;
           int port = -1;
           for (size_t f = 0; f + 1 < n->elements; f += 2) {
             const absl::string_view name = Str(n->element[f]);
             const redisReply* v = n->element[f + 1];
             if (name == "id") info.id = std::string(Str(v));
+            if (name == "ip") ip = std::string(Str(v));
             if (name == "port") port = static_cast<int>(v->integer);
             if (name == "role") info.master = Str(v) == "master";
             if (name == "health") info.failed = Str(v) == "fail";
+            if (name == "replication-offset" &&
+                v->type == REDIS_REPLY_INTEGER) {
+              info.replication_offset = v->integer;
+            }
           }
-          info.index = index_of_port(port);
+          info.index = index_of(ip, port);
           if (info.index < 0) continue;  // Not one of ours.
           if (info.master) master = info.index;
           members.push_back(info.index);
@@ -377,6 +410,14 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
   }
   if (options.replicas_per_master < 0) {
     return absl::InvalidArgumentError("redis_cluster: replicas_per_master < 0");
+  }
+  const int count = options.masters * (1 + options.replicas_per_master);
+  if (!options.placement.empty() &&
+      static_cast<int>(options.placement.size()) != count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis_cluster: placement has ", options.placement.size(),
+                     " entries for ", count,
+                     " nodes (masters * (1 + replicas_per_master))"));
   }
   for (const std::string* binary :
        {&options.server_binary, &options.cli_binary}) {
@@ -462,9 +503,17 @@ absl::Status RedisCluster::StartNodes() {
     server_options.dir = node_dir;
     server_options.password = options_.password;
     server_options.startup_timeout = options_.startup_timeout;
+    if (!options_.placement.empty()) {
+      const RedisClusterNodePlacement& place =
+          options_.placement[static_cast<size_t>(i)];
+      server_options.netns = place.netns;
+      server_options.bind_address = place.bind_address;
+    }
     absl::Status last;
     for (int attempt = 0; attempt < kMaxNodeAttempts; ++attempt) {
-      PROXYSTORE_ASSIGN_OR_RETURN(int bus_port, PickFreeLoopbackPort());
+      PROXYSTORE_ASSIGN_OR_RETURN(
+          int bus_port,
+          PickFreePort(server_options.bind_address, server_options.netns));
       server_options.extra_args = {
           "--cluster-enabled", "yes",
           // Its own directory, so nodes never share a config file.
@@ -516,7 +565,10 @@ absl::Status RedisCluster::CreateWithCli(absl::Time deadline) {
   args.insert(args.end(),
               {"--cluster-replicas", absl::StrCat(options_.replicas_per_master),
                "--cluster-yes"});
-  PROXYSTORE_ASSIGN_OR_RETURN(ToolResult result, RunTool(args, deadline));
+  // In node 0's network namespace: it reaches every node, as nodes must
+  // reach each other.
+  PROXYSTORE_ASSIGN_OR_RETURN(ToolResult result,
+                              RunTool(args, node(0).options().netns, deadline));
   // redis-cli reports some failures ("[ERR] Nodes don't agree") with exit
   // code 0; "[OK] All 16384 slots covered." ends a successful creation.
   if (result.exit_code != 0 ||
@@ -610,6 +662,12 @@ absl::StatusOr<std::string> RedisCluster::HealthProblem(
       if (n.failed && relevant[static_cast<size_t>(n.index)]) {
         return absl::StrCat("node ", i, " marks node ", n.index, " as failed");
       }
+      // So that clients reading CLUSTER SLOTS see every replica.
+      if (!n.master && relevant[static_cast<size_t>(n.index)] &&
+          n.replication_offset <= 0) {
+        return absl::StrCat("node ", i, " knows no replication offset of ",
+                            "replica ", n.index);
+      }
     }
     const RedisClusterNodeInfo& self = layout->nodes[static_cast<size_t>(i)];
     if (!self.master) {
@@ -622,11 +680,13 @@ absl::StatusOr<std::string> RedisCluster::HealthProblem(
       const auto r = InfoFields(*repl);
       if (Field(r, "master_link_status") != "up" ||
           Field(r, "master_sync_in_progress") != "0" ||
+          Field(r, "master_host") != node(self.master_index).host() ||
           Field(r, "master_port") !=
               absl::StrCat(node(self.master_index).port())) {
         return absl::StrCat(
             "replica ", i, " of node ", self.master_index,
-            " says master_port:", Field(r, "master_port"),
+            " says master_host:", Field(r, "master_host"),
+            " master_port:", Field(r, "master_port"),
             " master_link_status:", Field(r, "master_link_status"),
             " master_sync_in_progress:", Field(r, "master_sync_in_progress"));
       }
@@ -649,7 +709,7 @@ absl::StatusOr<std::string> RedisCluster::HealthProblem(
 absl::StatusOr<std::string> RedisCluster::Command(
     int i, const std::vector<std::string>& words) const {
   PROXYSTORE_ASSIGN_OR_RETURN(Reply r,
-                              Query(node(i).port(), options_.password, words));
+                              Query(node(i), options_.password, words));
   switch (r->type) {
     case REDIS_REPLY_ERROR:
       return absl::FailedPreconditionError(
@@ -679,9 +739,12 @@ std::string RedisCluster::LogTails() {
   return out;
 }
 
-int RedisCluster::IndexOfPort(int port) const {
+int RedisCluster::IndexOf(const std::string& ip, int port) const {
+  // Nodes in different network namespaces may share a port number.
   for (int i = 0; i < size(); ++i) {
-    if (node(i).port() == port) return i;
+    if (node(i).port() == port && (ip.empty() || node(i).host() == ip)) {
+      return i;
+    }
   }
   return -1;
 }
@@ -707,10 +770,10 @@ absl::StatusOr<RedisClusterLayout> RedisCluster::Layout(int asked) const {
     }
   }
   PROXYSTORE_ASSIGN_OR_RETURN(
-      Reply r,
-      Query(node(asked).port(), options_.password, {"CLUSTER", "SHARDS"}));
-  return ParseShards(r.get(), asked, size(),
-                     [this](int port) { return IndexOfPort(port); });
+      Reply r, Query(node(asked), options_.password, {"CLUSTER", "SHARDS"}));
+  return ParseShards(
+      r.get(), asked, size(),
+      [this](const std::string& ip, int port) { return IndexOf(ip, port); });
 }
 
 absl::Status RedisCluster::CheckIndex(absl::string_view what, int i) const {
@@ -796,7 +859,7 @@ absl::StatusOr<int> RedisCluster::MigrateSlotKeys(int slot, int from, int to,
         "max_keys <= 0");
   }
   PROXYSTORE_ASSIGN_OR_RETURN(
-      Reply keys, Query(node(from).port(), options_.password,
+      Reply keys, Query(node(from), options_.password,
                         {"CLUSTER", "GETKEYSINSLOT", absl::StrCat(slot),
                          absl::StrCat(max_keys)}));
   if (keys->type != REDIS_REPLY_ARRAY) {
@@ -819,8 +882,8 @@ absl::StatusOr<int> RedisCluster::MigrateSlotKeys(int slot, int from, int to,
   for (size_t k = 0; k < keys->elements; ++k) {
     migrate.emplace_back(Str(keys->element[k]));
   }
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      Reply r, Query(node(from).port(), options_.password, migrate));
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply r,
+                              Query(node(from), options_.password, migrate));
   // NOKEY: every key was deleted (or expired) since GETKEYSINSLOT; a later
   // batch finds the rest.
   if (r->type == REDIS_REPLY_ERROR ||

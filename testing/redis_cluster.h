@@ -2,8 +2,9 @@
 // tests and benchmarks.
 //
 // Start() launches masters * (1 + replicas_per_master) nodes, each a
-// RedisServer (so: a free loopback port, its own directory node-<i>/ under a
-// private temporary directory, the log read through a pipe) run with
+// RedisServer (so: a free loopback port, or one on its address in its
+// network namespace with options.placement; its own directory node-<i>/
+// under a private temporary directory; the log read through a pipe) run with
 // `--cluster-enabled yes`, `--cluster-config-file node-<i>/nodes.conf`, a
 // short `--cluster-node-timeout` (fast failover), a cluster bus port of its
 // own (`--cluster-port`, a second free port: the default, port + 10000, does
@@ -20,7 +21,9 @@
 // 16384 slots assigned and every node known; its CLUSTER SHARDS view assigns
 // every slot to a running node and marks no running node as failed, and is
 // the same as every other running node's view (slot owners and who
-// replicates whom); and a replica's link to its master is up
+// replicates whom) and knows every running replica's replication offset (a
+// node lists a replica in CLUSTER SLOTS only then, so cluster clients see
+// every replica); and a replica's link to its master is up
 // (master_link_status:up: the initial sync finished). Start() first waits
 // for the log lines "Cluster state changed: ok" (every node) and
 // "MASTER <-> REPLICA sync: Finished with success" (every replica), then
@@ -47,7 +50,8 @@
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(std::unique_ptr<RedisCluster> cluster,
 //                               RedisCluster::Start());
-//   // A cluster client starts from cluster->addresses(): "127.0.0.1:p0,...".
+//   // A cluster client starts from cluster->addresses(): "127.0.0.1:p0,...";
+//   // with options.placement, the nodes' own addresses ("10.64.3.2:p0,...").
 //   PROXYSTORE_ASSIGN_OR_RETURN(RedisClusterLayout layout, cluster->Layout());
 //   const int master = layout.masters()[0];
 //   PROXYSTORE_RETURN_IF_ERROR(cluster->KillNode(master));
@@ -74,6 +78,15 @@ namespace proxystore::testing {
 // Redis Cluster's hash slots: 0 .. kRedisClusterSlots - 1.
 inline constexpr int kRedisClusterSlots = 16384;
 
+// Where one node runs (RedisClusterOptions::placement).
+struct RedisClusterNodePlacement {
+  // A network namespace file (RedisServerOptions::netns); empty: the
+  // caller's namespace.
+  std::string netns;
+  // The node's IPv4 address there (RedisServerOptions::bind_address).
+  std::string bind_address = "127.0.0.1";
+};
+
 struct RedisClusterOptions {
   // At least 3: redis-cli refuses to create a cluster with fewer masters.
   int masters = 3;
@@ -85,6 +98,13 @@ struct RedisClusterOptions {
   std::string password;
   // More redis-server arguments for every node, appended verbatim.
   std::vector<std::string> extra_args;
+  // Empty: every node on 127.0.0.1 in the caller's network namespace.
+  // Otherwise one entry per node, in index order: node i runs in
+  // placement[i].netns, on placement[i].bind_address (several nodes may
+  // share a namespace and address; each gets its own ports). The nodes must
+  // reach each other's addresses. redis-cli runs in node 0's namespace, and
+  // the fixture's own queries to a node are made inside that node's.
+  std::vector<RedisClusterNodePlacement> placement;
   // --cluster-node-timeout: how long a node may be unreachable before it is
   // suspected to have failed. Short, so that failover tests are fast.
   absl::Duration node_timeout = absl::Milliseconds(1000);
@@ -119,6 +139,10 @@ struct RedisClusterNodeInfo {
   int master_index = -1;
   // Marked as failed (health "fail") by the node asked.
   bool failed = false;
+  // Its replication offset as the node asked knows it (learned through
+  // gossip): a node lists a replica in CLUSTER SLOTS only once this is not
+  // 0.
+  int64_t replication_offset = 0;
   // A master's slots, in ascending order.
   std::vector<RedisClusterSlotRange> slots;
 };
@@ -165,7 +189,7 @@ class RedisCluster {
   const RedisServer& node(int i) const { return *nodes_[i].server; }
   // The i-th node's id (stable across restarts: it is in nodes.conf).
   const std::string& node_id(int i) const { return nodes_[i].id; }
-  // "127.0.0.1:port" of the i-th node.
+  // "host:port" of the i-th node ("127.0.0.1:port" without placement).
   std::string address(int i) const;
   // Every node's address, comma-separated, for a cluster client's startup
   // nodes: "127.0.0.1:p0,127.0.0.1:p1,...".
@@ -244,7 +268,8 @@ class RedisCluster {
       int i, const std::vector<std::string>& words) const;
   // The last lines of every node's log, for error messages.
   std::string LogTails();
-  int IndexOfPort(int port) const;
+  // The node at ip:port (any ip if `ip` is empty); -1 if none.
+  int IndexOf(const std::string& ip, int port) const;
   // InvalidArgument unless 0 <= i < size().
   absl::Status CheckIndex(absl::string_view what, int i) const;
 

@@ -20,12 +20,14 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/testing/netns.h"
 #include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kServer[] = "/usr/bin/redis-server";
 constexpr char kCli[] = "/usr/bin/redis-cli";
@@ -483,9 +485,84 @@ TEST(RedisClusterTeardown, DestructorLeavesNoProcessOrDirectory) {
   EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
+// Nodes on two hosts (network namespaces), reached from a third: redis-cli
+// and the fixture's queries work inside the namespaces, the nodes gossip
+// and replicate across the switch, and a failover happens there too.
+TEST(RedisClusterPlacement, NodesOnTwoHostsServeAThirdAndFailOver) {
+  SKIP_UNLESS_INSTALLED();
+  absl::Status available = Netns::Available();
+  if (!available.ok()) GTEST_SKIP() << available.message();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Netns> net,
+                                  Netns::Create({.hosts = 3}));
+  RedisClusterOptions options;
+  for (int i = 0; i < 6; ++i) {
+    options.placement.push_back({net->path(i % 2), net->address(i % 2)});
+  }
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisCluster> cluster,
+                                  RedisCluster::Start(options));
+  ASSERT_EQ(cluster->size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(cluster->address(i),
+              absl::StrCat(net->address(i % 2), ":", cluster->node(i).port()));
+  }
+  EXPECT_THAT(cluster->addresses(), Not(HasSubstr("127.0.0.1")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisClusterLayout layout, cluster->Layout());
+  ASSERT_EQ(layout.masters().size(), 3u);
+  std::set<int> master_hosts;
+  for (int m : layout.masters()) {
+    master_hosts.insert(m % 2);
+    EXPECT_EQ(layout.replicas_of(m).size(), 1u) << "master " << m;
+  }
+  EXPECT_EQ(master_hosts.size(), 2u) << "masters on both hosts";
+
+  // From host 2: each master takes a key of its own slots and sends the
+  // others there with MOVED (to an address on host 0 or 1).
+  const int master = layout.masters()[0];
+  const int replica = layout.replicas_of(master)[0];
+  std::string key;
+  int slot = -1;
+  std::string set, wait, moved;
+  PROXYSTORE_ASSERT_OK(net->RunInThread(2, [&] {
+    for (int k = 0; k < 1000 && key.empty(); ++k) {
+      const std::string candidate = absl::StrCat("placed:", k);
+      const std::string r =
+          On(*cluster, master, {"CLUSTER", "KEYSLOT", candidate});
+      if (r.size() > 1 && absl::SimpleAtoi(r.substr(1), &slot) &&
+          layout.SlotOwner(slot) == master) {
+        key = candidate;
+      }
+    }
+    Context c = Connect(cluster->node(master));
+    set = Cmd(c.get(), {"SET", key, "crossed hosts"});
+    wait = Cmd(c.get(), {"WAIT", "1", "5000"});
+    moved = On(*cluster, layout.masters()[1], {"GET", key});
+  }));
+  ASSERT_FALSE(key.empty());
+  EXPECT_EQ(set, "+OK");
+  EXPECT_EQ(wait, ":1") << "replicated to the other host";
+  EXPECT_EQ(moved, Moved(slot, *cluster, master));
+
+  PROXYSTORE_ASSERT_OK(cluster->KillNode(master));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(int promoted,
+                                  cluster->WaitForFailover(master));
+  EXPECT_EQ(promoted, replica);
+  std::string got;
+  PROXYSTORE_ASSERT_OK(net->RunInThread(2, [&] {
+    got = On(*cluster, replica, {"GET", key});
+  }));
+  EXPECT_EQ(got, "$crossed hosts");
+  PROXYSTORE_ASSERT_OK(cluster->RestartNode(master));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisClusterLayout after,
+                                  cluster->Layout(master));
+  EXPECT_EQ(after.nodes[master].master_index, replica);
+}
+
 TEST(RedisClusterOptions, FewerThanThreeMastersOrMissingBinariesAreErrors) {
   EXPECT_THAT(RedisCluster::Start({.masters = 2}),
               StatusIs(absl::StatusCode::kInvalidArgument, "at least 3"));
+  EXPECT_THAT(RedisCluster::Start({.placement = {{"", "127.0.0.1"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "placement has 1 entries for 6 nodes"));
   EXPECT_THAT(
       RedisCluster::Start({.cli_binary = "/nonexistent/redis-cli"}),
       StatusIs(absl::StatusCode::kFailedPrecondition, "tools/setup.sh"));

@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,6 +23,7 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,22 +50,93 @@ absl::Status ErrnoError(absl::string_view what) {
 
 }  // namespace
 
-absl::StatusOr<int> PickFreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket");
+namespace {
+
+// Opens a network namespace file (close-on-exec) and checks that it is one.
+absl::StatusOr<int> OpenNetns(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(absl::StrCat("open network namespace ", path));
+  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis_server: ", path, " is not a network namespace"));
+  }
+  return fd;
+}
+
+// RunInNetworkNamespace on an open namespace; -1: right here.
+absl::Status RunInNetnsFd(int netns_fd, absl::FunctionRef<void()> fn) {
+  if (netns_fd < 0) {
+    fn();
+    return absl::OkStatus();
+  }
+  int err = 0;
+  std::thread t([&] {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+      err = errno;
+      return;
+    }
+    fn();
+  });
+  t.join();
+  if (err != 0) {
+    errno = err;
+    return ErrnoError("setns(CLONE_NEWNET)");
+  }
+  return absl::OkStatus();
+}
+
+// The kernel's pick for port 0 on `address`, in the namespace `netns_fd`.
+absl::StatusOr<int> PickPortIn(int netns_fd, const std::string& address) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    absl::Status s = ErrnoError("binding port 0 on 127.0.0.1");
-    ::close(fd);
-    return s;
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis_server: bind address \"", address, "\" is not IPv4"));
   }
+  absl::StatusOr<int> port;
+  PROXYSTORE_RETURN_IF_ERROR(RunInNetnsFd(netns_fd, [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      port = ErrnoError("socket");
+      return;
+    }
+    socklen_t len = sizeof(addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      port = ErrnoError(absl::StrCat("binding port 0 on ", address));
+    } else {
+      port = static_cast<int>(ntohs(addr.sin_port));
+    }
+    ::close(fd);
+  }));
+  return port;
+}
+
+}  // namespace
+
+absl::StatusOr<int> PickFreeLoopbackPort() {
+  return PickPortIn(-1, "127.0.0.1");
+}
+
+absl::StatusOr<int> PickFreePort(const std::string& address,
+                                 const std::string& netns) {
+  if (netns.empty()) return PickPortIn(-1, address);
+  PROXYSTORE_ASSIGN_OR_RETURN(int fd, OpenNetns(netns));
+  absl::StatusOr<int> port = PickPortIn(fd, address);
   ::close(fd);
-  return static_cast<int>(ntohs(addr.sin_port));
+  return port;
+}
+
+absl::Status RunInNetworkNamespace(const std::string& netns,
+                                   absl::FunctionRef<void()> fn) {
+  if (netns.empty()) return RunInNetnsFd(-1, fn);
+  PROXYSTORE_ASSIGN_OR_RETURN(int fd, OpenNetns(netns));
+  absl::Status s = RunInNetnsFd(fd, fn);
+  ::close(fd);
+  return s;
 }
 
 namespace {
@@ -90,6 +165,7 @@ std::string ExitDescription(int status) {
 RedisServer::RedisServer(RedisServerOptions options, std::string temp_dir,
                          std::string dir)
     : options_(std::move(options)),
+      host_(options_.bind_address),
       temp_dir_(std::move(temp_dir)),
       dir_(std::move(dir)) {}
 
@@ -123,8 +199,12 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   if (options.unix_socket) {
     server->unix_socket_ = absl::StrCat(server->temp_dir_, "/redis.sock");
   }
+  if (!options.netns.empty()) {
+    PROXYSTORE_ASSIGN_OR_RETURN(server->netns_fd_, OpenNetns(options.netns));
+  }
   for (int attempt = 0; attempt < kMaxPortAttempts; ++attempt) {
-    PROXYSTORE_ASSIGN_OR_RETURN(server->port_, PickFreeLoopbackPort());
+    PROXYSTORE_ASSIGN_OR_RETURN(server->port_,
+                                PickPortIn(server->netns_fd_, server->host_));
     PROXYSTORE_ASSIGN_OR_RETURN(LaunchResult result, server->Launch());
     if (result == LaunchResult::kReady) return server;
   }
@@ -136,8 +216,13 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
 RedisServer::~RedisServer() {
   absl::Status stopped = Stop();
   (void)stopped;  // Stop() always ends the process; nothing to report to.
+  if (netns_fd_ >= 0) ::close(netns_fd_);
   std::error_code ec;
   std::filesystem::remove_all(temp_dir_, ec);
+}
+
+absl::Status RedisServer::RunInNetwork(absl::FunctionRef<void()> fn) const {
+  return RunInNetnsFd(netns_fd_, fn);
 }
 
 absl::StatusOr<RedisServer::LaunchResult> RedisServer::Launch() {
@@ -160,6 +245,11 @@ absl::StatusOr<RedisServer::LaunchResult> RedisServer::Launch() {
                                    options_.persistence ? "yes" : "no"};
   if (options_.persistence) {
     args.insert(args.end(), {"--appendfsync", "always"});
+  }
+  if (!absl::StartsWith(host_, "127.")) {
+    // Protected mode answers DENIED to any client not on loopback while
+    // there is no password; the address is a test network's.
+    args.insert(args.end(), {"--protected-mode", "no"});
   }
   if (!unix_socket_.empty()) {
     args.insert(args.end(),
@@ -185,6 +275,7 @@ absl::StatusOr<RedisServer::LaunchResult> RedisServer::Launch() {
     ::close(fds[1]);
     return s;
   }
+  const int netns_fd = netns_fd_;
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -197,6 +288,14 @@ absl::StatusOr<RedisServer::LaunchResult> RedisServer::Launch() {
     if (::dup2(devnull, STDIN_FILENO) < 0 ||
         ::dup2(fds[1], STDOUT_FILENO) < 0 ||
         ::dup2(fds[1], STDERR_FILENO) < 0) {
+      ::_exit(127);
+    }
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+      static const char kSetnsFailed[] =
+          "redis_server: setns(CLONE_NEWNET) failed\n";
+      ssize_t ignored =
+          ::write(STDERR_FILENO, kSetnsFailed, sizeof(kSetnsFailed) - 1);
+      (void)ignored;
       ::_exit(127);
     }
     ::execv(argv[0], argv.data());
@@ -256,15 +355,15 @@ absl::StatusOr<RedisServer::LaunchResult> RedisServer::Launch() {
       Forget();
       if (absl::StrContains(log, kPortInUse)) return LaunchResult::kPortInUse;
       return absl::UnavailableError(absl::StrCat(
-          "redis_server: ", options_.binary, " on port ", port_, " ",
+          "redis_server: ", options_.binary, " on ", host_, ":", port_, " ",
           ExitDescription(status), " before it was ready; its output:\n", log));
     }
     if (absl::Now() >= deadline) {
       std::string log(fresh);
       Kill().IgnoreError();
       return absl::DeadlineExceededError(
-          absl::StrCat("redis_server: ", options_.binary, " on port ", port_,
-                       " was not ready after ",
+          absl::StrCat("redis_server: ", options_.binary, " on ", host_, ":",
+                       port_, " was not ready after ",
                        absl::FormatDuration(options_.startup_timeout),
                        "; its output:\n", log));
     }
@@ -391,29 +490,33 @@ std::string RedisServer::OutputSince(uint64_t mark) {
 }
 
 int64_t RedisServer::CountKeys(const std::string& prefix) const {
-  redisContext* c = redisConnect(host_.c_str(), port_);
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return -1;
-  }
-  int64_t n = 0;
-  std::string cursor = "0";
-  const std::string pattern = absl::StrCat(prefix, "*");
-  do {
-    const char* argv[] = {"SCAN",          cursor.c_str(), "MATCH",
-                          pattern.c_str(), "COUNT",        "1000"};
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, 6, argv, nullptr));
-    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      if (r != nullptr) freeReplyObject(r);
-      redisFree(c);
-      return -1;
+  int64_t n = -1;
+  absl::Status ran = RunInNetwork([&] {
+    redisContext* c = redisConnect(host_.c_str(), port_);
+    if (c == nullptr || c->err != 0) {
+      if (c != nullptr) redisFree(c);
+      return;
     }
-    cursor.assign(r->element[0]->str, r->element[0]->len);
-    n += static_cast<int64_t>(r->element[1]->elements);
-    freeReplyObject(r);
-  } while (cursor != "0");
-  redisFree(c);
-  return n;
+    int64_t count = 0;
+    std::string cursor = "0";
+    const std::string pattern = absl::StrCat(prefix, "*");
+    do {
+      const char* argv[] = {"SCAN",          cursor.c_str(), "MATCH",
+                            pattern.c_str(), "COUNT",        "1000"};
+      auto* r = static_cast<redisReply*>(redisCommandArgv(c, 6, argv, nullptr));
+      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (r != nullptr) freeReplyObject(r);
+        redisFree(c);
+        return;
+      }
+      cursor.assign(r->element[0]->str, r->element[0]->len);
+      count += static_cast<int64_t>(r->element[1]->elements);
+      freeReplyObject(r);
+    } while (cursor != "0");
+    redisFree(c);
+    n = count;
+  });
+  return ran.ok() ? n : -1;
 }
 
 }  // namespace proxystore::testing

@@ -19,6 +19,14 @@
 // call Start()/Restart() from a thread that outlives the server (the main
 // thread, typically).
 //
+// Other hosts: `netns` runs the server inside a network namespace (a
+// namespace file: testing/netns.h's Netns::path(), /run/netns/NAME,
+// /proc/PID/ns/net) and `bind_address` makes it listen on that address
+// instead of 127.0.0.1 (the free port is picked there too). Everything this
+// class connects to itself (CountKeys) goes through RunInNetwork(), inside
+// that namespace; so does a test's own client (or it runs where the address
+// is routed, such as another host of the same Netns).
+//
 // Not gtest-specific: errors are absl::Status values. If redis-server is not
 // installed, Start() is FailedPrecondition telling you to run tools/setup.sh.
 //
@@ -42,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -63,6 +72,14 @@ struct RedisServerOptions {
   std::string dir;
   // Non-empty: --requirepass, so clients must AUTH.
   std::string password;
+  // Non-empty: a network namespace file; the server runs in that namespace
+  // (setns(2) between fork and exec; needs CAP_SYS_ADMIN). It is opened by
+  // Start() and held until the destructor, so it need not outlive Start().
+  std::string netns;
+  // The IPv4 address the server listens on, and host() returns. Other than
+  // 127.x.y.z, protected mode is off, so that other hosts may connect
+  // without a password.
+  std::string bind_address = "127.0.0.1";
   // More redis-server arguments, appended verbatim ("--maxmemory", "10mb").
   std::vector<std::string> extra_args;
   // How long Start()/Restart() wait for "Ready to accept connections".
@@ -84,7 +101,8 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
-  // Where to connect: always "127.0.0.1" and the TCP port.
+  // Where to connect: options.bind_address ("127.0.0.1" unless set) and
+  // the TCP port.
   const std::string& host() const { return host_; }
   int port() const { return port_; }
   // The Unix socket path; empty unless options.unix_socket.
@@ -108,6 +126,12 @@ class RedisServer {
   // for timeout tests. Stop()/Kill() work on a paused server.
   absl::Status Pause();
   absl::Status Resume();
+
+  // Runs fn where the server's address is reachable: on a new thread that
+  // joined options.netns (then waits for it), or right here without one.
+  // Sockets fn opens stay in that namespace whichever thread uses them
+  // later. An error only if the thread could not join the namespace.
+  absl::Status RunInNetwork(absl::FunctionRef<void()> fn) const;
 
   // How many keys the server holds under `prefix` (SCAN MATCH through a raw
   // hiredis client, independent of any connector); -1 if it cannot be asked.
@@ -144,11 +168,13 @@ class RedisServer {
   void Forget();
 
   const RedisServerOptions options_;
-  const std::string host_ = "127.0.0.1";
+  const std::string host_;      // options_.bind_address
   const std::string temp_dir_;  // Private; removed by the destructor.
   const std::string dir_;
   std::string unix_socket_;
   int port_ = 0;
+  // options_.netns, opened (close-on-exec); -1 without one.
+  int netns_fd_ = -1;
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int output_fd_ = -1;
@@ -160,6 +186,18 @@ class RedisServer {
 // A TCP port that is free on 127.0.0.1 right now (the kernel's pick for port
 // 0), for a server that needs more than one (a cluster node's bus port).
 absl::StatusOr<int> PickFreeLoopbackPort();
+
+// The same on IPv4 `address` inside the network namespace file `netns`
+// (empty: the caller's namespace).
+absl::StatusOr<int> PickFreePort(const std::string& address,
+                                 const std::string& netns = "");
+
+// Runs fn on a new thread that joined the network namespace of file
+// `netns`, and waits for it; with an empty `netns`, runs fn here. Sockets fn
+// opens stay in that namespace. Errors: opening `netns` (NotFound...),
+// InvalidArgument if it is no network namespace, setns(2)'s error.
+absl::Status RunInNetworkNamespace(const std::string& netns,
+                                   absl::FunctionRef<void()> fn);
 
 }  // namespace proxystore::testing
 

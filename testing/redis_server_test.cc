@@ -14,11 +14,13 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxystore/testing/netns.h"
 #include "proxystore/testing/status_matchers.h"
 
 namespace proxystore::testing {
@@ -263,6 +265,68 @@ TEST(RedisServer, RestartFailsClearlyWhenThePortWasTaken) {
   ::close(fd);
   PROXYSTORE_ASSERT_OK(server->Restart());
   EXPECT_EQ(Command(ConnectTcp(*server).get(), {"PING"}), "+PONG");
+}
+
+// Another host: a server inside host 0 of a Netns, on host 0's address,
+// serves clients on host 1 (hiredis, redis-cli), and is restarted there.
+TEST(RedisServer, RunsInANetworkNamespaceOnItsAddress) {
+  absl::Status available = Netns::Available();
+  if (!available.ok()) GTEST_SKIP() << available.message();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Netns> net,
+                                  Netns::Create({.hosts = 2}));
+  RedisServerOptions options;
+  options.netns = net->path(0);
+  options.bind_address = net->address(0);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> server,
+                                  RedisServer::Start(options));
+  EXPECT_EQ(server->host(), net->address(0));
+
+  std::string set, loopback;
+  PROXYSTORE_ASSERT_OK(net->RunInThread(1, [&] {
+    set = Command(ConnectTcp(*server).get(), {"SET", "mh:k", "from host 1"});
+  }));
+  EXPECT_EQ(set, "+OK");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      NetnsResult cli,
+      net->Run(1, {"redis-cli", "-h", server->host(), "-p",
+                   absl::StrCat(server->port()), "GET", "mh:k"}));
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_EQ(cli.output, "from host 1\n");
+  EXPECT_EQ(server->CountKeys("mh:"), 1);
+  // Bound to its address only: not on host 0's loopback.
+  PROXYSTORE_ASSERT_OK(server->RunInNetwork([&] {
+    loopback = Command(
+        Context(redisConnectWithTimeout("127.0.0.1", server->port(), kTimeout))
+            .get(),
+        {"PING"});
+  }));
+  EXPECT_THAT(loopback, HasSubstr("!"));
+
+  const int port = server->port();
+  PROXYSTORE_ASSERT_OK(server->Restart());
+  EXPECT_EQ(server->port(), port);
+  std::string ping;
+  PROXYSTORE_ASSERT_OK(net->RunInThread(
+      1, [&] { ping = Command(ConnectTcp(*server).get(), {"PING"}); }));
+  EXPECT_EQ(ping, "+PONG");
+}
+
+TEST(RedisServer, BadNetworkNamespaceOrAddressIsAClearError) {
+  EXPECT_THAT(RedisServer::Start({.netns = "/nonexistent/netns"}),
+              StatusIs(absl::StatusCode::kNotFound, "/nonexistent/netns"));
+  EXPECT_THAT(RedisServer::Start({.netns = "/proc/self/ns/uts"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "is not a network namespace"));
+  EXPECT_THAT(RedisServer::Start({.bind_address = "localhost"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not IPv4"));
+  // Without a namespace, RunInNetwork runs right here.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> server,
+                                  RedisServer::Start());
+  const std::thread::id here = std::this_thread::get_id();
+  std::thread::id ran;
+  PROXYSTORE_ASSERT_OK(
+      server->RunInNetwork([&] { ran = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran, here);
 }
 
 }  // namespace
