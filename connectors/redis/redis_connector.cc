@@ -28,9 +28,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
+#include "proxystore/connectors/redis/cluster_routing.h"
 #include "proxystore/connectors/trust.h"
 
 namespace proxystore {
@@ -104,6 +108,10 @@ absl::Status TransportError(const redisContext* c, absl::string_view timeout) {
   }
 }
 
+}  // namespace
+
+namespace redis_internal {
+
 // The first line of a RESP2 reply.
 struct Reply {
   char type = 0;  // '+' status, '-' error, ':' integer, '$' string, '*' array
@@ -119,6 +127,12 @@ struct Reply {
     return (type == '$' && number >= 0) || (type == '*' && number > 0);
   }
 };
+
+}  // namespace redis_internal
+
+namespace {
+
+using redis_internal::Reply;
 
 absl::string_view ReplyTypeName(const Reply& r) {
   if (r.nil()) return "nil";
@@ -174,6 +188,10 @@ std::string EscapeGlob(absl::string_view s) {
   }
   return out;
 }
+
+}  // namespace
+
+namespace redis_internal {
 
 // RESP commands, pipelined, sent with sendmsg(2) straight from the callers'
 // buffers: long arguments (values) are iovecs pointing at the caller's bytes
@@ -294,6 +312,12 @@ class CommandWriter {
   size_t commands_ = 0;
 };
 
+}  // namespace redis_internal
+
+namespace {
+
+using redis_internal::CommandWriter;
+
 absl::Status OptionError(absl::string_view message) {
   return absl::InvalidArgumentError(
       absl::StrCat("connector \"redis\": ", message));
@@ -321,6 +345,72 @@ bool ValidHost(absl::string_view host) {
     }
   }
   return true;
+}
+
+// "host:port", an IPv6 host in brackets.
+std::string HostPort(absl::string_view host, int port) {
+  return host.find(':') == absl::string_view::npos
+             ? absl::StrCat(host, ":", port)
+             : absl::StrCat("[", host, "]:", port);
+}
+
+// Option "cluster": "host:port,host:port,..."; an IPv6 host in brackets
+// ("[::1]:7000"). At most kMaxClusterSeeds, each host valid, each port in
+// 1..65535; repeated seeds are dropped.
+absl::StatusOr<std::vector<RedisConnector::Seed>> ParseSeeds(
+    absl::string_view list) {
+  std::vector<RedisConnector::Seed> seeds;
+  auto bad = [&](absl::string_view seed, absl::string_view why) {
+    return OptionError(absl::StrCat(
+        "option \"cluster\" must list seed nodes as host:port separated by "
+        "commas (an IPv6 host in brackets); ",
+        Quote(seed), " ", why));
+  };
+  if (list.empty()) return bad(list, "is empty");
+  for (absl::string_view seed : absl::StrSplit(list, ',')) {
+    if (seeds.size() == RedisConnector::kMaxClusterSeeds) {
+      return OptionError(absl::StrCat("option \"cluster\" lists more than ",
+                                      RedisConnector::kMaxClusterSeeds,
+                                      " seed nodes"));
+    }
+    seed = absl::StripAsciiWhitespace(seed);
+    const size_t colon = seed.rfind(':');
+    if (colon == absl::string_view::npos) return bad(seed, "has no port");
+    absl::string_view host = seed.substr(0, colon);
+    if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+      return bad(seed, "has an unclosed '['");
+    }
+    if (!ValidHost(host)) return bad(seed, "has no valid host");
+    int port = 0;
+    if (!absl::SimpleAtoi(seed.substr(colon + 1), &port) || port < 1 ||
+        port > 65535) {
+      return bad(seed, "has no port in 1..65535");
+    }
+    RedisConnector::Seed parsed{std::string(host), port};
+    if (std::none_of(seeds.begin(), seeds.end(), [&](const auto& s) {
+          return s.host == parsed.host && s.port == parsed.port;
+        })) {
+      seeds.push_back(std::move(parsed));
+    }
+  }
+  return seeds;
+}
+
+std::string SeedList(absl::Span<const RedisConnector::Seed> seeds) {
+  std::vector<std::string> parts;
+  for (const RedisConnector::Seed& seed : seeds) {
+    parts.push_back(HostPort(seed.host, seed.port));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+// Error replies a cluster client acts on: redirects, and states that pass
+// (a slot being migrated, a cluster or node not ready, a master demoted to
+// a replica by a failover).
+bool IsClusterRoutingError(absl::string_view error) {
+  return redis_cluster::ClassifyError(error) !=
+             redis_cluster::ClusterError::kOther ||
+         absl::StartsWith(error, "READONLY ");
 }
 
 // The connectors alive in this process, for the fork handlers. A std::mutex
@@ -414,8 +504,15 @@ class Connection {
     if (!line.empty()) r.type = line[0];
     const absl::string_view rest = line.substr(line.empty() ? 0 : 1);
     switch (r.type) {
-      case '+':
       case '-':
+        // Kept for the cluster routing (RunKey): the text is only valid
+        // until the next read.
+        if (cluster_error_.empty() && IsClusterRoutingError(rest)) {
+          cluster_error_.assign(rest.data(), rest.size());
+        }
+        r.text = rest;
+        return r;
+      case '+':
         r.text = rest;
         return r;
       case ':':
@@ -488,6 +585,12 @@ class Connection {
   // the descriptor would not see them.
   bool buffered() const { return begin_ < end_; }
 
+  // The first error reply read since ClearClusterError() that a cluster
+  // client acts on (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, LOADING, READONLY),
+  // or empty.
+  const std::string& cluster_error() const { return cluster_error_; }
+  void ClearClusterError() { cluster_error_.clear(); }
+
  private:
   // The CRLF after a string of `size` bytes.
   absl::Status ReadStringEnd(size_t size, absl::string_view timeout) {
@@ -535,9 +638,35 @@ class Connection {
   redisContext* const context_;
   const uint64_t generation_;
   bool discarded_ = false;
+  std::string cluster_error_;
   size_t begin_ = 0;  // buf_[begin_, end_) is read but not yet parsed.
   size_t end_ = 0;
   char buf_[RedisConnector::kReadBufferSize];
+};
+
+// The idle connections to one server. Its fields never change once made;
+// `idle` is guarded by the connector's mu_.
+struct Pool {
+  std::string host;  // Empty for a Unix socket.
+  int port = 0;
+  std::string unix_socket;
+  std::string endpoint;  // "host:port" or the socket path, for messages.
+  std::vector<std::unique_ptr<Connection>> idle;
+};
+
+// A cluster's slot map and where it came from.
+struct Routes {
+  redis_cluster::SlotMap map;
+  // The host of the node that sent the map: nodes listed without a host
+  // (HostKind::kSameHost) are on it.
+  std::string answered_host;
+};
+
+// How one attempt on a connection ended, for the cluster routing.
+struct Outcome {
+  std::string cluster_error;  // See Connection::cluster_error().
+  bool connection_failed = false;
+  bool timed_out = false;
 };
 
 }  // namespace redis_internal
@@ -648,6 +777,77 @@ absl::StatusOr<Push> ReadPush(Connection& c, absl::string_view channel,
 
 }  // namespace
 
+namespace {
+
+// Deepest nesting of arrays ReadRawReply accepts (CLUSTER SLOTS nests 4).
+constexpr int kMaxRawDepth = 8;
+
+// Reads one whole reply from `c` and appends it to `out` as RESP2 bytes,
+// spending at most `*budget` bytes: every line and string is counted before
+// it is stored, so an announced length or element count cannot make this
+// allocate or loop beyond the budget (each element costs at least 3 bytes).
+absl::Status ReadRawReply(Connection& c, std::string* out, size_t* budget,
+                          int depth, absl::string_view timeout) {
+  auto too_big = [&] {
+    return c.Fail(REDIS_ERR_PROTOCOL,
+                  absl::StrCat("a reply is larger than ",
+                               RedisConnector::kMaxSlotsReplySize, " bytes"),
+                  timeout);
+  };
+  PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c.ReadReply(timeout));
+  const std::string line =
+      (r.type == '+' || r.type == '-')
+          ? absl::StrCat(absl::string_view(&r.type, 1), r.text, "\r\n")
+          : absl::StrCat(absl::string_view(&r.type, 1), r.number, "\r\n");
+  if (line.size() > *budget) return too_big();
+  *budget -= line.size();
+  out->append(line);
+  if (r.type == '$' && !r.nil()) {
+    const uint64_t size = static_cast<uint64_t>(r.number);
+    if (size + 2 > *budget) return too_big();
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        SharedBytes value, c.ReadString(static_cast<size_t>(size), timeout));
+    *budget -= size + 2;
+    out->append(value.data(), value.size());
+    out->append("\r\n");
+  } else if (r.type == '*' && r.number > 0) {
+    if (depth >= kMaxRawDepth) {
+      return c.Fail(
+          REDIS_ERR_PROTOCOL,
+          absl::StrCat("a reply nests arrays deeper than ", kMaxRawDepth),
+          timeout);
+    }
+    for (int64_t i = 0; i < r.number; ++i) {
+      if (*budget < 3) return too_big();
+      PROXYSTORE_RETURN_IF_ERROR(
+          ReadRawReply(c, out, budget, depth + 1, timeout));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A CLUSTER SLOTS reply, as raw RESP2 bytes (ReadRawReply), as a SlotMap.
+absl::StatusOr<redis_cluster::SlotMap> ParseSlots(const std::string& raw) {
+  std::unique_ptr<redisReader, decltype(&redisReaderFree)> reader(
+      redisReaderCreate(), &redisReaderFree);
+  if (reader == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate a reply reader");
+  }
+  void* parsed = nullptr;
+  if (redisReaderFeed(reader.get(), raw.data(), raw.size()) != REDIS_OK ||
+      redisReaderGetReply(reader.get(), &parsed) != REDIS_OK ||
+      parsed == nullptr) {
+    if (parsed != nullptr) freeReplyObject(parsed);
+    return absl::InternalError(absl::StrCat(
+        "CLUSTER SLOTS: hiredis could not parse the reply: ", reader->errstr));
+  }
+  std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
+      static_cast<redisReply*>(parsed), &freeReplyObject);
+  return redis_cluster::SlotMap::FromClusterSlots(reply.get());
+}
+
+}  // namespace
+
 void RedisConnector::PrepareFork() {
   LiveConnectors& live = Live();
   live.mu.lock();
@@ -669,11 +869,22 @@ void RedisConnector::ChildAfterFork() {
 
 RedisConnector::RedisConnector(Settings settings)
     : settings_(std::move(settings)),
-      endpoint_(settings_.unix_socket.empty()
-                    ? absl::StrCat(settings_.host, ":", settings_.port)
+      endpoint_(!settings_.seeds.empty()
+                    ? absl::StrCat("cluster ", SeedList(settings_.seeds))
+                : settings_.unix_socket.empty()
+                    ? HostPort(settings_.host, settings_.port)
                     : settings_.unix_socket),
       timeout_(absl::StrCat("command_timeout_ms=", settings_.command_timeout_ms,
                             " ms")) {
+  if (settings_.seeds.empty()) {
+    auto pool = std::make_unique<Pool>();
+    pool->host = settings_.host;
+    pool->port = settings_.port;
+    pool->unix_socket = settings_.unix_socket;
+    pool->endpoint = endpoint_;
+    main_pool_ = pool.get();
+    pools_.emplace(endpoint_, std::move(pool));
+  }
   static const bool fork_handlers = [] {
     return pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork) == 0;
   }();
@@ -695,7 +906,15 @@ absl::StatusOr<RedisConnector::Settings> RedisConnector::ParseLocation(
     return options.options.count(name) > 0;
   };
   Settings s;
-  if (has("unix_socket")) {
+  if (has("cluster")) {
+    if (has("unix_socket") || has("host") || has("port")) {
+      return OptionError(
+          "set either option \"cluster\" or options \"host\"/\"port\"/"
+          "\"unix_socket\", not both");
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(std::string list, options.GetString("cluster"));
+    PROXYSTORE_ASSIGN_OR_RETURN(s.seeds, ParseSeeds(list));
+  } else if (has("unix_socket")) {
     if (has("host") || has("port")) {
       return OptionError(
           "set either option \"unix_socket\" or options \"host\"/\"port\", "
@@ -730,10 +949,27 @@ absl::StatusOr<RedisConnector::Settings> RedisConnector::ParseLocation(
   }
   PROXYSTORE_ASSIGN_OR_RETURN(s.db,
                               GetIntInRange(options, "db", 0, 0, INT_MAX));
+  if (!s.seeds.empty() && s.db != 0) {
+    return OptionError(
+        "option \"db\" must be 0 with \"cluster\": a Redis Cluster has "
+        "database 0 only");
+  }
   PROXYSTORE_ASSIGN_OR_RETURN(s.password, options.GetString("password"));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::string layout,
+      options.GetString("layout", std::string(kNativeLayoutName)));
+  if (layout == kPythonLayoutName) {
+    s.python_layout = true;
+  } else if (layout != kNativeLayoutName) {
+    return OptionError(
+        absl::StrCat("option \"layout\" must be \"", kNativeLayoutName,
+                     "\" or \"", kPythonLayoutName, "\", got ", Quote(layout)));
+  }
   if (has("prefix")) {
     PROXYSTORE_ASSIGN_OR_RETURN(s.prefix, options.GetString("prefix"));
-    if (s.prefix.empty()) {
+    // Python's keys are bare ids: no prefix. Keys are then confined to
+    // uuid-shaped ids instead (CheckKey), and so is clearing.
+    if (s.prefix.empty() && !s.python_layout) {
       // Clearing deletes every key that starts with the prefix.
       return OptionError(
           "option \"prefix\" must not be empty (a clearing Close would delete "
@@ -750,13 +986,14 @@ absl::StatusOr<RedisConnector::Settings> RedisConnector::ParseLocation(
 absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
     const ConnectorConfig& options) {
   PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
-      {"host", "port", "unix_socket", "db", "password", "prefix",
-       "max_object_size", "connect_timeout_ms", "command_timeout_ms",
-       "clear"}));
+      {"host", "port", "unix_socket", "cluster", "db", "password", "prefix",
+       "layout", "max_object_size", "connect_timeout_ms", "command_timeout_ms",
+       "clear", "read_from_replicas", "wait_replicas", "wait_timeout_ms"}));
   PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(options));
   // A fresh key space: clearing it touches this connector's objects only.
-  if (s.prefix.empty())
+  if (s.prefix.empty() && !s.python_layout) {
     s.prefix = absl::StrCat("proxystore:", NewObjectId(), ":");
+  }
   PROXYSTORE_ASSIGN_OR_RETURN(
       int64_t max_object_size,
       GetIntInRange(options, "max_object_size",
@@ -771,6 +1008,25 @@ absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
       GetIntInRange(options, "command_timeout_ms", kDefaultCommandTimeoutMs, 1,
                     kMaxTimeoutMs));
   PROXYSTORE_ASSIGN_OR_RETURN(s.clear, options.GetBool("clear", false));
+  PROXYSTORE_ASSIGN_OR_RETURN(s.read_from_replicas,
+                              options.GetBool("read_from_replicas", false));
+  if (s.read_from_replicas && s.seeds.empty()) {
+    return OptionError(
+        "option \"read_from_replicas\" needs \"cluster\" (a single "
+        "server's replicas are not discovered)");
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      s.wait_replicas, GetIntInRange(options, "wait_replicas", 0, 0, 64));
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      s.wait_timeout_ms,
+      GetIntInRange(options, "wait_timeout_ms", kDefaultWaitTimeoutMs, 1,
+                    kMaxTimeoutMs));
+  if (s.wait_replicas > 0 && s.wait_timeout_ms >= s.command_timeout_ms) {
+    return OptionError(absl::StrCat(
+        "option \"wait_timeout_ms\" (", s.wait_timeout_ms,
+        ") must be less than \"command_timeout_ms\" (", s.command_timeout_ms,
+        "): the server answers WAIT only after it"));
+  }
   // Not make_unique: the constructor is private.
   return std::unique_ptr<RedisConnector>(new RedisConnector(std::move(s)));
 }
@@ -785,8 +1041,28 @@ absl::StatusOr<std::unique_ptr<Connector>> RedisConnector::FromConfig(
 absl::StatusOr<std::vector<std::string>> RedisConnector::Destinations(
     const ConnectorConfig& location) {
   PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(location));
-  std::string where;
-  if (!s.unix_socket.empty()) {
+  auto tcp = [&](absl::string_view host_name,
+                 int port) -> absl::StatusOr<std::string> {
+    const std::string host = absl::AsciiStrToLower(host_name);
+    // "redis:unix:..." names Unix sockets.
+    if (host == "unix") {
+      return OptionError(
+          "option \"host\" \"unix\" is ambiguous in a destination; use its "
+          "address");
+    }
+    return absl::StrCat(kKind, ":", HostPort(host, port), "/", s.db, "/",
+                        s.prefix);
+  };
+  std::vector<std::string> destinations;
+  if (!s.seeds.empty()) {
+    // Each seed node. The nodes the cluster names in its slot map and
+    // redirects are reached too: they are the cluster these seeds belong
+    // to (docs/connectors.md, "Redis Cluster").
+    for (const Seed& seed : s.seeds) {
+      PROXYSTORE_ASSIGN_OR_RETURN(std::string d, tcp(seed.host, seed.port));
+      destinations.push_back(std::move(d));
+    }
+  } else if (!s.unix_socket.empty()) {
     if (s.unix_socket[0] != '/') {
       return OptionError(absl::StrCat(
           "option \"unix_socket\" from a serialized proxy must be an absolute "
@@ -796,27 +1072,21 @@ absl::StatusOr<std::vector<std::string>> RedisConnector::Destinations(
     PROXYSTORE_ASSIGN_OR_RETURN(
         std::string path,
         trust_internal::CanonicalDirectory(kKind, s.unix_socket));
-    where = absl::StrCat("unix:", path);
+    destinations.push_back(
+        absl::StrCat(kKind, ":unix:", path, "/", s.db, "/", s.prefix));
   } else {
-    const std::string host = absl::AsciiStrToLower(s.host);
-    // "redis:unix:..." names Unix sockets.
-    if (host == "unix") {
-      return OptionError(
-          "option \"host\" \"unix\" is ambiguous in a destination; use its "
-          "address");
-    }
-    where = host.find(':') == std::string::npos
-                ? absl::StrCat(host, ":", s.port)
-                : absl::StrCat("[", host, "]:", s.port);
+    PROXYSTORE_ASSIGN_OR_RETURN(std::string d, tcp(s.host, s.port));
+    destinations.push_back(std::move(d));
   }
-  return std::vector<std::string>{
-      absl::StrCat(kKind, ":", where, "/", s.db, "/", s.prefix)};
+  return destinations;
 }
 
 ConnectorKindTraits RedisConnector::KindTraits() {
   ConnectorKindTraits traits;
-  traits.location_options = {"host", "port",   "unix_socket",
-                             "db",   "prefix", "password"};
+  // "layout" says how keys are named and read: a receiver must read as the
+  // producer wrote.
+  traits.location_options = {"host", "port",   "unix_socket", "cluster",
+                             "db",   "prefix", "password",    "layout"};
   traits.receiver_defaults = {
       {"clear", "false"},
       {"max_object_size", std::string(kReceiverMaxObjectSize)}};
@@ -833,11 +1103,23 @@ ConnectorConfig RedisConnector::Config() const {
        {"connect_timeout_ms", absl::StrCat(settings_.connect_timeout_ms)},
        {"command_timeout_ms", absl::StrCat(settings_.command_timeout_ms)},
        {"clear", settings_.clear ? "true" : "false"}}};
-  if (settings_.unix_socket.empty()) {
+  if (!settings_.seeds.empty()) {
+    config.options["cluster"] = SeedList(settings_.seeds);
+    config.options["read_from_replicas"] =
+        settings_.read_from_replicas ? "true" : "false";
+  } else if (settings_.unix_socket.empty()) {
     config.options["host"] = settings_.host;
     config.options["port"] = absl::StrCat(settings_.port);
   } else {
     config.options["unix_socket"] = settings_.unix_socket;
+  }
+  // The default is left out, so that native configs are as they were.
+  if (settings_.python_layout) {
+    config.options["layout"] = std::string(kPythonLayoutName);
+  }
+  if (settings_.wait_replicas > 0) {
+    config.options["wait_replicas"] = absl::StrCat(settings_.wait_replicas);
+    config.options["wait_timeout_ms"] = absl::StrCat(settings_.wait_timeout_ms);
   }
   if (!settings_.password.empty()) {
     config.options["password"] = settings_.password;
@@ -860,9 +1142,25 @@ absl::Status RedisConnector::CheckOpen(absl::string_view op) const {
 
 absl::Status RedisConnector::CheckKey(const Key& key,
                                       absl::string_view op) const {
-  if (!key.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "redis connector (", endpoint_, "): ", op, ": the key is empty"));
+  if (key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis connector (", endpoint_, "): ", op, ": the key is empty"));
+  }
+  // In the Python layout the prefix may be empty, so a key id from a proxy
+  // could otherwise name any key of the database.
+  if (settings_.python_layout && !IsPythonObjectId(key.id()) &&
+      !IsObjectId(key.id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis connector (", endpoint_, "): ", op, ": key ", Quote(key.id()),
+        " is not a uuid (layout \"", kPythonLayoutName,
+        "\" reaches only keys named as Python's str(uuid.uuid4()) or as "
+        "NewObjectId())"));
+  }
+  return absl::OkStatus();
+}
+
+std::string RedisConnector::MintId() const {
+  return settings_.python_layout ? NewPythonObjectId() : NewObjectId();
 }
 
 absl::Status RedisConnector::CheckValueSize(size_t size,
@@ -887,13 +1185,12 @@ absl::Status RedisConnector::CheckReadSize(int64_t size, const Key& key) const {
 }
 
 absl::StatusOr<std::unique_ptr<RedisConnector::Connection>>
-RedisConnector::Connect() const {
+RedisConnector::Connect(const Pool& pool) const {
   const timeval connect_tv = ToTimeval(settings_.connect_timeout_ms);
-  redisContext* raw = settings_.unix_socket.empty()
-                          ? redisConnectWithTimeout(settings_.host.c_str(),
-                                                    settings_.port, connect_tv)
-                          : redisConnectUnixWithTimeout(
-                                settings_.unix_socket.c_str(), connect_tv);
+  redisContext* raw =
+      pool.unix_socket.empty()
+          ? redisConnectWithTimeout(pool.host.c_str(), pool.port, connect_tv)
+          : redisConnectUnixWithTimeout(pool.unix_socket.c_str(), connect_tv);
   if (raw == nullptr) {
     return absl::ResourceExhaustedError(
         "hiredis could not allocate a connection");
@@ -901,7 +1198,7 @@ RedisConnector::Connect() const {
   auto c = std::make_unique<Connection>(raw);
   if (raw->err != 0) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot connect to ", endpoint_, ": ", raw->errstr,
+        "cannot connect to ", pool.endpoint, ": ", raw->errstr,
         // hiredis reports its own connect timeout as ETIMEDOUT.
         TimedOut(raw) || std::strstr(raw->errstr, "timed out") != nullptr
             ? absl::StrCat(
@@ -916,7 +1213,7 @@ RedisConnector::Connect() const {
     return absl::UnavailableError(
         absl::StrCat("cannot set socket timeouts: ", raw->errstr));
   }
-  if (settings_.unix_socket.empty()) {
+  if (pool.unix_socket.empty()) {
     // Detects a vanished peer on idle pooled connections; best effort.
     (void)redisEnableKeepAlive(raw);
   }
@@ -927,6 +1224,10 @@ RedisConnector::Connect() const {
   const std::string db = absl::StrCat(settings_.db);
   if (!settings_.password.empty()) setup.Add({"AUTH", settings_.password});
   if (settings_.db != 0) setup.Add({"SELECT", db});
+  // Lets a replica answer reads of its master's slots; harmless on a master
+  // (a failover may turn either into the other).
+  const bool readonly = settings_.read_from_replicas;
+  if (readonly) setup.Add({"READONLY"});
   if (setup.commands() > 0) {
     PROXYSTORE_RETURN_IF_ERROR(setup.Send(raw, timeout));
     absl::Status first = absl::OkStatus();
@@ -937,6 +1238,10 @@ RedisConnector::Connect() const {
     if (settings_.db != 0 && c->usable()) {
       PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c->ReadReply(timeout));
       first.Update(Expect(*c, absl::StrCat("SELECT ", db), r, '+', timeout));
+    }
+    if (readonly && c->usable()) {
+      PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c->ReadReply(timeout));
+      first.Update(Expect(*c, "READONLY", r, '+', timeout));
     }
     PROXYSTORE_RETURN_IF_ERROR(first);
   }
@@ -961,42 +1266,47 @@ RedisConnector::Connect() const {
 // operation fails on a connection that had been idle in the pool with EOF or
 // a reset, it is retried once on a new connection (all operations are
 // idempotent), so a restarted server is picked up transparently.
-absl::Status RedisConnector::Run(
-    absl::string_view op, bool check_open,
-    absl::FunctionRef<absl::Status(Connection&)> fn) {
+absl::Status RedisConnector::RunOn(
+    Pool& pool, absl::string_view op, bool check_open, bool asking,
+    absl::FunctionRef<absl::Status(Connection&)> fn, Outcome* outcome) {
   if (check_open) PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
   auto annotate = [&](const absl::Status& s) {
-    return Annotate(s, absl::StrCat("redis connector (", endpoint_, "): ", op));
+    return Annotate(
+        s, absl::StrCat("redis connector (", pool.endpoint, "): ", op));
   };
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Connection> c;
-    bool reused = false;
-    if (attempt == 0) {
-      // Closed outside the lock.
-      std::vector<std::unique_ptr<Connection>> inherited;
-      std::lock_guard<std::mutex> lock(mu_);
-      // Connections opened by a parent process are never used here.
-      const uint64_t generation = ForkGeneration();
-      for (std::unique_ptr<Connection>& idle : idle_) {
-        if (idle->generation() != generation) {
-          inherited.push_back(std::move(idle));
-        }
-      }
-      std::erase(idle_, nullptr);
-      if (!idle_.empty()) {
-        c = std::move(idle_.back());
-        idle_.pop_back();
-        reused = true;
-      }
-    }
+    if (attempt == 0) c = TakeIdle(pool);
+    const bool reused = c != nullptr;
     if (c == nullptr) {
-      absl::StatusOr<std::unique_ptr<Connection>> made = Connect();
-      if (!made.ok()) return annotate(made.status());
+      absl::StatusOr<std::unique_ptr<Connection>> made = Connect(pool);
+      if (!made.ok()) {
+        if (outcome != nullptr) outcome->connection_failed = true;
+        return annotate(made.status());
+      }
       c = *std::move(made);
     }
-    absl::Status status = fn(*c);
+    c->ClearClusterError();
+    absl::Status status = absl::OkStatus();
+    if (asking) {
+      // ASK: this one command may use the slot being imported here.
+      CommandWriter writer;
+      writer.Add({"ASKING"});
+      status = writer.Send(c->context(), timeout_);
+      if (status.ok()) {
+        absl::StatusOr<Reply> reply = c->ReadReply(timeout_);
+        status = reply.ok() ? Expect(*c, "ASKING", *reply, '+', timeout_)
+                            : reply.status();
+      }
+    }
+    if (status.ok()) status = fn(*c);
+    if (outcome != nullptr) {
+      outcome->cluster_error = c->cluster_error();
+      outcome->connection_failed = c->context()->err != 0;
+      outcome->timed_out = TimedOut(c->context());
+    }
     if (c->usable()) {
-      Release(std::move(c));
+      Release(pool, std::move(c));
       return annotate(status);
     }
     const redisContext* context = c->context();
@@ -1010,7 +1320,7 @@ absl::Status RedisConnector::Run(
     c.reset();
     // A failed connection: idle ones probably are too (a restarted or
     // crashed server): drop them all.
-    if (failed) DropIdle();
+    if (failed) DropIdle(&pool);
     // An `fn` that succeeded before its connection failed has done its work
     // (Set: the SET was answered, the PUBLISH's reply was lost): running it
     // again could only undo that (SET NX: AlreadyExists).
@@ -1018,26 +1328,529 @@ absl::Status RedisConnector::Run(
   }
 }
 
-void RedisConnector::Release(std::unique_ptr<Connection> connection) {
+std::unique_ptr<RedisConnector::Connection> RedisConnector::TakeIdle(
+    Pool& pool) {
+  // Closed outside the lock.
+  std::vector<std::unique_ptr<Connection>> inherited;
+  std::lock_guard<std::mutex> lock(mu_);
+  // Connections opened by a parent process are never used here.
+  const uint64_t generation = ForkGeneration();
+  for (std::unique_ptr<Connection>& idle : pool.idle) {
+    if (idle->generation() != generation) inherited.push_back(std::move(idle));
+  }
+  std::erase(pool.idle, nullptr);
+  if (pool.idle.empty()) return nullptr;
+  std::unique_ptr<Connection> c = std::move(pool.idle.back());
+  pool.idle.pop_back();
+  return c;
+}
+
+void RedisConnector::Release(Pool& pool,
+                             std::unique_ptr<Connection> connection) {
   if (!connection->usable() || connection->generation() != ForkGeneration()) {
     return;
   }
   std::unique_ptr<Connection> surplus;  // Closed outside the lock.
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_.load(std::memory_order_acquire) ||
-      idle_.size() >= kMaxIdleConnections) {
+      pool.idle.size() >= kMaxIdleConnections) {
     surplus = std::move(connection);
   } else {
-    idle_.push_back(std::move(connection));
+    pool.idle.push_back(std::move(connection));
   }
 }
 
-void RedisConnector::DropIdle() {
+void RedisConnector::DropIdle(Pool* only) {
   std::vector<std::unique_ptr<Connection>> idle;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [endpoint, pool] : pools_) {
+    if (only != nullptr && pool.get() != only) continue;
+    for (std::unique_ptr<Connection>& c : pool->idle) {
+      idle.push_back(std::move(c));
+    }
+    pool->idle.clear();
+  }
+  // `idle` is closed after the lock is released (declared before it).
+}
+
+RedisConnector::Pool& RedisConnector::PoolAt(absl::string_view host, int port) {
+  std::string endpoint = HostPort(host, port);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_ptr<Pool>& pool = pools_[endpoint];
+  if (pool == nullptr) {
+    pool = std::make_unique<Pool>();
+    pool->host = std::string(host);
+    pool->port = port;
+    pool->endpoint = std::move(endpoint);
+  }
+  return *pool;
+}
+
+absl::StatusOr<std::shared_ptr<const RedisConnector::Routes>>
+RedisConnector::CurrentRoutes() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    idle.swap(idle_);
+    if (routes_ != nullptr) return routes_;
   }
+  return RefreshRoutes();
+}
+
+void RedisConnector::ForgetRoutes(const Routes* stale) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (routes_.get() == stale) routes_.reset();
+}
+
+// CLUSTER SLOTS is read as raw RESP by the bounded reader (ReadRawReply) and
+// then parsed by hiredis's reader into the redisReply that SlotMap takes:
+// hiredis never reads from the socket, so the reply's size is bounded by
+// kMaxSlotsReplySize before anything is parsed.
+absl::StatusOr<std::shared_ptr<const RedisConnector::Routes>>
+RedisConnector::RefreshRoutes() {
+  // Candidates: the nodes of the current map (it may be stale, but they
+  // know the new one), then the seeds.
+  std::vector<std::pair<std::string, int>> candidates;
+  {
+    std::shared_ptr<const Routes> current;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      current = routes_;
+    }
+    if (current != nullptr) {
+      for (const redis_cluster::SlotMap::Master& m : current->map.Masters()) {
+        const redis_cluster::Endpoint& e = m.node->endpoint;
+        if (e.kind == redis_cluster::HostKind::kGiven) {
+          candidates.emplace_back(e.host, e.port);
+        } else if (e.kind == redis_cluster::HostKind::kSameHost) {
+          candidates.emplace_back(current->answered_host, e.port);
+        }
+      }
+    }
+  }
+  for (const Seed& seed : settings_.seeds) {
+    candidates.emplace_back(seed.host, seed.port);
+  }
+  absl::Status last = absl::UnavailableError("no seed node");
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& [host, port] = candidates[i];
+    if (std::find(candidates.begin(), candidates.begin() + i, candidates[i]) !=
+        candidates.begin() + i) {
+      continue;
+    }
+    std::string raw;
+    absl::Status status = RunOn(
+        PoolAt(host, port), "CLUSTER SLOTS", /*check_open=*/false,
+        /*asking=*/false,
+        [&](Connection& c) -> absl::Status {
+          raw.clear();
+          CommandWriter writer;
+          writer.Add({"CLUSTER", "SLOTS"});
+          PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+          size_t budget = kMaxSlotsReplySize;
+          return ReadRawReply(c, &raw, &budget, /*depth=*/0, timeout_);
+        },
+        nullptr);
+    absl::StatusOr<redis_cluster::SlotMap> map = [&] {
+      if (!status.ok()) return absl::StatusOr<redis_cluster::SlotMap>(status);
+      return ParseSlots(raw);
+    }();
+    if (!map.ok()) {
+      last = Annotate(map.status(), HostPort(host, port));
+      continue;
+    }
+    if (map->Masters().empty()) {
+      last = absl::UnavailableError(absl::StrCat(
+          HostPort(host, port), " knows no master (CLUSTER SLOTS is empty)"));
+      continue;
+    }
+    auto routes =
+        std::make_shared<Routes>(Routes{*std::move(map), std::string(host)});
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_ = routes;
+    return std::shared_ptr<const Routes>(std::move(routes));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "redis connector (", endpoint_,
+      "): no node answered CLUSTER SLOTS; the last: ", last.message()));
+}
+
+namespace {
+
+// Waits between cluster retries: 5 ms doubling to 200 ms, and never past
+// `deadline`. False once the deadline has passed.
+class Backoff {
+ public:
+  explicit Backoff(absl::Time deadline) : deadline_(deadline) {}
+  bool Wait() {
+    const absl::Duration left = deadline_ - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    absl::SleepFor(std::min(next_, left));
+    next_ = std::min(next_ * 2, absl::Milliseconds(200));
+    return true;
+  }
+
+ private:
+  const absl::Time deadline_;
+  absl::Duration next_ = absl::Milliseconds(5);
+};
+
+// A redirect's or a map node's host: kSameHost is the host the map (or the
+// redirect) came from.
+absl::StatusOr<std::string> NodeHost(const redis_cluster::Endpoint& e,
+                                     absl::string_view same_host) {
+  switch (e.kind) {
+    case redis_cluster::HostKind::kGiven:
+      return e.host;
+    case redis_cluster::HostKind::kSameHost:
+      return std::string(same_host);
+    case redis_cluster::HostKind::kUnknown:
+      break;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("node ", e.ToString(),
+                   " announces no endpoint (cluster-announce-hostname "
+                   "unset with cluster-preferred-endpoint-type hostname)"));
+}
+
+}  // namespace
+
+absl::StatusOr<RedisConnector::Pool*> RedisConnector::PoolForKey(
+    absl::string_view redis_key) {
+  if (main_pool_ != nullptr) return main_pool_;
+  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const Routes> routes,
+                              CurrentRoutes());
+  const uint16_t slot = redis_cluster::KeySlot(redis_key);
+  const redis_cluster::Node* node = routes->map.MasterFor(slot);
+  if (node == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "hash slot ", slot, " has no master in the cluster's slot map"));
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(std::string host,
+                              NodeHost(node->endpoint, routes->answered_host));
+  return &PoolAt(host, node->endpoint.port);
+}
+
+// What each cluster error leads to: MOVED, the slot map is read again and
+// the command goes to the node named (at once, while the map may lag
+// behind); ASK, ASKING and the command to the node named, once, map
+// unchanged; TRYAGAIN, LOADING, CLUSTERDOWN and READONLY (a master demoted
+// by a failover), and a node that cannot be reached, a wait (Backoff) and
+// another try with the map read again. Everything else is the operation's
+// result. A node that does not answer within command_timeout_ms is not
+// tried again: that wait was the operation's time.
+absl::Status RedisConnector::RunKey(
+    absl::string_view op, absl::string_view redis_key, bool read,
+    absl::FunctionRef<absl::Status(Connection&)> fn) {
+  if (main_pool_ != nullptr) {
+    return RunOn(*main_pool_, op, /*check_open=*/true, /*asking=*/false, fn,
+                 nullptr);
+  }
+  PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
+  const uint16_t slot = redis_cluster::KeySlot(redis_key);
+  Backoff backoff(absl::Now() +
+                  absl::Milliseconds(settings_.command_timeout_ms));
+  std::optional<redis_cluster::Redirect> redirect;
+  std::string redirect_host;
+  int redirects = 0;
+  absl::Status last;
+  for (int attempt = 1;; ++attempt) {
+    std::shared_ptr<const Routes> routes;
+    Pool* pool = nullptr;
+    bool asking = false;
+    absl::Status routed = [&]() -> absl::Status {
+      if (redirect.has_value()) {
+        PROXYSTORE_ASSIGN_OR_RETURN(
+            std::string host, NodeHost(redirect->endpoint, redirect_host));
+        pool = &PoolAt(host, redirect->endpoint.port);
+        asking = redirect->kind == redis_cluster::Redirect::Kind::kAsk;
+        redirect.reset();
+        return absl::OkStatus();
+      }
+      PROXYSTORE_ASSIGN_OR_RETURN(routes, CurrentRoutes());
+      const redis_cluster::Node* node = routes->map.MasterFor(slot);
+      if (read && settings_.read_from_replicas) {
+        absl::Span<const redis_cluster::Node* const> replicas =
+            routes->map.Replicas(slot);
+        if (!replicas.empty()) {
+          node =
+              replicas[next_replica_.fetch_add(1, std::memory_order_relaxed) %
+                       replicas.size()];
+        }
+      }
+      if (node == nullptr) {
+        return absl::UnavailableError(absl::StrCat(
+            "hash slot ", slot, " has no master in the cluster's slot map"));
+      }
+      PROXYSTORE_ASSIGN_OR_RETURN(
+          std::string host, NodeHost(node->endpoint, routes->answered_host));
+      pool = &PoolAt(host, node->endpoint.port);
+      return absl::OkStatus();
+    }();
+    Outcome outcome;
+    absl::Status status = routed;
+    if (routed.ok()) {
+      status = RunOn(*pool, op, /*check_open=*/true, asking, fn, &outcome);
+      if (status.ok()) return status;
+    }
+    bool retry = !routed.ok() || outcome.connection_failed;
+    if (outcome.timed_out) retry = false;
+    if (!outcome.cluster_error.empty()) {
+      retry = true;
+      const redis_cluster::ClusterError kind =
+          redis_cluster::ClassifyError(outcome.cluster_error);
+      if (kind == redis_cluster::ClusterError::kMoved ||
+          kind == redis_cluster::ClusterError::kAsk) {
+        absl::StatusOr<redis_cluster::Redirect> parsed =
+            redis_cluster::ParseRedirect(outcome.cluster_error);
+        if (!parsed.ok()) return Annotate(parsed.status(), op);
+        redirect = *std::move(parsed);
+        redirect_host = pool->host;
+      }
+    }
+    if (!retry) return status;
+    last = status;
+    if (routes != nullptr && !asking &&
+        (redirect.has_value() || outcome.connection_failed ||
+         !outcome.cluster_error.empty() || !routed.ok())) {
+      ForgetRoutes(routes.get());
+    }
+    // A redirect is followed at once, a few times; anything else (or a
+    // redirect loop while the cluster settles) waits first.
+    if (redirect.has_value() && ++redirects <= 5) continue;
+    if (!backoff.Wait()) {
+      return absl::UnavailableError(absl::StrCat(
+          "redis connector (", endpoint_, "): ", op, ": gave up after ",
+          attempt, " attempts in ", settings_.command_timeout_ms,
+          " ms (command_timeout_ms); the last: ", last.message()));
+    }
+  }
+}
+
+absl::Status RedisConnector::RunBatch(
+    absl::string_view op, absl::Span<const std::string> redis_keys,
+    bool read_replicas, bool wait,
+    absl::FunctionRef<void(CommandWriter&, size_t)> add,
+    absl::FunctionRef<absl::Status(Connection&, size_t, const Reply&)> read,
+    std::vector<bool>* sent, bool check_open) {
+  if (check_open) PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
+  const size_t n = redis_keys.size();
+  if (sent != nullptr) sent->assign(n, false);
+  const bool waits = wait && settings_.wait_replicas > 0;
+  const std::string wait_count = absl::StrCat(settings_.wait_replicas);
+  const std::string wait_ms = absl::StrCat(settings_.wait_timeout_ms);
+  std::vector<size_t> pending(n);
+  for (size_t i = 0; i < n; ++i) pending[i] = i;
+  // Items sent to another node than the map says (MOVED, ASK).
+  struct Redirected {
+    Pool* pool = nullptr;
+    bool asking = false;
+  };
+  absl::flat_hash_map<size_t, Redirected> redirected;
+  Backoff backoff(absl::Now() +
+                  absl::Milliseconds(settings_.command_timeout_ms));
+  absl::Status last;
+  auto annotate = [&](const absl::Status& s, const Pool& pool) {
+    return Annotate(
+        s, absl::StrCat("redis connector (", pool.endpoint, "): ", op));
+  };
+  for (int round = 1;; ++round) {
+    std::vector<size_t> retry;
+    bool waits_first = false;  // A retry that is no redirect.
+    absl::StatusOr<std::shared_ptr<const Routes>> routes = CurrentRoutes();
+    struct Group {
+      Pool* pool = nullptr;
+      std::vector<size_t> items;
+      std::vector<bool> asking;
+      std::unique_ptr<Connection> c;
+      CommandWriter writer;
+    };
+    std::vector<Group> groups;
+    if (!routes.ok()) {
+      last = routes.status();
+      retry = pending;
+      waits_first = true;
+    } else {
+      absl::flat_hash_map<Pool*, size_t> group_of;
+      for (size_t item : pending) {
+        Pool* pool = nullptr;
+        bool asking = false;
+        if (auto it = redirected.find(item); it != redirected.end()) {
+          pool = it->second.pool;
+          asking = it->second.asking;
+          redirected.erase(it);
+        } else {
+          const uint16_t slot = redis_cluster::KeySlot(redis_keys[item]);
+          const redis_cluster::Node* node = (*routes)->map.MasterFor(slot);
+          if (read_replicas && settings_.read_from_replicas) {
+            absl::Span<const redis_cluster::Node* const> replicas =
+                (*routes)->map.Replicas(slot);
+            if (!replicas.empty()) {
+              node = replicas[next_replica_.fetch_add(
+                                  1, std::memory_order_relaxed) %
+                              replicas.size()];
+            }
+          }
+          absl::StatusOr<std::string> host =
+              node == nullptr
+                  ? absl::UnavailableError(absl::StrCat(
+                        "hash slot ", slot,
+                        " has no master in the cluster's slot map"))
+                  : NodeHost(node->endpoint, (*routes)->answered_host);
+          if (!host.ok()) {
+            last = host.status();
+            retry.push_back(item);
+            waits_first = true;
+            continue;
+          }
+          pool = &PoolAt(*host, node->endpoint.port);
+        }
+        auto [it, added] = group_of.try_emplace(pool, groups.size());
+        if (added) {
+          groups.emplace_back();
+          groups.back().pool = pool;
+        }
+        groups[it->second].items.push_back(item);
+        groups[it->second].asking.push_back(asking);
+      }
+    }
+    // Every node is written before any is read: the nodes work at once.
+    for (Group& g : groups) {
+      g.c = TakeIdle(*g.pool);
+      if (g.c == nullptr) {
+        absl::StatusOr<std::unique_ptr<Connection>> made = Connect(*g.pool);
+        if (!made.ok()) {
+          last = annotate(made.status(), *g.pool);
+          retry.insert(retry.end(), g.items.begin(), g.items.end());
+          waits_first = true;
+          continue;
+        }
+        g.c = *std::move(made);
+      }
+      for (size_t k = 0; k < g.items.size(); ++k) {
+        if (g.asking[k]) g.writer.Add({"ASKING"});
+        add(g.writer, g.items[k]);
+        if (sent != nullptr) (*sent)[g.items[k]] = true;
+      }
+      if (waits) g.writer.Add({"WAIT", wait_count, wait_ms});
+      if (absl::Status s = g.writer.Send(g.c->context(), timeout_); !s.ok()) {
+        last = annotate(s, *g.pool);
+        retry.insert(retry.end(), g.items.begin(), g.items.end());
+        waits_first = true;
+        g.c.reset();
+        DropIdle(g.pool);
+      }
+    }
+    absl::Status fatal = absl::OkStatus();
+    bool forget = !retry.empty();
+    for (Group& g : groups) {
+      if (g.c == nullptr) continue;
+      Connection& c = *g.c;
+      size_t k = 0;
+      // Reads one reply of `g`; false if the connection failed: the items
+      // from k on go again (EOF, reset) or fail the batch (a timeout, a
+      // malformed reply).
+      auto next = [&](Reply* reply) {
+        absl::StatusOr<Reply> r = c.ReadReply(timeout_);
+        if (r.ok()) {
+          *reply = *r;
+          return true;
+        }
+        if (TimedOut(c.context()) || c.context()->err == REDIS_ERR_PROTOCOL) {
+          fatal.Update(annotate(r.status(), *g.pool));
+        } else {
+          last = annotate(r.status(), *g.pool);
+          retry.insert(retry.end(), g.items.begin() + k, g.items.end());
+          waits_first = true;
+          forget = true;
+        }
+        return false;
+      };
+      bool alive = true;
+      for (; k < g.items.size() && alive; ++k) {
+        const size_t item = g.items[k];
+        Reply reply;
+        if (g.asking[k]) {
+          if (!(alive = next(&reply))) break;
+          if (reply.type != '+') {
+            fatal.Update(
+                annotate(Expect(c, "ASKING", reply, '+', timeout_), *g.pool));
+          }
+        }
+        if (!(alive = next(&reply))) break;
+        if (reply.type == '-' && IsClusterRoutingError(reply.text)) {
+          if (sent != nullptr) (*sent)[item] = false;
+          retry.push_back(item);
+          forget = true;
+          const redis_cluster::ClusterError kind =
+              redis_cluster::ClassifyError(reply.text);
+          if (kind == redis_cluster::ClusterError::kMoved ||
+              kind == redis_cluster::ClusterError::kAsk) {
+            absl::StatusOr<redis_cluster::Redirect> r =
+                redis_cluster::ParseRedirect(reply.text);
+            if (!r.ok()) {
+              fatal.Update(annotate(r.status(), *g.pool));
+              continue;
+            }
+            absl::StatusOr<std::string> host =
+                NodeHost(r->endpoint, g.pool->host);
+            if (!host.ok()) {
+              fatal.Update(annotate(host.status(), *g.pool));
+              continue;
+            }
+            redirected[item] = {&PoolAt(*host, r->endpoint.port),
+                                r->kind == redis_cluster::Redirect::Kind::kAsk};
+          } else {
+            last = annotate(ErrorReplyStatus(op, reply.text), *g.pool);
+            waits_first = true;
+          }
+          continue;
+        }
+        if (reply.type == '-' && sent != nullptr) (*sent)[item] = false;
+        if (absl::Status s = read(c, item, reply); !s.ok()) {
+          fatal.Update(annotate(s, *g.pool));
+          alive = c.usable();
+        }
+      }
+      if (alive && waits) {
+        Reply reply;
+        if (next(&reply)) {
+          absl::Status s = Expect(c, "WAIT", reply, ':', timeout_);
+          if (s.ok()) {
+            s = CheckReplicated(reply.number,
+                                absl::StrCat(g.items.size(), " writes"));
+          }
+          if (!s.ok()) fatal.Update(annotate(s, *g.pool));
+        }
+      }
+      if (c.usable()) {
+        Release(*g.pool, std::move(g.c));
+      } else {
+        g.c.reset();
+        DropIdle(g.pool);
+      }
+    }
+    if (!fatal.ok()) return fatal;
+    if (retry.empty()) return absl::OkStatus();
+    if (forget && routes.ok()) ForgetRoutes(routes->get());
+    pending = std::move(retry);
+    if (!waits_first && round <= 5) continue;
+    if (!backoff.Wait()) {
+      return absl::UnavailableError(absl::StrCat(
+          "redis connector (", endpoint_, "): ", op, ": gave up on ",
+          pending.size(), " of ", n, " items after ", round, " rounds in ",
+          settings_.command_timeout_ms,
+          " ms (command_timeout_ms); the last error: ", last.message()));
+    }
+  }
+}
+
+absl::Status RedisConnector::CheckReplicated(int64_t acknowledged,
+                                             absl::string_view what) const {
+  if (acknowledged >= settings_.wait_replicas) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "WAIT: only ", acknowledged, " of the ", settings_.wait_replicas,
+      " replicas asked for (option wait_replicas) acknowledged ", what,
+      " within ", settings_.wait_timeout_ms,
+      " ms (wait_timeout_ms); a failover may lose them"));
 }
 
 absl::StatusOr<Key> RedisConnector::DoPut(SharedBytes data,
@@ -1049,7 +1862,7 @@ absl::StatusOr<Key> RedisConnector::DoPut(SharedBytes data,
 absl::StatusOr<Key> RedisConnector::DoPutParts(
     absl::Span<const absl::string_view> parts, const PutOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("Put"));
-  Key key(NewObjectId());
+  Key key(MintId());
   PROXYSTORE_RETURN_IF_ERROR(
       Write("Put", key, parts, /*only_if_absent=*/false));
   return key;
@@ -1058,13 +1871,16 @@ absl::StatusOr<Key> RedisConnector::DoPutParts(
 absl::StatusOr<Key> RedisConnector::DoNewKey(const NewKeyOptions& /*options*/) {
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen("NewKey"));
   // Nothing is sent: the key reads as missing until Set writes it.
-  return Key(NewObjectId());
+  return Key(MintId());
 }
 
 absl::Status RedisConnector::CheckMinted(const Key& key,
                                          absl::string_view op) const {
   PROXYSTORE_RETURN_IF_ERROR(CheckKey(key, op));
-  if (IsObjectId(key.id())) return absl::OkStatus();
+  // The Python layout's CheckKey already allows only minted forms.
+  if (settings_.python_layout || IsObjectId(key.id())) {
+    return absl::OkStatus();
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("redis connector (", endpoint_, "): ", op,
                    ": not a key this connector mints (32 lowercase hex "
@@ -1109,11 +1925,19 @@ absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
   // waits for a key Put mints).
   const std::string channel = only_if_absent ? SetChannel(redis_key) : "";
   if (only_if_absent) writer.Add({"PUBLISH", channel, ""});
+  // wait_replicas: WAIT in the same round trip, answered once enough
+  // replicas have the write (or at wait_timeout_ms).
+  const bool waits = settings_.wait_replicas > 0;
+  const std::string wait_count = absl::StrCat(settings_.wait_replicas);
+  const std::string wait_ms = absl::StrCat(settings_.wait_timeout_ms);
+  if (waits) writer.Add({"WAIT", wait_count, wait_ms});
   int attempts = 0;
-  return Run(
-      absl::StrCat(verb, " of key ", Quote(key.id())),
-      /*check_open=*/true, [&](Connection& c) -> absl::Status {
+  bool written = false;
+  const std::string op = absl::StrCat(verb, " of key ", Quote(key.id()));
+  absl::Status status =
+      RunKey(op, redis_key, /*read=*/false, [&](Connection& c) -> absl::Status {
         ++attempts;
+        written = false;
         PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
         PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
         absl::Status status;
@@ -1131,18 +1955,41 @@ absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
         } else {
           status = Expect(c, "SET", reply, '+', timeout_);
         }
-        if (!only_if_absent || !c.usable()) return status;
+        written = status.ok();
+        if (!c.usable()) return status;
         // PUBLISH's reply (how many received it) is read whatever the SET
         // answered, so that the connection stays in step. The Set's outcome
         // is the SET's: a PUBLISH the server refuses (an ACL without it), or
         // a connection that fails now, leaves the object written, and
         // waiters wake at their timeout instead.
-        absl::StatusOr<Reply> published = c.ReadReply(timeout_);
-        if (published.ok()) {
+        if (only_if_absent) {
+          absl::StatusOr<Reply> published = c.ReadReply(timeout_);
+          if (!published.ok()) return status;
           (void)Expect(c, "PUBLISH", *published, ':', timeout_);
+          if (!c.usable()) return status;
+        }
+        if (waits) {
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply acked, c.ReadReply(timeout_));
+          if (absl::Status s = Expect(c, "WAIT", acked, ':', timeout_);
+              !s.ok() || !status.ok()) {
+            return status.ok() ? s : status;
+          }
+          status = CheckReplicated(acked.number, "the write");
         }
         return status;
       });
+  if (status.ok() || !written) return status;
+  // The object is on the master but not on enough replicas. A Put's key was
+  // never handed out: take the object back. A Set's key is known to its
+  // readers, who may hold the object already: it stays.
+  if (only_if_absent) {
+    return Annotate(status,
+                    "the object is written and stays (a key is written once)");
+  }
+  const absl::Status undo = Unlink(absl::MakeConstSpan(&redis_key, 1));
+  return Annotate(status, undo.ok() ? "the object was removed again"
+                                    : absl::StrCat("removing it failed too: ",
+                                                   undo.message()));
 }
 
 // Pub/Sub channels are one name space for the whole server, whatever the
@@ -1172,10 +2019,15 @@ absl::StatusOr<bool> RedisConnector::DoWaitFor(const Key& key,
   auto annotate = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("redis connector (", endpoint_, "): ", op));
   };
-  absl::StatusOr<std::unique_ptr<Connection>> made = Connect();
+  // In a cluster, PUBLISH reaches the subscribers of every node: the key's
+  // master is as good as any.
+  const std::string redis_key = RedisKey(key);
+  absl::StatusOr<Pool*> pool = PoolForKey(redis_key);
+  if (!pool.ok()) return annotate(pool.status());
+  absl::StatusOr<std::unique_ptr<Connection>> made = Connect(**pool);
   if (!made.ok()) return annotate(made.status());
   Connection& c = **made;
-  const std::string channel = SetChannel(RedisKey(key));
+  const std::string channel = SetChannel(redis_key);
   CommandWriter subscribe;
   subscribe.Add({"SUBSCRIBE", channel});
   if (absl::Status s = subscribe.Send(c.context(), timeout_); !s.ok()) {
@@ -1239,13 +2091,55 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
   std::vector<std::string> redis_keys;
   redis_keys.reserve(data.size());
   for (size_t i = 0; i < data.size(); ++i) {
-    keys.emplace_back(NewObjectId());
+    keys.emplace_back(MintId());
     redis_keys.push_back(RedisKey(keys.back()));
   }
-  // MSETs of at most kMaxBatchItems pairs and about kMaxBatchBytes of values
-  // (a bigger value goes alone), all sent before any reply is read: one
-  // round trip for any batch size, while no single command grows past the
-  // server's query buffer limit. GetBatch splits its MGETs the same way.
+  const std::string op = absl::StrCat("PutBatch of ", data.size(), " objects");
+  // Items that may have been stored: sent, and not refused by the server.
+  std::vector<bool> maybe_stored;
+  absl::Status status;
+  if (cluster()) {
+    // The keys' slots differ, so one SET per object, pipelined per node.
+    status = RunBatch(
+        op, redis_keys, /*read_replicas=*/false, /*wait=*/true,
+        [&](CommandWriter& w, size_t i) {
+          w.Add({"SET", redis_keys[i], data[i].view()});
+        },
+        [&](Connection& c, size_t, const Reply& reply) {
+          return Expect(c, "SET", reply, '+', timeout_);
+        },
+        &maybe_stored);
+  } else {
+    status = PutBatchOnServer(op, data, redis_keys, &maybe_stored);
+  }
+  if (status.ok()) return keys;
+  // All or nothing: take back what the other chunks stored.
+  std::vector<std::string> stored;
+  for (size_t i = 0; i < maybe_stored.size(); ++i) {
+    if (maybe_stored[i]) stored.push_back(redis_keys[i]);
+  }
+  if (stored.empty()) return status;
+  const absl::Status undo = Unlink(stored);
+  return absl::Status(
+      status.code(),
+      undo.ok()
+          ? absl::StrCat(status.message(), "; the ", stored.size(),
+                         " objects of the other chunks were removed "
+                         "again")
+          : absl::StrCat(status.message(), "; removing the ", stored.size(),
+                         " objects of the other chunks failed too, some "
+                         "may remain under prefix ",
+                         Quote(settings_.prefix), ": ", undo.message()));
+}
+
+// MSETs of at most kMaxBatchItems pairs and about kMaxBatchBytes of values
+// (a bigger value goes alone), all sent before any reply is read: one round
+// trip for any batch size, while no single command grows past the server's
+// query buffer limit. GetBatch splits its MGETs the same way. With
+// wait_replicas, a WAIT follows.
+absl::Status RedisConnector::PutBatchOnServer(
+    absl::string_view op, absl::Span<const SharedBytes> data,
+    absl::Span<const std::string> redis_keys, std::vector<bool>* maybe_stored) {
   CommandWriter writer;
   std::vector<size_t> chunk_starts;  // Item index where each MSET starts.
   std::vector<absl::string_view> args;
@@ -1264,51 +2158,55 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
   }
   chunk_starts.push_back(data.size());
   const size_t chunks = writer.commands();
-  // Chunks that may have been stored: sent, and not refused by the server.
-  std::vector<bool> maybe_stored(chunks, false);
-  const absl::Status status =
-      Run(absl::StrCat("PutBatch of ", data.size(), " objects"),
-          /*check_open=*/true, [&](Connection& c) -> absl::Status {
-            maybe_stored.assign(chunks, true);
-            PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
-            absl::Status first = absl::OkStatus();
-            for (size_t k = 0; k < chunks; ++k) {
-              PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
-              const absl::Status s = Expect(c, "MSET", reply, '+', timeout_);
-              if (s.ok()) continue;
-              if (c.usable()) maybe_stored[k] = false;
-              first.Update(
-                  Annotate(s, absl::StrCat("MSET ", k + 1, " of ", chunks,
-                                           " (items ", chunk_starts[k], " to ",
-                                           chunk_starts[k + 1] - 1, ")")));
-              if (!c.usable()) return first;
+  const bool waits = settings_.wait_replicas > 0;
+  const std::string wait_count = absl::StrCat(settings_.wait_replicas);
+  const std::string wait_ms = absl::StrCat(settings_.wait_timeout_ms);
+  if (waits) writer.Add({"WAIT", wait_count, wait_ms});
+  return RunOn(
+      *main_pool_, op, /*check_open=*/true, /*asking=*/false,
+      [&](Connection& c) -> absl::Status {
+        maybe_stored->assign(data.size(), true);
+        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+        absl::Status first = absl::OkStatus();
+        for (size_t k = 0; k < chunks; ++k) {
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+          const absl::Status s = Expect(c, "MSET", reply, '+', timeout_);
+          if (s.ok()) continue;
+          if (c.usable()) {
+            for (size_t i = chunk_starts[k]; i < chunk_starts[k + 1]; ++i) {
+              (*maybe_stored)[i] = false;
             }
-            return first;
-          });
-  if (status.ok()) return keys;
-  // All or nothing: take back what the other chunks stored.
-  std::vector<std::string> stored;
-  for (size_t k = 0; k < chunks; ++k) {
-    if (!maybe_stored[k]) continue;
-    for (size_t i = chunk_starts[k]; i < chunk_starts[k + 1]; ++i) {
-      stored.push_back(redis_keys[i]);
-    }
-  }
-  if (stored.empty()) return status;
-  const absl::Status undo = Unlink(stored);
-  return absl::Status(
-      status.code(),
-      undo.ok()
-          ? absl::StrCat(status.message(), "; the ", stored.size(),
-                         " objects of the other chunks were removed "
-                         "again")
-          : absl::StrCat(status.message(), "; removing the ", stored.size(),
-                         " objects of the other chunks failed too, some "
-                         "may remain under prefix ",
-                         Quote(settings_.prefix), ": ", undo.message()));
+          }
+          first.Update(
+              Annotate(s, absl::StrCat("MSET ", k + 1, " of ", chunks,
+                                       " (items ", chunk_starts[k], " to ",
+                                       chunk_starts[k + 1] - 1, ")")));
+          if (!c.usable()) return first;
+        }
+        if (waits) {
+          PROXYSTORE_ASSIGN_OR_RETURN(Reply acked, c.ReadReply(timeout_));
+          PROXYSTORE_RETURN_IF_ERROR(Expect(c, "WAIT", acked, ':', timeout_));
+          first.Update(CheckReplicated(acked.number,
+                                       absl::StrCat(data.size(), " writes")));
+        }
+        return first;
+      },
+      nullptr);
 }
 
 absl::Status RedisConnector::Unlink(absl::Span<const std::string> redis_keys) {
+  const std::string op = absl::StrCat("UNLINK of ", redis_keys.size(), " keys");
+  if (cluster()) {
+    return RunBatch(
+        op, redis_keys, /*read_replicas=*/false, /*wait=*/false,
+        [&](CommandWriter& w, size_t i) {
+          w.Add({"UNLINK", redis_keys[i]});
+        },
+        [&](Connection& c, size_t, const Reply& reply) {
+          return Expect(c, "UNLINK", reply, ':', timeout_);
+        },
+        nullptr, /*check_open=*/false);
+  }
   CommandWriter writer;
   std::vector<absl::string_view> args;
   for (size_t i = 0; i < redis_keys.size(); i += kMaxBatchItems) {
@@ -1317,10 +2215,12 @@ absl::Status RedisConnector::Unlink(absl::Span<const std::string> redis_keys) {
     for (size_t j = i; j < end; ++j) args.push_back(redis_keys[j]);
     writer.Add(args);
   }
-  return Run(absl::StrCat("UNLINK of ", redis_keys.size(), " keys"),
-             /*check_open=*/false, [&](Connection& c) {
-               return RoundTrip(c, writer, "UNLINK", ':', timeout_);
-             });
+  return RunOn(
+      *main_pool_, op, /*check_open=*/false, /*asking=*/false,
+      [&](Connection& c) {
+        return RoundTrip(c, writer, "UNLINK", ':', timeout_);
+      },
+      nullptr);
 }
 
 absl::StatusOr<std::optional<SharedBytes>> RedisConnector::DoGet(
@@ -1332,21 +2232,26 @@ absl::StatusOr<std::optional<SharedBytes>> RedisConnector::DoGet(
   CommandWriter writer;
   writer.Add({"GET", redis_key});
   std::optional<SharedBytes> result;
-  PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
-        result.reset();
-        PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
-        PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
-        PROXYSTORE_RETURN_IF_ERROR(Expect(c, "GET", reply, '$', timeout_));
-        if (reply.nil()) return absl::OkStatus();
-        if (absl::Status s = CheckReadSize(reply.number, key); !s.ok()) {
-          c.Discard();  // The value stays unread.
-          return s;
-        }
-        PROXYSTORE_ASSIGN_OR_RETURN(
-            result, c.ReadString(static_cast<size_t>(reply.number), timeout_));
-        return absl::OkStatus();
-      }));
+  auto get = [&](Connection& c) -> absl::Status {
+    result.reset();
+    PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
+    PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+    PROXYSTORE_RETURN_IF_ERROR(Expect(c, "GET", reply, '$', timeout_));
+    if (reply.nil()) return absl::OkStatus();
+    if (absl::Status s = CheckReadSize(reply.number, key); !s.ok()) {
+      c.Discard();  // The value stays unread.
+      return s;
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(
+        result, c.ReadString(static_cast<size_t>(reply.number), timeout_));
+    return absl::OkStatus();
+  };
+  PROXYSTORE_RETURN_IF_ERROR(RunKey(op, redis_key, /*read=*/true, get));
+  // A replica may not have a recent write yet: what it misses, the master
+  // is asked for, so a read after a write finds the object.
+  if (!result.has_value() && settings_.read_from_replicas) {
+    PROXYSTORE_RETURN_IF_ERROR(RunKey(op, redis_key, /*read=*/false, get));
+  }
   return result;
 }
 
@@ -1363,6 +2268,47 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
         CheckKey(keys[i], absl::StrCat(op, ", key ", i)));
     redis_keys.push_back(RedisKey(keys[i]));
   }
+  if (cluster()) {
+    // The keys' slots differ, so one GET per key, pipelined per node.
+    results.assign(keys.size(), std::nullopt);
+    auto get = [&](Connection& c, size_t i,
+                   const Reply& reply) -> absl::Status {
+      PROXYSTORE_RETURN_IF_ERROR(Expect(c, "GET", reply, '$', timeout_));
+      if (reply.nil()) return absl::OkStatus();
+      if (absl::Status s = CheckReadSize(reply.number, keys[i]); !s.ok()) {
+        c.Discard();  // The rest of the replies stay unread.
+        return s;
+      }
+      PROXYSTORE_ASSIGN_OR_RETURN(
+          results[i],
+          c.ReadString(static_cast<size_t>(reply.number), timeout_));
+      return absl::OkStatus();
+    };
+    auto add = [&](CommandWriter& w, size_t i) {
+      w.Add({"GET", redis_keys[i]});
+    };
+    PROXYSTORE_RETURN_IF_ERROR(RunBatch(op, redis_keys,
+                                        /*read_replicas=*/true,
+                                        /*wait=*/false, add, get, nullptr));
+    if (!settings_.read_from_replicas) return results;
+    // What replicas missed, the masters are asked for (see Get).
+    std::vector<size_t> missed;
+    std::vector<std::string> missed_keys;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (results[i].has_value()) continue;
+      missed.push_back(i);
+      missed_keys.push_back(redis_keys[i]);
+    }
+    if (missed.empty()) return results;
+    PROXYSTORE_RETURN_IF_ERROR(RunBatch(
+        op, missed_keys, /*read_replicas=*/false, /*wait=*/false,
+        [&](CommandWriter& w, size_t j) { add(w, missed[j]); },
+        [&](Connection& c, size_t j, const Reply& reply) {
+          return get(c, missed[j], reply);
+        },
+        nullptr));
+    return results;
+  }
   // MGETs of at most kMaxBatchItems keys, all sent before any reply is read.
   CommandWriter writer;
   std::vector<absl::string_view> args;
@@ -1372,8 +2318,9 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
     for (size_t j = i; j < i + n; ++j) args.push_back(redis_keys[j]);
     writer.Add(args);
   }
-  PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
+  PROXYSTORE_RETURN_IF_ERROR(RunOn(
+      *main_pool_, op, /*check_open=*/true, /*asking=*/false,
+      [&](Connection& c) -> absl::Status {
         results.clear();
         results.reserve(keys.size());
         PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
@@ -1417,7 +2364,8 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
           }
         }
         return first;
-      }));
+      },
+      nullptr));
   return results;
 }
 
@@ -1435,7 +2383,7 @@ absl::StatusOr<bool> RedisConnector::ExistsFor(const Key& key,
   writer.Add({"EXISTS", redis_key});
   bool exists = false;
   PROXYSTORE_RETURN_IF_ERROR(
-      Run(op, /*check_open=*/true, [&](Connection& c) -> absl::Status {
+      RunKey(op, redis_key, /*read=*/false, [&](Connection& c) -> absl::Status {
         PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
         PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
         PROXYSTORE_RETURN_IF_ERROR(Expect(c, "EXISTS", reply, ':', timeout_));
@@ -1452,7 +2400,7 @@ absl::Status RedisConnector::DoEvict(const Key& key) {
   const std::string redis_key = RedisKey(key);
   CommandWriter writer;
   writer.Add({"UNLINK", redis_key});
-  return Run(op, /*check_open=*/true, [&](Connection& c) {
+  return RunKey(op, redis_key, /*read=*/false, [&](Connection& c) {
     return RoundTrip(c, writer, "UNLINK", ':', timeout_);
   });
 }
@@ -1466,10 +2414,29 @@ absl::Status RedisConnector::DoEvict(const Key& key) {
 // meant to share its data). A connector re-created from a serialized proxy
 // never clears unless its process says so (KindTraits()).
 absl::Status RedisConnector::ClearKeys() {
+  if (main_pool_ != nullptr) return ClearKeysOn(*main_pool_);
+  // Every master holds a part of the keys; replicas hold copies.
+  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const Routes> routes,
+                              RefreshRoutes());
+  absl::Status status = absl::OkStatus();
+  for (const redis_cluster::SlotMap::Master& m : routes->map.Masters()) {
+    absl::StatusOr<std::string> host =
+        NodeHost(m.node->endpoint, routes->answered_host);
+    if (!host.ok()) {
+      status.Update(host.status());
+      continue;
+    }
+    status.Update(ClearKeysOn(PoolAt(*host, m.node->endpoint.port)));
+  }
+  return status;
+}
+
+absl::Status RedisConnector::ClearKeysOn(Pool& pool) {
   const std::string pattern = absl::StrCat(EscapeGlob(settings_.prefix), "*");
-  return Run(
-      absl::StrCat("Close, clearing keys matching ", Quote(pattern)),
-      /*check_open=*/false, [&](Connection& c) -> absl::Status {
+  return RunOn(
+      pool, absl::StrCat("Close, clearing keys matching ", Quote(pattern)),
+      /*check_open=*/false, /*asking=*/false,
+      [&](Connection& c) -> absl::Status {
         auto malformed = [&](absl::string_view what) {
           return c.Fail(REDIS_ERR_PROTOCOL,
                         absl::StrCat("SCAN returned ", what), timeout_);
@@ -1511,7 +2478,24 @@ absl::Status RedisConnector::ClearKeys() {
             names.push_back(std::move(name));
           }
           cursor = next.ToString();
+          if (settings_.python_layout) {
+            // Only what this layout could have written: uuid-named keys.
+            std::erase_if(names, [&](const SharedBytes& name) {
+              const absl::string_view id =
+                  name.view().substr(settings_.prefix.size());
+              return !IsPythonObjectId(id) && !IsObjectId(id);
+            });
+          }
           if (names.empty()) continue;
+          if (cluster()) {
+            // The keys' slots differ: one UNLINK each, routed by slot.
+            std::vector<std::string> keys;
+            keys.reserve(names.size());
+            for (const SharedBytes& name : names)
+              keys.push_back(name.ToString());
+            PROXYSTORE_RETURN_IF_ERROR(Unlink(keys));
+            continue;
+          }
           for (const SharedBytes& name : names) args.push_back(name.view());
           CommandWriter unlink;
           unlink.Add(args);
@@ -1519,7 +2503,8 @@ absl::Status RedisConnector::ClearKeys() {
               RoundTrip(c, unlink, "UNLINK", ':', timeout_));
         } while (cursor != "0");
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 absl::Status RedisConnector::DoClose(const CloseOptions& options) {

@@ -12,6 +12,16 @@
 //   PROXYSTORE_ASSIGN_OR_RETURN(Key key, c->Put(SharedBytes::Copy("data")));
 //   // In another process: MakeConnector(c->Config()) reads the same key.
 //
+// Redis Cluster: option "cluster" ("h1:7000,h2:7000": seed nodes, instead
+// of host/port/unix_socket) routes each key by its hash slot to the master
+// that serves it, as the cluster's slot map says (CLUSTER SLOTS, read from
+// any node that answers, refreshed after a MOVED); see docs/connectors.md,
+// "Redis Cluster", for redirects, retries, batches across nodes, replica
+// reads and what "wait_replicas" promises.
+//
+//   RedisConnector::Create({"redis", {{"cluster", "10.0.0.5:7000,"
+//                                                  "10.0.0.6:7000"}}});
+//
 // Deferred writes: NewKey mints an id as Put does and sends nothing; Set is
 // one SET ... NX, so Redis decides atomically which of racing Sets writes,
 // pipelined with a PUBLISH on the key's channel, SetChannel(): "<redis
@@ -32,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,7 +55,12 @@
 namespace proxystore {
 
 namespace redis_internal {
-class Connection;  // A hiredis connection with its reply reader (.cc).
+class Connection;     // A hiredis connection with its reply reader (.cc).
+struct Pool;          // The idle connections to one server (.cc).
+struct Routes;        // A cluster's slot map as last read (.cc).
+struct Outcome;       // How one attempt on a connection ended (.cc).
+class CommandWriter;  // Pipelined commands, sent with sendmsg(2) (.cc).
+struct Reply;         // The first line of a reply (.cc).
 }  // namespace redis_internal
 
 class RedisConnector : public Connector {
@@ -65,18 +81,33 @@ class RedisConnector : public Connector {
   static constexpr size_t kReadBufferSize = size_t{16} << 10;
   // Most keys one SCAN reply may carry.
   static constexpr size_t kMaxScanKeys = 100'000;
+  // Most seed nodes in option "cluster".
+  static constexpr size_t kMaxClusterSeeds = 64;
+  // Longest CLUSTER SLOTS reply read, in bytes.
+  static constexpr size_t kMaxSlotsReplySize = size_t{8} << 20;
+  // How long a write with "wait_replicas" waits for the replicas (WAIT).
+  static constexpr int64_t kDefaultWaitTimeoutMs = 2000;
+
+  // A cluster seed node of option "cluster".
+  struct Seed {
+    std::string host;
+    int port = 0;
+  };
 
   // Checks the options; does no I/O (the first operation connects).
   // Without "prefix", makes a fresh one, "proxystore:<NewObjectId()>:".
-  // InvalidArgument for a malformed, out-of-range or unknown option, or for
-  // "unix_socket" together with "host" or "port".
+  // InvalidArgument for a malformed, out-of-range or unknown option, for
+  // "unix_socket" together with "host" or "port", for "cluster" together
+  // with any of them or with a "db" other than 0 (a cluster has database 0
+  // only), and for "read_from_replicas" without "cluster".
   static absl::StatusOr<std::unique_ptr<RedisConnector>> Create(
       const ConnectorConfig& options);
   // Create(), for the registry; the config's kind is not checked here.
   static absl::StatusOr<std::unique_ptr<Connector>> FromConfig(
       const ConnectorConfig& config);
-  // Location options "host", "port", "unix_socket", "db", "prefix" and
-  // "password" (a receiver needs it to reach the data); receiver defaults
+  // Location options "host", "port", "unix_socket", "cluster", "db",
+  // "prefix" and "password" (a receiver needs it to reach the data);
+  // receiver defaults
   // clear=false, max_object_size=1 GiB. The destination
   // ("redis:<host>:<port>/<db>/<prefix>" or "redis:unix:<path>/<db>/<prefix>")
   // is described in docs/connectors.md.
@@ -90,7 +121,23 @@ class RedisConnector : public Connector {
   ConnectorConfig Config() const override;
 
   const std::string& prefix() const { return settings_.prefix; }
-  // "host:port" or the Unix socket path, for messages.
+  // Option "layout": "native" (the default), or "proxystore-python": read
+  // and write what Python ProxyStore 1.0's RedisConnector does, on a server
+  // that Python processes use at the same time. Python's keys are bare
+  // uuid4 strings ("prefix" defaults to empty, and may be set to share a
+  // prefix by hand), and Put and NewKey mint that form; to keep an empty
+  // prefix from reaching every key of the database, every operation takes
+  // only ids of that form or NewObjectId()'s (InvalidArgument otherwise), and
+  // a clearing Close removes only keys so named (Python's clear is FLUSHDB,
+  // which this never runs).
+  static constexpr absl::string_view kNativeLayoutName = "native";
+  static constexpr absl::string_view kPythonLayoutName = "proxystore-python";
+  bool python_layout() const { return settings_.python_layout; }
+
+  // Whether option "cluster" is set.
+  bool cluster() const { return !settings_.seeds.empty(); }
+  // "host:port", the Unix socket path, or "cluster <seed nodes>", for
+  // messages.
   const std::string& endpoint() const { return endpoint_; }
   // The Redis key that holds `key`'s object: prefix() + key.id().
   std::string RedisKey(const Key& key) const;
@@ -168,9 +215,14 @@ class RedisConnector : public Connector {
 
  private:
   struct Settings {
-    std::string host;  // Empty when unix_socket is set.
+    std::string host;  // Empty when unix_socket or seeds are set.
     int port = 0;
     std::string unix_socket;
+    std::vector<Seed> seeds;  // Cluster mode when not empty.
+    bool read_from_replicas = false;
+    bool python_layout = false;  // Option "layout" "proxystore-python".
+    int64_t wait_replicas = 0;
+    int64_t wait_timeout_ms = 0;
     int64_t db = 0;
     std::string password;
     std::string prefix;  // Empty until Create() makes the default one.
@@ -180,6 +232,11 @@ class RedisConnector : public Connector {
     bool clear = false;
   };
   using Connection = redis_internal::Connection;
+  using Pool = redis_internal::Pool;
+  using Routes = redis_internal::Routes;
+  using Outcome = redis_internal::Outcome;
+  using CommandWriter = redis_internal::CommandWriter;
+  using Reply = redis_internal::Reply;
 
   explicit RedisConnector(Settings settings);
 
@@ -200,6 +257,9 @@ class RedisConnector : public Connector {
   // minted: Set and WaitFor take only those.
   absl::Status CheckMinted(const Key& key, absl::string_view op) const;
   absl::Status CheckValueSize(size_t size, absl::string_view op) const;
+  // A new key id: NewObjectId(), or NewPythonObjectId() in the Python
+  // layout.
+  std::string MintId() const;
   // ResourceExhausted naming `key` if `size` exceeds max_object_size.
   absl::Status CheckReadSize(int64_t size, const Key& key) const;
   // Put and Set: one SET of `key` (NX if `only_if_absent`: AlreadyExists
@@ -211,23 +271,75 @@ class RedisConnector : public Connector {
                      bool only_if_absent);
   // Exists (EXISTS) on a pooled connection; errors name `op`.
   absl::StatusOr<bool> ExistsFor(const Key& key, absl::string_view op);
-  // A new connection, authenticated and on the right database.
-  absl::StatusOr<std::unique_ptr<Connection>> Connect() const;
-  // Runs `fn` on a pooled or new connection of this process, retrying once
-  // on a new one if a pooled connection turned out dead and `fn` failed
-  // (not if it succeeded before the connection died); errors are prefixed
-  // with the endpoint and `op`. `fn` must be idempotent and (re)set its
-  // outputs: it may run twice.
-  absl::Status Run(absl::string_view op, bool check_open,
-                   absl::FunctionRef<absl::Status(Connection&)> fn);
+  // A new connection to `pool`'s server, authenticated, on the right
+  // database and (cluster mode with read_from_replicas) READONLY.
+  absl::StatusOr<std::unique_ptr<Connection>> Connect(const Pool& pool) const;
+  // Runs `fn` on a pooled or new connection of this process to `pool`'s
+  // server (after ASKING if `asking`), retrying once on a new one if a
+  // pooled connection turned out dead and `fn` failed (not if it succeeded
+  // before the connection died); errors are prefixed with the endpoint and
+  // `op`. `fn` must be idempotent and (re)set its outputs: it may run
+  // twice. `outcome` (may be null) learns a cluster error reply and whether
+  // the connection failed.
+  absl::Status RunOn(Pool& pool, absl::string_view op, bool check_open,
+                     bool asking,
+                     absl::FunctionRef<absl::Status(Connection&)> fn,
+                     Outcome* outcome);
+  // Runs `fn` where `redis_key` lives: on the one server, or on the master
+  // (a replica, for a `read` with read_from_replicas) serving its slot,
+  // following MOVED and ASK and retrying TRYAGAIN, CLUSTERDOWN, LOADING,
+  // READONLY and unreachable nodes, with the slot map refreshed, until
+  // command_timeout_ms has passed: then Unavailable with the last error.
+  absl::Status RunKey(absl::string_view op, absl::string_view redis_key,
+                      bool read,
+                      absl::FunctionRef<absl::Status(Connection&)> fn);
+  // Cluster batches: one command per item (`add`, then `read` reads its
+  // reply), pipelined per node, every node written before any is read.
+  // Items that meet a redirect, a retryable cluster error or a failed node
+  // go again, after the map is refreshed, until command_timeout_ms. With
+  // `wait` and wait_replicas, each node's commands are followed by WAIT.
+  // `sent` (items a server may have carried out) is kept up to date for
+  // roll-backs. The first error that is not retried is returned.
+  // FailedPrecondition after Close if `check_open`.
+  absl::Status RunBatch(
+      absl::string_view op, absl::Span<const std::string> redis_keys,
+      bool read_replicas, bool wait,
+      absl::FunctionRef<void(CommandWriter&, size_t)> add,
+      absl::FunctionRef<absl::Status(Connection&, size_t, const Reply&)> read,
+      std::vector<bool>* sent, bool check_open = true);
+  // The pool of the server that serves `redis_key` (its slot's master).
+  absl::StatusOr<Pool*> PoolForKey(absl::string_view redis_key);
+  // The pool of server host:port, made on first use.
+  Pool& PoolAt(absl::string_view host, int port);
+  // The cluster's slot map as last read; reads it if there is none.
+  absl::StatusOr<std::shared_ptr<const Routes>> CurrentRoutes();
+  // Reads the slot map from the first node that answers (the known ones,
+  // then the seeds) and makes it current.
+  absl::StatusOr<std::shared_ptr<const Routes>> RefreshRoutes();
+  // Forgets the slot map if it is still `stale`, so that the next
+  // operation reads it again.
+  void ForgetRoutes(const Routes* stale);
   // Returns a healthy connection of this process to the pool (or closes it).
-  void Release(std::unique_ptr<Connection> connection);
-  // Closes every idle connection.
-  void DropIdle();
+  void Release(Pool& pool, std::unique_ptr<Connection> connection);
+  // An idle connection of this process to `pool`'s server, or null.
+  std::unique_ptr<Connection> TakeIdle(Pool& pool);
+  // Closes every idle connection (of `only`, if not null).
+  void DropIdle(Pool* only = nullptr);
+  // PutBatch on the one server (MSET); `maybe_stored` learns which items a
+  // server may have stored.
+  absl::Status PutBatchOnServer(absl::string_view op,
+                                absl::Span<const SharedBytes> data,
+                                absl::Span<const std::string> redis_keys,
+                                std::vector<bool>* maybe_stored);
   // UNLINKs `redis_keys`; for PutBatch's roll-back.
   absl::Status Unlink(absl::Span<const std::string> redis_keys);
-  // UNLINKs every key under the prefix.
+  // UNLINKs every key under the prefix (on every master of a cluster).
   absl::Status ClearKeys();
+  absl::Status ClearKeysOn(Pool& pool);
+  // After writes with wait_replicas: Unavailable unless `acknowledged`
+  // replicas reach wait_replicas.
+  absl::Status CheckReplicated(int64_t acknowledged,
+                               absl::string_view what) const;
 
   const Settings settings_;
   const std::string endpoint_;
@@ -238,7 +350,14 @@ class RedisConnector : public Connector {
   // the thread that write-locked it): the fork handlers lock it in the parent
   // and release it in the child, whose thread has another id.
   std::mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_;  // Guarded by mu_.
+  // One pool per server, never removed while the connector lives; the
+  // pools' idle connections are guarded by mu_ too. Guarded by mu_.
+  absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
+  // The one server's pool; null in cluster mode.
+  Pool* main_pool_ = nullptr;
+  std::shared_ptr<const Routes> routes_;  // Guarded by mu_.
+  // Round robin over a slot's replicas for replica reads.
+  std::atomic<uint32_t> next_replica_{0};
 };
 
 }  // namespace proxystore
