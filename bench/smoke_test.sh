@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs one short pass of the benchmark suite over every connector at 100 B and
-# 10 KB, and of the workflow-memory, task-pipelining and stream-throughput
-# benchmarks on small objects, then builds the report from their JSON. Fails if any row errors, if the console lacks a
-# row's progress line, if the report lacks its verdicts or its thread scaling
-# (1-8 threads on local, shm and redis, with their floors), or if owned
-# proxies or lifetimes leave anything in the workflow's store.
+# 10 KB, and of the workflow-memory, task-pipelining, stream-throughput and
+# Redis Cluster scaling benchmarks on small objects, then builds the report
+# from their JSON. Fails if any row errors, if the console lacks a row's
+# progress line, if the report lacks its verdicts, its thread scaling (1-8
+# threads on local, shm and redis, with their floors) or its cluster table
+# (every operation at 1 and 4 threads against one server and the cluster),
+# or if owned proxies or lifetimes leave anything in the workflow's store.
 set -euo pipefail
 root="$TEST_SRCDIR/$TEST_WORKSPACE"
 out="$TEST_TMPDIR/bench"
@@ -29,6 +31,11 @@ mkdir -p "$out"
   cat "$out/streams.txt"
   exit 1
 }
+"$root/bench/redis_cluster_scaling" --quick \
+  --json="$out/redis_cluster.json" > "$out/cluster.txt" || {
+  cat "$out/cluster.txt"
+  exit 1
+}
 python3 "$root/tools/bench_report.py" "$out/suite.json" "$out" > "$out/report.txt"
 if grep -q '"error_occurred": true' "$out/suite.json"; then
   grep -B2 -A2 '"error_message"' "$out/suite.json"
@@ -46,6 +53,34 @@ grep -q "^## Task pipelining" "$out/report.md"
 grep -q "^| pipelined, proxy futures | " "$out/report.md"
 grep -q "^## Stream throughput" "$out/report.md"
 grep -q "^| 1.00 MB | 2 | .* items/s .* items/s .*x |$" "$out/report.md"
+# Redis Cluster vs one server: every row ran and was checked (16 rows of
+# the quick form, each with objects and CPU figures), and the report's table.
+grep -q "^\[16/16\] cluster get_batch " "$out/cluster.txt"
+python3 - "$out/redis_cluster.json" <<'PY'
+import json, sys
+rc = json.load(open(sys.argv[1]))
+assert rc["complete"], "the cluster run is incomplete"
+rows = {(r["target"], r["op"], r["threads"]): r for r in rc["rows"]}
+for t in ("single", "cluster"):
+    for op in ("put", "get", "put_batch", "get_batch"):
+        for n in (1, 4):
+            r = rows[(t, op, n)]
+            assert r["objects"] > 0 and r["objects_per_s"] > 0, (t, op, n)
+            assert r["server_cpu_s"] > 0 and r["client_cpu_s"] > 0, (t, op, n)
+            assert r["p99_us"] >= r["p50_us"] > 0, (t, op, n)
+assert len(rows) == 16, len(rows)
+PY
+grep -q "^## Redis Cluster vs one server" "$out/report.md"
+for op in "put 1.00 KB" "get 1.00 KB" "put_batch 100x1.00 KB" \
+  "get_batch 100x1.00 KB"; do
+  for n in 1 4; do
+    grep -q "^| $op | $n | [0-9.]*[kM]* | [0-9.]*[kM]* | [0-9.]*x | " \
+      "$out/report.md" || {
+      echo "no cluster row $op, $n threads"
+      exit 1
+    }
+  done
+done
 # Thread scaling: every connector's table, every thread count, store rows
 # beside their floors, and the picture (when gnuplot is there to draw it).
 grep -q "^## Thread scaling" "$out/report.md"

@@ -15,15 +15,19 @@
 #                               #   (bench/task_pipelining.cc, 3 repetitions of
 #                               #   a chain of 8 task processes, ~10 s) and the
 #                               #   stream-throughput benchmark
-#                               #   (bench/stream_throughput.cc, ~30 s)
+#                               #   (bench/stream_throughput.cc, ~30 s) and the
+#                               #   Redis Cluster scaling benchmark
+#                               #   (bench/redis_cluster_scaling.cc, one server
+#                               #   vs a 3-master cluster, 1-8 threads, ~45 s)
 #   tools/bench.sh --full       # more repetitions of rows with over ten times
 #                               #   the work each; workflow objects of 1-100 MB;
 #                               #   10 repetitions of the task chain; 5x the
-#                               #   stream items
+#                               #   stream items; 5 repetitions of 0.8 s for
+#                               #   each cluster scaling row
 #   tools/bench.sh --connectors=local --sizes=100,1000000   # a subset
 #   tools/bench.sh --filter=redis                           # rows by name (regex)
 #                               # (a subset skips the workflow-memory,
-#                               # task-pipelining and stream runs)
+#                               # task-pipelining, stream and cluster runs)
 #   tools/bench.sh --filter=threads --connectors=local,shm,redis
 #                               # the thread scaling rows only
 #   tools/bench.sh --quick      # one short pass (what CI's smoke test runs)
@@ -41,7 +45,9 @@
 # scaling: ops/s of 1-8 threads beside their floors), verdicts.png,
 # connectors.png, threads.png, workflow_memory.json and workflow_memory.png
 # (its section of the report), task_pipelining.json and pipelining.png (its
-# section), stream_throughput.json and streams.png (its section). Each row prints "[n/N] row ... elapsed, ETA" as it finishes.
+# section), stream_throughput.json and streams.png (its section),
+# redis_cluster.json (its section, "Redis Cluster vs one server"). Each row
+# prints "[n/N] row ... elapsed, ETA" as it finishes.
 # Interrupted (Ctrl-C, SIGTERM, a timeout), the run
 # still writes the report of the rows measured so far; its temporary files
 # are removed either way.
@@ -103,16 +109,18 @@ mkdir -p "$out"
 json="$out/proxystore_bench.json"
 rm -f "$json" "$json.partial" "$out"/report.md "$out"/*.png "$out"/*.gp \
   "$out"/latency.dat "$out"/workflow_memory.json "$out"/task_pipelining.json \
-  "$out"/stream_throughput.json
+  "$out"/stream_throughput.json "$out"/redis_cluster.json
 
 bazel build --config=opt //bench:proxystore_bench //bench:workflow_memory \
-  //bench:task_pipelining //bench:stream_throughput
+  //bench:task_pipelining //bench:stream_throughput \
+  //bench:redis_cluster_scaling
 # The optimized binary itself, from this configuration's output tree: the
 # bazel-bin link follows whichever configuration (or output base) built last.
 bin="$(bazel info --config=opt bazel-bin 2>/dev/null)/bench/proxystore_bench"
 workflow_bin="$(dirname "$bin")/workflow_memory"
 pipelining_bin="$(dirname "$bin")/task_pipelining"
 streams_bin="$(dirname "$bin")/stream_throughput"
+cluster_bin="$(dirname "$bin")/redis_cluster_scaling"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/proxystore-bench-run.XXXXXX")"
 bench_pid=""
@@ -164,5 +172,8 @@ if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
 fi
 if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
   run "$streams_bin" "${workflow_args[@]}" --json="$out/stream_throughput.json"
+fi
+if [ "$rc" -eq 0 ] && [ "$subset" -eq 0 ]; then
+  run "$cluster_bin" "${workflow_args[@]}" --json="$out/redis_cluster.json"
 fi
 exit "$rc"
