@@ -148,7 +148,7 @@ def floor_name(op, conn, size):
     redis = conn in ("redis", "redis_unix")
     if op in ("put", "put_moved"):
         f = ("shared_map_put" if conn == "local" else "redis_set" if redis
-             else _by_kind(conn, size, "shm_write", "file_write"))
+             else _by_kind(conn, size, "shm_write", "file_publish"))
     elif op in ("get", "proxy_resolve", "proxy_resolve_remote"):
         f = ("shared_map_get" if conn == "local" else "redis_get" if redis
              else _by_kind(conn, size, "shm_mmap", "file_read"))
@@ -300,8 +300,8 @@ def targets(rows):
         ["floor/redis_pipeline_get/redis/100x10KB"], 1.2))
     for size in SIZES:
         out.append(ratio_target(
-            rows, f"file put {size} vs raw file write",
-            f"store/put/file/{size}", [f"floor/file_write/file/{size}"], 1.3))
+            rows, f"file put {size} vs atomic file publish (write + rename)",
+            f"store/put/file/{size}", [f"floor/file_publish/file/{size}"], 1.3))
         out.append(ratio_target(
             rows, f"file get {size} vs raw file read",
             f"store/get/file/{size}", [f"floor/file_read/file/{size}"], 1.3))
