@@ -11,6 +11,7 @@ PACKAGES=(
   # Libraries (Debian -dev packages, wrapped in third_party/BUILD.bazel)
   libabsl-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev libfmt-dev
   liblz4-dev libhiredis-dev libsodium-dev libre2-dev
+  nlohmann-json3-dev libtomlplusplus-dev
   # Tests and benchmarks (iproute2: `ip` for testing/netns, the multi-host
   # tests' network namespaces; not in minimal Debian images)
   libgtest-dev libgmock-dev libbenchmark-dev redis-server iproute2
