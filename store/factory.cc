@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -106,6 +108,39 @@ absl::StatusOr<FactoryData> FactoryData::Parse(absl::string_view serialized) {
 }
 
 namespace store_internal {
+namespace {
+
+std::atomic<ReferenceParser> reference_parser{nullptr};
+
+}  // namespace
+
+void SetReferenceParser(ReferenceParser parser) {
+  reference_parser.store(parser, std::memory_order_release);
+}
+
+bool LooksLikeReference(absl::string_view bytes) {
+  const absl::string_view text = absl::StripLeadingAsciiWhitespace(bytes);
+  return absl::StartsWith(text, "{") &&
+         absl::StrContains(text, "\"proxystore_reference\"");
+}
+
+absl::StatusOr<FactoryData> ParseReference(absl::string_view bytes,
+                                           absl::string_view type_name) {
+  if (ProxySigningEnabled()) {
+    return absl::FailedPreconditionError(
+        "ParseProxy: a proxy reference carries no signature, and this "
+        "process accepts signed proxies only (SetProxySigningKey)");
+  }
+  const ReferenceParser parser =
+      reference_parser.load(std::memory_order_acquire);
+  if (parser == nullptr) {
+    return absl::FailedPreconditionError(
+        "ParseProxy: this is a proxy reference (JSON), and no reference "
+        "parser is linked in (depend on //interop:proxy_reference)");
+  }
+  return parser(bytes, type_name);
+}
+
 namespace {
 
 // A small fixed pool for ResolveAsync, never destroyed (tasks may still be

@@ -68,6 +68,23 @@ inline constexpr absl::Duration kWaitStretch = absl::Seconds(1);
 // it, signed or not) is larger than any reader accepts.
 absl::Status CheckSerializedProxySize(absl::string_view serialized);
 
+// Proxy references: JSON text that names an object in a store Python
+// ProxyStore shares (interop/proxy_reference.h has the format). ParseProxy
+// reads one with the parser the //interop:proxy_reference library registers
+// when it is linked in; `type_name` is the type asked for.
+using ReferenceParser = absl::StatusOr<FactoryData> (*)(
+    absl::string_view text, absl::string_view type_name);
+void SetReferenceParser(ReferenceParser parser);
+// Whether `bytes` may be a proxy reference: after whitespace it starts with
+// '{' and it names the "proxystore_reference" field.
+bool LooksLikeReference(absl::string_view bytes);
+// The registered parser's result. FailedPrecondition if none is registered
+// (link //interop:proxy_reference) or if proxies must be signed
+// (SetProxySigningKey): a reference carries no MAC, so it is refused
+// unread.
+absl::StatusOr<FactoryData> ParseReference(absl::string_view bytes,
+                                           absl::string_view type_name);
+
 }  // namespace store_internal
 
 template <typename T>
@@ -274,12 +291,18 @@ std::shared_ptr<StoreFactory<T>> MakeStoreFactory(
       std::move(origin), std::move(polling));
 }
 
-// Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes.
-// DataLoss for bytes that are not a serialized proxy; InvalidArgument if they
-// were made for another type than T.
+// Rebuilds an unresolved proxy from Proxy<T>::Serialize() bytes, or from a
+// proxy reference (JSON text; interop/proxy_reference.h) where
+// //interop:proxy_reference is linked in. DataLoss for bytes that are not a
+// serialized proxy; InvalidArgument if they were made for another type than
+// T; a reference's errors are its parser's.
 template <typename T>
 absl::StatusOr<Proxy<T>> ParseProxy(absl::string_view bytes) {
-  PROXYSTORE_ASSIGN_OR_RETURN(FactoryData data, FactoryData::Parse(bytes));
+  absl::StatusOr<FactoryData> parsed = FactoryData::Parse(bytes);
+  if (!parsed.ok() && store_internal::LooksLikeReference(bytes)) {
+    parsed = store_internal::ParseReference(bytes, TypeName<T>());
+  }
+  PROXYSTORE_ASSIGN_OR_RETURN(FactoryData data, std::move(parsed));
   if (data.type_name != TypeName<T>()) {
     return absl::InvalidArgumentError(
         absl::StrCat("ParseProxy: the proxy was made for type ", data.type_name,

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxystore/base/mutex.h"
 #include "proxystore/base/no_destructor.h"
+#include "proxystore/base/status.h"
 #include "proxystore/connectors/trust.h"
 #include "proxystore/store/log.h"
 #include "proxystore/store/store.h"
@@ -117,6 +119,17 @@ std::string ShadowSlot(const std::string& name,
   return absl::StrCat(name.size(), ":", name, location.Serialize());
 }
 
+// The store name in a ShadowSlot.
+absl::string_view ShadowName(absl::string_view slot) {
+  size_t size = 0;
+  const size_t colon = slot.find(':');
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(slot.substr(0, colon), &size)) {
+    return slot;
+  }
+  return slot.substr(colon + 1, size);
+}
+
 enum class Found { kUse, kCreate, kCollision };
 
 // Returns the store in `map` under `key` if `accept` says so (kUse); makes
@@ -173,8 +186,10 @@ absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
         case Found::kUse:
           return found;
         case Found::kCollision: {
-          absl::Status s = absl::FailedPreconditionError(
-              absl::StrCat("store name \"", key, "\" is taken"));
+          absl::Status s = absl::FailedPreconditionError(absl::StrCat(
+              "store name ", QuoteForMessage(shadow ? ShadowName(key) : key),
+              " is taken",
+              shadow ? " (by a store kept apart for proxies)" : ""));
           s.SetPayload("proxystore/collision", absl::Cord("1"));
           return s;
         }
