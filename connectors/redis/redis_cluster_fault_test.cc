@@ -114,6 +114,82 @@ TEST(RedisClusterFailover, OperationsResumeAndWaitedWritesSurvive) {
   EXPECT_THAT(c->Close({.clear = true}), IsOk());
 }
 
+TEST(RedisClusterFailover, TheOnlySeedMayDieAfterTheMapWasRead) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisCluster> cluster,
+                                  RedisCluster::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisClusterLayout layout, cluster->Layout());
+  const int master = layout.masters()[0];
+  // Its only seed is `master`; its keys on `master` (a hash tag).
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<RedisConnector> c,
+      RedisConnector::Create(
+          {"redis",
+           {{"cluster", cluster->address(master)},
+            {"prefix", absl::StrCat("{", TagOn(layout, master), "}:")},
+            {"wait_replicas", "1"},
+            {"command_timeout_ms", "30000"}}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key before, c->Put(SharedBytes::Copy("a")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key later, c->NewKey());
+  ASSERT_THAT(cluster->KillNode(master), IsOk());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(int promoted,
+                                  cluster->WaitForFailover(master));
+  (void)promoted;
+  // The map is read again from the nodes of the last one, not only the
+  // (dead) seed.
+  EXPECT_THAT(c->Get(before),
+              testing::IsOkAndHolds(::testing::Optional(
+                  ::testing::Property(&SharedBytes::view, "a"))));
+  // WaitFor subscribes on the new master. The replica-less new master makes
+  // the Set's WAIT fall short, but the object is written (a Set's object
+  // stays), which is what the waiter sees.
+  EXPECT_THAT(
+      c->Set(later, SharedBytes::Copy("b")),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("written and stays")));
+  EXPECT_THAT(c->WaitFor(later, absl::Seconds(30)),
+              testing::IsOkAndHolds(true));
+}
+
+TEST(RedisClusterFailover, PausedMastersAndDeadReplicasAreRoutedAround) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisCluster> cluster,
+                                  RedisCluster::Start());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisClusterLayout layout, cluster->Layout());
+  const int a = layout.masters()[0];
+  const int b = layout.masters()[1];
+  ASSERT_FALSE(layout.replicas_of(a).empty());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<RedisConnector> on_a,
+      Connect(*cluster, {{"prefix", absl::StrCat("{", TagOn(layout, a), "}:")},
+                         {"read_from_replicas", "true"},
+                         {"wait_replicas", "1"},
+                         {"command_timeout_ms", "2000"},
+                         {"wait_timeout_ms", "1000"}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<RedisConnector> on_b,
+      Connect(*cluster, {{"prefix", absl::StrCat("{", TagOn(layout, b), "}:")},
+                         {"command_timeout_ms", "2000"}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key ka, on_a->Put(SharedBytes::Copy("a")));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key kb, on_b->Put(SharedBytes::Copy("b")));
+  // A's replica dies: reads of A's keys go to A itself.
+  ASSERT_THAT(cluster->KillNode(layout.replicas_of(a)[0]), IsOk());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(on_a->Get(ka),
+                testing::IsOkAndHolds(::testing::Optional(
+                    ::testing::Property(&SharedBytes::view, "a"))));
+  }
+  // B hangs (SIGSTOP) and its replica takes over; the connector's map still
+  // names B. The first operation waits out its time on B; the map is read
+  // again afterwards, and the next operation finds the new master.
+  ASSERT_THAT(cluster->node(b).Pause(), IsOk());
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(int promoted, cluster->WaitForFailover(b));
+  (void)promoted;
+  EXPECT_THAT(on_b->Get(kb), StatusIs(absl::StatusCode::kUnavailable,
+                                      HasSubstr("did not respond")));
+  EXPECT_THAT(on_b->Get(kb),
+              testing::IsOkAndHolds(::testing::Optional(
+                  ::testing::Property(&SharedBytes::view, "b"))));
+  ASSERT_THAT(cluster->node(b).Resume(), IsOk());
+}
+
 TEST(RedisClusterShardDown, ItsKeysAreUnavailableTheOthersWork) {
   // Without full coverage required, the masters that are up keep serving
   // their slots while a shard is down.

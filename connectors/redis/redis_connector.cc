@@ -784,48 +784,67 @@ absl::StatusOr<Push> ReadPush(Connection& c, absl::string_view channel,
 
 namespace {
 
-// Deepest nesting of arrays ReadRawReply accepts (CLUSTER SLOTS nests 4).
-constexpr int kMaxRawDepth = 8;
+// The shape of a CLUSTER SLOTS reply, as ReadRawReply bounds it: the most
+// elements an array may have at each depth (ranges; first slot, last slot,
+// master and replicas; a node's host, port, id and metadata; metadata
+// names and values), no array deeper, and the most elements in all. hiredis
+// allocates a reply object (~50 bytes) per element, so the last bound caps
+// its parse at ~50 MB; a fully fragmented map of 16384 one-slot ranges with
+// a master and two replicas each, metadata included, has ~400,000.
+constexpr int64_t kMaxSlotsElementsAtDepth[] = {
+    static_cast<int64_t>(redis_cluster::SlotMap::kMaxRanges),
+    3 + static_cast<int64_t>(redis_cluster::SlotMap::kMaxReplicasPerRange), 4,
+    static_cast<int64_t>(redis_cluster::SlotMap::kMaxMetadataElements)};
+constexpr int kMaxRawDepth = 4;
+constexpr int64_t kMaxSlotsReplyElements = 1'000'000;
 
-// Reads one whole reply from `c` and appends it to `out` as RESP2 bytes,
-// spending at most `*budget` bytes: every line and string is counted before
-// it is stored, so an announced length or element count cannot make this
-// allocate or loop beyond the budget (each element costs at least 3 bytes).
+// Reads one whole CLUSTER SLOTS reply from `c` and appends it to `out` as
+// RESP2 bytes, spending at most `*budget` bytes and `*elements` elements:
+// every line and string is counted before it is stored, so an announced
+// length or element count cannot make this allocate or loop beyond the
+// budget, and arrays are held to the shape above.
 absl::Status ReadRawReply(Connection& c, std::string* out, size_t* budget,
-                          int depth, absl::string_view timeout) {
-  auto too_big = [&] {
+                          int64_t* elements, int depth,
+                          absl::string_view timeout) {
+  auto too_big = [&](absl::string_view what) {
     return c.Fail(REDIS_ERR_PROTOCOL,
-                  absl::StrCat("a reply is larger than ",
-                               RedisConnector::kMaxSlotsReplySize, " bytes"),
-                  timeout);
+                  absl::StrCat("CLUSTER SLOTS reply: ", what), timeout);
   };
   PROXYSTORE_ASSIGN_OR_RETURN(Reply r, c.ReadReply(timeout));
+  if (--*elements < 0) {
+    return too_big(
+        absl::StrCat("more than ", kMaxSlotsReplyElements, " elements"));
+  }
   const std::string line =
       (r.type == '+' || r.type == '-')
           ? absl::StrCat(absl::string_view(&r.type, 1), r.text, "\r\n")
           : absl::StrCat(absl::string_view(&r.type, 1), r.number, "\r\n");
-  if (line.size() > *budget) return too_big();
+  if (line.size() > *budget) {
+    return too_big(absl::StrCat("larger than ",
+                                RedisConnector::kMaxSlotsReplySize, " bytes"));
+  }
   *budget -= line.size();
   out->append(line);
   if (r.type == '$' && !r.nil()) {
     const uint64_t size = static_cast<uint64_t>(r.number);
-    if (size + 2 > *budget) return too_big();
+    if (size + 2 > *budget) {
+      return too_big(absl::StrCat(
+          "larger than ", RedisConnector::kMaxSlotsReplySize, " bytes"));
+    }
     PROXYSTORE_ASSIGN_OR_RETURN(
         SharedBytes value, c.ReadString(static_cast<size_t>(size), timeout));
     *budget -= size + 2;
     out->append(value.data(), value.size());
     out->append("\r\n");
   } else if (r.type == '*' && r.number > 0) {
-    if (depth >= kMaxRawDepth) {
-      return c.Fail(
-          REDIS_ERR_PROTOCOL,
-          absl::StrCat("a reply nests arrays deeper than ", kMaxRawDepth),
-          timeout);
+    if (depth >= kMaxRawDepth || r.number > kMaxSlotsElementsAtDepth[depth]) {
+      return too_big(absl::StrCat("an array of ", r.number,
+                                  " elements at depth ", depth,
+                                  ", beyond what a slot map holds"));
     }
     for (int64_t i = 0; i < r.number; ++i) {
-      if (*budget < 3) return too_big();
       PROXYSTORE_RETURN_IF_ERROR(
-          ReadRawReply(c, out, budget, depth + 1, timeout));
+          ReadRawReply(c, out, budget, elements, depth + 1, timeout));
     }
   }
   return absl::OkStatus();
@@ -869,6 +888,8 @@ void RedisConnector::ParentAfterFork() {
 // by the first operation that finds them (Run), outside fork's handlers.
 void RedisConnector::ChildAfterFork() {
   fork_generation.fetch_add(1, std::memory_order_acq_rel);
+  // A thread of the parent reading a slot map does not exist here.
+  for (RedisConnector* c : Live().all) c->refreshing_ = false;
   ParentAfterFork();
 }
 
@@ -1286,7 +1307,11 @@ absl::Status RedisConnector::RunOn(
     if (c == nullptr) {
       absl::StatusOr<std::unique_ptr<Connection>> made = Connect(pool);
       if (!made.ok()) {
-        if (outcome != nullptr) outcome->connection_failed = true;
+        // Unreachable (refused, reset, timed out): the network's; a refused
+        // password or database is the server's answer.
+        if (outcome != nullptr) {
+          outcome->connection_failed = absl::IsUnavailable(made.status());
+        }
         return annotate(made.status());
       }
       c = *std::move(made);
@@ -1306,9 +1331,14 @@ absl::Status RedisConnector::RunOn(
     }
     if (status.ok()) status = fn(*c);
     if (outcome != nullptr) {
+      // A dropped connection (EOF, reset) is the network's; a malformed
+      // reply is not retried, and a timeout has used the time up.
+      const redisContext* ctx = c->context();
       outcome->cluster_error = c->cluster_error();
-      outcome->connection_failed = c->context()->err != 0;
-      outcome->timed_out = TimedOut(c->context());
+      outcome->timed_out = TimedOut(ctx);
+      outcome->connection_failed =
+          ctx->err == REDIS_ERR_EOF ||
+          (ctx->err == REDIS_ERR_IO && !outcome->timed_out);
     }
     if (c->usable()) {
       Release(pool, std::move(c));
@@ -1392,12 +1422,12 @@ RedisConnector::Pool& RedisConnector::PoolAt(absl::string_view host, int port) {
 }
 
 absl::StatusOr<std::shared_ptr<const RedisConnector::Routes>>
-RedisConnector::CurrentRoutes() {
+RedisConnector::CurrentRoutes(absl::Time deadline) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (routes_ != nullptr) return routes_;
   }
-  return RefreshRoutes();
+  return RefreshRoutes(deadline);
 }
 
 void RedisConnector::ForgetRoutes(const Routes* stale) {
@@ -1405,43 +1435,77 @@ void RedisConnector::ForgetRoutes(const Routes* stale) {
   if (routes_.get() == stale) routes_.reset();
 }
 
-// CLUSTER SLOTS is read as raw RESP by the bounded reader (ReadRawReply) and
-// then parsed by hiredis's reader into the redisReply that SlotMap takes:
-// hiredis never reads from the socket, so the reply's size is bounded by
-// kMaxSlotsReplySize before anything is parsed.
-absl::StatusOr<std::shared_ptr<const RedisConnector::Routes>>
-RedisConnector::RefreshRoutes() {
-  // Candidates: the nodes of the current map (it may be stale, but they
-  // know the new one), then the seeds.
-  std::vector<std::pair<std::string, int>> candidates;
-  {
-    std::shared_ptr<const Routes> current;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      current = routes_;
+namespace {
+
+// Every node of `routes` (masters and replicas), as host and port.
+std::vector<std::pair<std::string, int>> NodesOf(
+    const redis_internal::Routes& routes) {
+  std::vector<std::pair<std::string, int>> nodes;
+  auto add = [&](const redis_cluster::Node* node) {
+    const redis_cluster::Endpoint& e = node->endpoint;
+    if (e.kind == redis_cluster::HostKind::kGiven) {
+      nodes.emplace_back(e.host, e.port);
+    } else if (e.kind == redis_cluster::HostKind::kSameHost) {
+      nodes.emplace_back(routes.answered_host, e.port);
     }
-    if (current != nullptr) {
-      for (const redis_cluster::SlotMap::Master& m : current->map.Masters()) {
-        const redis_cluster::Endpoint& e = m.node->endpoint;
-        if (e.kind == redis_cluster::HostKind::kGiven) {
-          candidates.emplace_back(e.host, e.port);
-        } else if (e.kind == redis_cluster::HostKind::kSameHost) {
-          candidates.emplace_back(current->answered_host, e.port);
-        }
+  };
+  for (const redis_cluster::SlotMap::Master& m : routes.map.Masters()) {
+    add(m.node);
+    for (const redis_cluster::SlotRange& r : m.ranges) {
+      for (const redis_cluster::Node* replica : routes.map.Replicas(r.first)) {
+        add(replica);
       }
     }
+  }
+  return nodes;
+}
+
+}  // namespace
+
+// CLUSTER SLOTS is read as raw RESP by the bounded reader (ReadRawReply,
+// which also bounds the reply's shape) and then parsed by hiredis's reader
+// into the redisReply that SlotMap takes: hiredis never reads from the
+// socket. One thread reads the map at a time; the others wait for its
+// result (and try themselves if it failed).
+absl::StatusOr<std::shared_ptr<const RedisConnector::Routes>>
+RedisConnector::RefreshRoutes(absl::Time deadline) {
+  std::vector<std::pair<std::string, int>> candidates;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (refreshing_) {
+      const uint64_t generation = routes_generation_;
+      refreshed_.wait_until(lock, absl::ToChronoTime(deadline),
+                            [&] { return !refreshing_; });
+      if (routes_ != nullptr && routes_generation_ != generation) {
+        return routes_;
+      }
+      if (refreshing_) {
+        return absl::UnavailableError(
+            absl::StrCat("redis connector (", endpoint_,
+                         "): the cluster's slot map was still being read when "
+                         "command_timeout_ms ran out"));
+      }
+    }
+    refreshing_ = true;
+    // The nodes of the last map read (it may be stale, but they know the
+    // new one), then the seeds.
+    candidates = known_nodes_;
   }
   for (const Seed& seed : settings_.seeds) {
     candidates.emplace_back(seed.host, seed.port);
   }
   absl::Status last = absl::UnavailableError("no seed node");
+  bool transport_only = true;  // Every failure so far was the network's.
+  std::shared_ptr<const Routes> result;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const auto& [host, port] = candidates[i];
     if (std::find(candidates.begin(), candidates.begin() + i, candidates[i]) !=
         candidates.begin() + i) {
       continue;
     }
+    if (i > 0 && absl::Now() >= deadline) break;
     std::string raw;
+    Outcome outcome;
     absl::Status status = RunOn(
         PoolAt(host, port), "CLUSTER SLOTS", /*check_open=*/false,
         /*asking=*/false,
@@ -1451,15 +1515,20 @@ RedisConnector::RefreshRoutes() {
           writer.Add({"CLUSTER", "SLOTS"});
           PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
           size_t budget = kMaxSlotsReplySize;
-          return ReadRawReply(c, &raw, &budget, /*depth=*/0, timeout_);
+          int64_t elements = kMaxSlotsReplyElements;
+          return ReadRawReply(c, &raw, &budget, &elements, /*depth=*/0,
+                              timeout_);
         },
-        nullptr);
+        &outcome);
     absl::StatusOr<redis_cluster::SlotMap> map = [&] {
       if (!status.ok()) return absl::StatusOr<redis_cluster::SlotMap>(status);
       return ParseSlots(raw);
     }();
     if (!map.ok()) {
       last = Annotate(map.status(), HostPort(host, port));
+      if (!outcome.connection_failed && !outcome.timed_out) {
+        transport_only = false;
+      }
       continue;
     }
     if (map->Masters().empty()) {
@@ -1467,15 +1536,27 @@ RedisConnector::RefreshRoutes() {
           HostPort(host, port), " knows no master (CLUSTER SLOTS is empty)"));
       continue;
     }
-    auto routes =
-        std::make_shared<Routes>(Routes{*std::move(map), std::string(host)});
-    std::lock_guard<std::mutex> lock(mu_);
-    routes_ = routes;
-    return std::shared_ptr<const Routes>(std::move(routes));
+    result = std::make_shared<const Routes>(
+        Routes{*std::move(map), std::string(host)});
+    break;
   }
-  return absl::UnavailableError(absl::StrCat(
-      "redis connector (", endpoint_,
-      "): no node answered CLUSTER SLOTS; the last: ", last.message()));
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshing_ = false;
+  refreshed_.notify_all();
+  if (result != nullptr) {
+    routes_ = result;
+    ++routes_generation_;
+    known_nodes_ = NodesOf(*result);
+    return result;
+  }
+  // Unavailable when the nodes could not be reached; otherwise the code of
+  // what they answered (a server without cluster support, a wrong
+  // password, a malformed map), which waiting would not change.
+  return absl::Status(
+      transport_only ? absl::StatusCode::kUnavailable : last.code(),
+      absl::StrCat(
+          "redis connector (", endpoint_,
+          "): no node answered CLUSTER SLOTS; the last: ", last.message()));
 }
 
 namespace {
@@ -1519,29 +1600,33 @@ absl::StatusOr<std::string> NodeHost(const redis_cluster::Endpoint& e,
 }  // namespace
 
 absl::StatusOr<RedisConnector::Pool*> RedisConnector::PoolForKey(
-    absl::string_view redis_key) {
+    absl::string_view redis_key, absl::Time deadline,
+    std::shared_ptr<const Routes>* used) {
   if (main_pool_ != nullptr) return main_pool_;
-  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const Routes> routes,
-                              CurrentRoutes());
+  PROXYSTORE_ASSIGN_OR_RETURN(*used, CurrentRoutes(deadline));
+  const Routes& routes = **used;
   const uint16_t slot = redis_cluster::KeySlot(redis_key);
-  const redis_cluster::Node* node = routes->map.MasterFor(slot);
+  const redis_cluster::Node* node = routes.map.MasterFor(slot);
   if (node == nullptr) {
     return absl::UnavailableError(absl::StrCat(
         "hash slot ", slot, " has no master in the cluster's slot map"));
   }
   PROXYSTORE_ASSIGN_OR_RETURN(std::string host,
-                              NodeHost(node->endpoint, routes->answered_host));
+                              NodeHost(node->endpoint, routes.answered_host));
   return &PoolAt(host, node->endpoint.port);
 }
 
 // What each cluster error leads to: MOVED, the slot map is read again and
-// the command goes to the node named (at once, while the map may lag
-// behind); ASK, ASKING and the command to the node named, once, map
-// unchanged; TRYAGAIN, LOADING, CLUSTERDOWN and READONLY (a master demoted
-// by a failover), and a node that cannot be reached, a wait (Backoff) and
-// another try with the map read again. Everything else is the operation's
-// result. A node that does not answer within command_timeout_ms is not
-// tried again: that wait was the operation's time.
+// the command goes to the node named at once (the map may lag behind the
+// redirect); ASK, ASKING and the command to the node named, once, map
+// unchanged; TRYAGAIN and LOADING, a wait (Backoff) and another try;
+// CLUSTERDOWN, READONLY (a master demoted by a failover) and a node that
+// refuses or drops the connection, a wait and another try with the map
+// read again. A node that does not answer within command_timeout_ms is not
+// tried again (that wait was the operation's time), but the map is read
+// again for the next operation (its master may have been replaced). A read
+// a replica could not serve goes to the master next. Everything else is the
+// operation's result.
 absl::Status RedisConnector::RunKey(
     absl::string_view op, absl::string_view redis_key, bool read,
     absl::FunctionRef<absl::Status(Connection&)> fn) {
@@ -1551,16 +1636,19 @@ absl::Status RedisConnector::RunKey(
   }
   PROXYSTORE_RETURN_IF_ERROR(CheckOpen(op));
   const uint16_t slot = redis_cluster::KeySlot(redis_key);
-  Backoff backoff(absl::Now() +
-                  absl::Milliseconds(settings_.command_timeout_ms));
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(settings_.command_timeout_ms);
+  Backoff backoff(deadline);
   std::optional<redis_cluster::Redirect> redirect;
   std::string redirect_host;
+  bool to_replica = read && settings_.read_from_replicas;
   int redirects = 0;
   absl::Status last;
   for (int attempt = 1;; ++attempt) {
     std::shared_ptr<const Routes> routes;
     Pool* pool = nullptr;
     bool asking = false;
+    bool on_replica = false;
     absl::Status routed = [&]() -> absl::Status {
       if (redirect.has_value()) {
         PROXYSTORE_ASSIGN_OR_RETURN(
@@ -1570,15 +1658,16 @@ absl::Status RedisConnector::RunKey(
         redirect.reset();
         return absl::OkStatus();
       }
-      PROXYSTORE_ASSIGN_OR_RETURN(routes, CurrentRoutes());
+      PROXYSTORE_ASSIGN_OR_RETURN(routes, CurrentRoutes(deadline));
       const redis_cluster::Node* node = routes->map.MasterFor(slot);
-      if (read && settings_.read_from_replicas) {
+      if (to_replica) {
         absl::Span<const redis_cluster::Node* const> replicas =
             routes->map.Replicas(slot);
         if (!replicas.empty()) {
           node =
               replicas[next_replica_.fetch_add(1, std::memory_order_relaxed) %
                        replicas.size()];
+          on_replica = true;
         }
       }
       if (node == nullptr) {
@@ -1596,28 +1685,42 @@ absl::Status RedisConnector::RunKey(
       status = RunOn(*pool, op, /*check_open=*/true, asking, fn, &outcome);
       if (status.ok()) return status;
     }
-    bool retry = !routed.ok() || outcome.connection_failed;
-    if (outcome.timed_out) retry = false;
+    // Only what passes is retried: the network (a refused or dropped
+    // connection; a map that could not be read for that reason) and the
+    // cluster's own states. A malformed reply, a refused password or any
+    // other answer is the result.
+    bool retry =
+        routed.ok() ? outcome.connection_failed : absl::IsUnavailable(routed);
+    bool forget = outcome.connection_failed || outcome.timed_out;
     if (!outcome.cluster_error.empty()) {
       retry = true;
-      const redis_cluster::ClusterError kind =
-          redis_cluster::ClassifyError(outcome.cluster_error);
-      if (kind == redis_cluster::ClusterError::kMoved ||
-          kind == redis_cluster::ClusterError::kAsk) {
-        absl::StatusOr<redis_cluster::Redirect> parsed =
-            redis_cluster::ParseRedirect(outcome.cluster_error);
-        if (!parsed.ok()) return Annotate(parsed.status(), op);
-        redirect = *std::move(parsed);
-        redirect_host = pool->host;
+      switch (redis_cluster::ClassifyError(outcome.cluster_error)) {
+        case redis_cluster::ClusterError::kMoved:
+        case redis_cluster::ClusterError::kAsk: {
+          absl::StatusOr<redis_cluster::Redirect> parsed =
+              redis_cluster::ParseRedirect(outcome.cluster_error);
+          if (!parsed.ok()) return Annotate(parsed.status(), op);
+          forget = parsed->kind == redis_cluster::Redirect::Kind::kMoved;
+          redirect = *std::move(parsed);
+          redirect_host = pool->host;
+          break;
+        }
+        case redis_cluster::ClusterError::kTryAgain:
+        case redis_cluster::ClusterError::kLoading:
+          break;
+        default:  // CLUSTERDOWN, READONLY: the map changed.
+          forget = true;
+          break;
       }
     }
-    if (!retry) return status;
-    last = status;
-    if (routes != nullptr && !asking &&
-        (redirect.has_value() || outcome.connection_failed ||
-         !outcome.cluster_error.empty() || !routed.ok())) {
-      ForgetRoutes(routes.get());
+    if (forget && routes != nullptr) ForgetRoutes(routes.get());
+    // A replica that failed: the master serves the read next.
+    if (on_replica && !status.ok() && !outcome.timed_out) {
+      to_replica = false;
+      retry = true;
     }
+    if (outcome.timed_out || !retry) return status;
+    last = status;
     // A redirect is followed at once, a few times; anything else (or a
     // redirect loop while the cluster settles) waits first.
     if (redirect.has_value() && ++redirects <= 5) continue;
@@ -1631,8 +1734,8 @@ absl::Status RedisConnector::RunKey(
 }
 
 absl::Status RedisConnector::RunBatch(
-    absl::string_view op, absl::Span<const std::string> redis_keys,
-    bool read_replicas, bool wait,
+    absl::string_view op, absl::string_view command,
+    absl::Span<const std::string> redis_keys, bool read_replicas, bool wait,
     absl::FunctionRef<void(CommandWriter&, size_t)> add,
     absl::FunctionRef<absl::Status(Connection&, size_t, const Reply&)> read,
     std::vector<bool>* sent, bool check_open) {
@@ -1650,8 +1753,11 @@ absl::Status RedisConnector::RunBatch(
     bool asking = false;
   };
   absl::flat_hash_map<size_t, Redirected> redirected;
-  Backoff backoff(absl::Now() +
-                  absl::Milliseconds(settings_.command_timeout_ms));
+  // Reads a replica could not serve: the master serves them next.
+  absl::flat_hash_set<size_t> to_master;
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(settings_.command_timeout_ms);
+  Backoff backoff(deadline);
   absl::Status last;
   auto annotate = [&](const absl::Status& s, const Pool& pool) {
     return Annotate(
@@ -1660,16 +1766,21 @@ absl::Status RedisConnector::RunBatch(
   for (int round = 1;; ++round) {
     std::vector<size_t> retry;
     bool waits_first = false;  // A retry that is no redirect.
-    absl::StatusOr<std::shared_ptr<const Routes>> routes = CurrentRoutes();
+    bool forget = false;       // The map changed (or may have).
+    absl::StatusOr<std::shared_ptr<const Routes>> routes =
+        CurrentRoutes(deadline);
     struct Group {
       Pool* pool = nullptr;
       std::vector<size_t> items;
       std::vector<bool> asking;
+      std::vector<bool> on_replica;
       std::unique_ptr<Connection> c;
       CommandWriter writer;
     };
     std::vector<Group> groups;
     if (!routes.ok()) {
+      // A map the nodes refused to give (not the network) is the result.
+      if (!absl::IsUnavailable(routes.status())) return routes.status();
       last = routes.status();
       retry = pending;
       waits_first = true;
@@ -1678,6 +1789,7 @@ absl::Status RedisConnector::RunBatch(
       for (size_t item : pending) {
         Pool* pool = nullptr;
         bool asking = false;
+        bool on_replica = false;
         if (auto it = redirected.find(item); it != redirected.end()) {
           pool = it->second.pool;
           asking = it->second.asking;
@@ -1685,13 +1797,15 @@ absl::Status RedisConnector::RunBatch(
         } else {
           const uint16_t slot = redis_cluster::KeySlot(redis_keys[item]);
           const redis_cluster::Node* node = (*routes)->map.MasterFor(slot);
-          if (read_replicas && settings_.read_from_replicas) {
+          if (read_replicas && settings_.read_from_replicas &&
+              !to_master.contains(item)) {
             absl::Span<const redis_cluster::Node* const> replicas =
                 (*routes)->map.Replicas(slot);
             if (!replicas.empty()) {
               node = replicas[next_replica_.fetch_add(
                                   1, std::memory_order_relaxed) %
                               replicas.size()];
+              on_replica = true;
             }
           }
           absl::StatusOr<std::string> host =
@@ -1704,6 +1818,7 @@ absl::Status RedisConnector::RunBatch(
             last = host.status();
             retry.push_back(item);
             waits_first = true;
+            forget = true;
             continue;
           }
           pool = &PoolAt(*host, node->endpoint.port);
@@ -1713,19 +1828,35 @@ absl::Status RedisConnector::RunBatch(
           groups.emplace_back();
           groups.back().pool = pool;
         }
-        groups[it->second].items.push_back(item);
-        groups[it->second].asking.push_back(asking);
+        Group& g = groups[it->second];
+        g.items.push_back(item);
+        g.asking.push_back(asking);
+        g.on_replica.push_back(on_replica);
       }
     }
+    // The items of `g` from k on go again: a replica's to the master.
+    auto again = [&](const Group& g, size_t k) {
+      for (; k < g.items.size(); ++k) {
+        retry.push_back(g.items[k]);
+        if (g.on_replica[k]) to_master.insert(g.items[k]);
+      }
+    };
+    absl::Status fatal = absl::OkStatus();
     // Every node is written before any is read: the nodes work at once.
     for (Group& g : groups) {
       g.c = TakeIdle(*g.pool);
       if (g.c == nullptr) {
         absl::StatusOr<std::unique_ptr<Connection>> made = Connect(*g.pool);
         if (!made.ok()) {
+          // Unreachable: the network's; a refused password is the result.
+          if (!absl::IsUnavailable(made.status())) {
+            fatal.Update(annotate(made.status(), *g.pool));
+            continue;
+          }
           last = annotate(made.status(), *g.pool);
-          retry.insert(retry.end(), g.items.begin(), g.items.end());
+          again(g, 0);
           waits_first = true;
+          forget = true;
           continue;
         }
         g.c = *std::move(made);
@@ -1733,19 +1864,20 @@ absl::Status RedisConnector::RunBatch(
       for (size_t k = 0; k < g.items.size(); ++k) {
         if (g.asking[k]) g.writer.Add({"ASKING"});
         add(g.writer, g.items[k]);
+        // Never reset: an item sent once may have been carried out even if
+        // a later round fails (PutBatch takes back every such item).
         if (sent != nullptr) (*sent)[g.items[k]] = true;
       }
       if (waits) g.writer.Add({"WAIT", wait_count, wait_ms});
       if (absl::Status s = g.writer.Send(g.c->context(), timeout_); !s.ok()) {
         last = annotate(s, *g.pool);
-        retry.insert(retry.end(), g.items.begin(), g.items.end());
+        again(g, 0);
         waits_first = true;
+        forget = true;
         g.c.reset();
         DropIdle(g.pool);
       }
     }
-    absl::Status fatal = absl::OkStatus();
-    bool forget = !retry.empty();
     for (Group& g : groups) {
       if (g.c == nullptr) continue;
       Connection& c = *g.c;
@@ -1761,9 +1893,10 @@ absl::Status RedisConnector::RunBatch(
         }
         if (TimedOut(c.context()) || c.context()->err == REDIS_ERR_PROTOCOL) {
           fatal.Update(annotate(r.status(), *g.pool));
+          forget = true;
         } else {
           last = annotate(r.status(), *g.pool);
-          retry.insert(retry.end(), g.items.begin() + k, g.items.end());
+          again(g, k);
           waits_first = true;
           forget = true;
         }
@@ -1782,35 +1915,50 @@ absl::Status RedisConnector::RunBatch(
         }
         if (!(alive = next(&reply))) break;
         if (reply.type == '-' && IsClusterRoutingError(reply.text)) {
-          if (sent != nullptr) (*sent)[item] = false;
           retry.push_back(item);
-          forget = true;
-          const redis_cluster::ClusterError kind =
-              redis_cluster::ClassifyError(reply.text);
-          if (kind == redis_cluster::ClusterError::kMoved ||
-              kind == redis_cluster::ClusterError::kAsk) {
-            absl::StatusOr<redis_cluster::Redirect> r =
-                redis_cluster::ParseRedirect(reply.text);
-            if (!r.ok()) {
-              fatal.Update(annotate(r.status(), *g.pool));
-              continue;
+          switch (redis_cluster::ClassifyError(reply.text)) {
+            case redis_cluster::ClusterError::kMoved:
+            case redis_cluster::ClusterError::kAsk: {
+              absl::StatusOr<redis_cluster::Redirect> r =
+                  redis_cluster::ParseRedirect(reply.text);
+              if (!r.ok()) {
+                fatal.Update(annotate(r.status(), *g.pool));
+                continue;
+              }
+              absl::StatusOr<std::string> host =
+                  NodeHost(r->endpoint, g.pool->host);
+              if (!host.ok()) {
+                fatal.Update(annotate(host.status(), *g.pool));
+                continue;
+              }
+              const bool ask = r->kind == redis_cluster::Redirect::Kind::kAsk;
+              if (!ask) forget = true;
+              redirected[item] = {&PoolAt(*host, r->endpoint.port), ask};
+              break;
             }
-            absl::StatusOr<std::string> host =
-                NodeHost(r->endpoint, g.pool->host);
-            if (!host.ok()) {
-              fatal.Update(annotate(host.status(), *g.pool));
-              continue;
-            }
-            redirected[item] = {&PoolAt(*host, r->endpoint.port),
-                                r->kind == redis_cluster::Redirect::Kind::kAsk};
-          } else {
-            last = annotate(ErrorReplyStatus(op, reply.text), *g.pool);
-            waits_first = true;
+            case redis_cluster::ClusterError::kTryAgain:
+            case redis_cluster::ClusterError::kLoading:
+              last = annotate(ErrorReplyStatus(command, reply.text), *g.pool);
+              waits_first = true;
+              if (g.on_replica[k]) to_master.insert(item);
+              break;
+            default:  // CLUSTERDOWN, READONLY: the map changed.
+              last = annotate(ErrorReplyStatus(command, reply.text), *g.pool);
+              waits_first = true;
+              forget = true;
+              break;
           }
           continue;
         }
-        if (reply.type == '-' && sent != nullptr) (*sent)[item] = false;
         if (absl::Status s = read(c, item, reply); !s.ok()) {
+          if (g.on_replica[k] && reply.type == '-' && c.usable()) {
+            // MASTERDOWN, a replica that will not serve: the master will.
+            last = annotate(s, *g.pool);
+            retry.push_back(item);
+            to_master.insert(item);
+            waits_first = true;
+            continue;
+          }
           fatal.Update(annotate(s, *g.pool));
           alive = c.usable();
         }
@@ -1824,6 +1972,10 @@ absl::Status RedisConnector::RunBatch(
                                 absl::StrCat(g.items.size(), " writes"));
           }
           if (!s.ok()) fatal.Update(annotate(s, *g.pool));
+        } else if (fatal.ok()) {
+          // The writes may be carried out, but no replica confirmed them.
+          fatal = annotate(absl::UnavailableError("WAIT was not answered"),
+                           *g.pool);
         }
       }
       if (c.usable()) {
@@ -1833,9 +1985,9 @@ absl::Status RedisConnector::RunBatch(
         DropIdle(g.pool);
       }
     }
+    if (forget && routes.ok()) ForgetRoutes(routes->get());
     if (!fatal.ok()) return fatal;
     if (retry.empty()) return absl::OkStatus();
-    if (forget && routes.ok()) ForgetRoutes(routes->get());
     pending = std::move(retry);
     if (!waits_first && round <= 5) continue;
     if (!backoff.Wait()) {
@@ -1936,50 +2088,65 @@ absl::Status RedisConnector::Write(absl::string_view verb, const Key& key,
   const std::string wait_count = absl::StrCat(settings_.wait_replicas);
   const std::string wait_ms = absl::StrCat(settings_.wait_timeout_ms);
   if (waits) writer.Add({"WAIT", wait_count, wait_ms});
-  int attempts = 0;
+  // An earlier attempt sent the SET and lost its connection before the
+  // answer: it may have written the object (RunKey and RunOn retry only
+  // then, or after a redirect, which wrote nothing).
+  bool maybe_written_before = false;
   bool written = false;
   const std::string op = absl::StrCat(verb, " of key ", Quote(key.id()));
   absl::Status status =
       RunKey(op, redis_key, /*read=*/false, [&](Connection& c) -> absl::Status {
-        ++attempts;
+        const bool earlier = maybe_written_before;
         written = false;
         PROXYSTORE_RETURN_IF_ERROR(writer.Send(c.context(), timeout_));
-        PROXYSTORE_ASSIGN_OR_RETURN(Reply reply, c.ReadReply(timeout_));
+        absl::StatusOr<Reply> set = c.ReadReply(timeout_);
+        if (!set.ok()) {
+          maybe_written_before = true;
+          return set.status();
+        }
+        const Reply& reply = *set;
         absl::Status status;
-        // SET ... NX answers nil, not OK, when the key holds a value. Run
-        // retries on a new connection only after a pooled one failed (EOF or
-        // reset) before the SET was answered, which in practice means the
-        // server never ran the first SET; the message says so in case it did.
+        // SET ... NX answers nil, not OK, when the key holds a value.
         if (only_if_absent && reply.type == '$' && reply.nil()) {
           status = absl::AlreadyExistsError(absl::StrCat(
               "key ", Quote(key.id()), " (Redis key ", Quote(redis_key),
               ") already holds an object; a key is written once",
-              attempts > 1 ? " (an earlier attempt, on a connection that "
-                             "failed, may have written it)"
-                           : ""));
+              earlier ? " (an earlier attempt, on a connection that failed, "
+                        "may have written it)"
+                      : ""));
         } else {
           status = Expect(c, "SET", reply, '+', timeout_);
         }
         written = status.ok();
         if (!c.usable()) return status;
-        // PUBLISH's reply (how many received it) is read whatever the SET
-        // answered, so that the connection stays in step. The Set's outcome
-        // is the SET's: a PUBLISH the server refuses (an ACL without it), or
-        // a connection that fails now, leaves the object written, and
-        // waiters wake at their timeout instead.
+        // The replies of PUBLISH (how many received it) and WAIT are read
+        // whatever the SET answered, so that the connection stays in step.
+        // A PUBLISH the server refuses (an ACL without it) leaves the object
+        // written, and waiters wake at their timeout instead. But a write
+        // that had to be confirmed by replicas is not acknowledged unless
+        // WAIT answered.
+        auto unconfirmed = [&](const absl::Status& why) {
+          if (!status.ok() || !waits) return status;
+          return absl::UnavailableError(absl::StrCat(
+              "the write was not confirmed: WAIT was not answered (",
+              why.message(), ")"));
+        };
         if (only_if_absent) {
           absl::StatusOr<Reply> published = c.ReadReply(timeout_);
-          if (!published.ok()) return status;
+          if (!published.ok()) return unconfirmed(published.status());
           (void)Expect(c, "PUBLISH", *published, ':', timeout_);
-          if (!c.usable()) return status;
+          if (!c.usable()) {
+            return unconfirmed(
+                absl::InternalError("a malformed PUBLISH reply"));
+          }
         }
         if (waits) {
-          PROXYSTORE_ASSIGN_OR_RETURN(Reply acked, c.ReadReply(timeout_));
-          if (absl::Status s = Expect(c, "WAIT", acked, ':', timeout_);
-              !s.ok() || !status.ok()) {
-            return status.ok() ? s : status;
-          }
-          status = CheckReplicated(acked.number, "the write");
+          absl::StatusOr<Reply> acked = c.ReadReply(timeout_);
+          if (!acked.ok()) return unconfirmed(acked.status());
+          absl::Status replicated = Expect(c, "WAIT", *acked, ':', timeout_);
+          if (!status.ok()) return status;
+          if (!replicated.ok()) return unconfirmed(replicated);
+          status = CheckReplicated(acked->number, "the write");
         }
         return status;
       });
@@ -2025,12 +2192,31 @@ absl::StatusOr<bool> RedisConnector::DoWaitFor(const Key& key,
     return Annotate(s, absl::StrCat("redis connector (", endpoint_, "): ", op));
   };
   // In a cluster, PUBLISH reaches the subscribers of every node: the key's
-  // master is as good as any.
+  // master is as good as any. One that cannot be reached (a failover, a
+  // stale map) sends the map to be read again and the next master tried,
+  // within command_timeout_ms, as other operations do.
   const std::string redis_key = RedisKey(key);
-  absl::StatusOr<Pool*> pool = PoolForKey(redis_key);
-  if (!pool.ok()) return annotate(pool.status());
-  absl::StatusOr<std::unique_ptr<Connection>> made = Connect(**pool);
-  if (!made.ok()) return annotate(made.status());
+  const absl::Time connect_deadline =
+      absl::Now() + absl::Milliseconds(settings_.command_timeout_ms);
+  Backoff backoff(connect_deadline);
+  absl::StatusOr<std::unique_ptr<Connection>> made;
+  for (;;) {
+    std::shared_ptr<const Routes> used;
+    absl::StatusOr<Pool*> pool = PoolForKey(redis_key, connect_deadline, &used);
+    made = pool.ok()
+               ? Connect(**pool)
+               : absl::StatusOr<std::unique_ptr<Connection>>(pool.status());
+    if (made.ok()) break;
+    if (main_pool_ != nullptr || !absl::IsUnavailable(made.status())) {
+      return annotate(made.status());
+    }
+    if (used != nullptr) ForgetRoutes(used.get());
+    if (!backoff.Wait()) {
+      return annotate(absl::UnavailableError(absl::StrCat(
+          "no master to subscribe on within ", settings_.command_timeout_ms,
+          " ms (command_timeout_ms); the last: ", made.status().message())));
+    }
+  }
   Connection& c = **made;
   const std::string channel = SetChannel(redis_key);
   CommandWriter subscribe;
@@ -2106,7 +2292,7 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
   if (cluster()) {
     // The keys' slots differ, so one SET per object, pipelined per node.
     status = RunBatch(
-        op, redis_keys, /*read_replicas=*/false, /*wait=*/true,
+        op, "SET", redis_keys, /*read_replicas=*/false, /*wait=*/true,
         [&](CommandWriter& w, size_t i) {
           w.Add({"SET", redis_keys[i], data[i].view()});
         },
@@ -2118,7 +2304,7 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
     status = PutBatchOnServer(op, data, redis_keys, &maybe_stored);
   }
   if (status.ok()) return keys;
-  // All or nothing: take back what the other chunks stored.
+  // All or nothing: take back every object that may have been stored.
   std::vector<std::string> stored;
   for (size_t i = 0; i < maybe_stored.size(); ++i) {
     if (maybe_stored[i]) stored.push_back(redis_keys[i]);
@@ -2129,11 +2315,11 @@ absl::StatusOr<std::vector<Key>> RedisConnector::DoPutBatch(
       status.code(),
       undo.ok()
           ? absl::StrCat(status.message(), "; the ", stored.size(),
-                         " objects of the other chunks were removed "
+                         " objects that may have been stored were removed "
                          "again")
           : absl::StrCat(status.message(), "; removing the ", stored.size(),
-                         " objects of the other chunks failed too, some "
-                         "may remain under prefix ",
+                         " objects that may have been stored failed too, "
+                         "some may remain under prefix ",
                          Quote(settings_.prefix), ": ", undo.message()));
 }
 
@@ -2189,10 +2375,17 @@ absl::Status RedisConnector::PutBatchOnServer(
           if (!c.usable()) return first;
         }
         if (waits) {
-          PROXYSTORE_ASSIGN_OR_RETURN(Reply acked, c.ReadReply(timeout_));
-          PROXYSTORE_RETURN_IF_ERROR(Expect(c, "WAIT", acked, ':', timeout_));
-          first.Update(CheckReplicated(acked.number,
-                                       absl::StrCat(data.size(), " writes")));
+          // After the MSETs' own errors, if any: those name what failed.
+          absl::StatusOr<Reply> acked = c.ReadReply(timeout_);
+          absl::Status replicated = acked.status();
+          if (acked.ok()) {
+            replicated = Expect(c, "WAIT", *acked, ':', timeout_);
+            if (replicated.ok()) {
+              replicated = CheckReplicated(
+                  acked->number, absl::StrCat(data.size(), " writes"));
+            }
+          }
+          first.Update(replicated);
         }
         return first;
       },
@@ -2203,7 +2396,7 @@ absl::Status RedisConnector::Unlink(absl::Span<const std::string> redis_keys) {
   const std::string op = absl::StrCat("UNLINK of ", redis_keys.size(), " keys");
   if (cluster()) {
     return RunBatch(
-        op, redis_keys, /*read_replicas=*/false, /*wait=*/false,
+        op, "UNLINK", redis_keys, /*read_replicas=*/false, /*wait=*/false,
         [&](CommandWriter& w, size_t i) {
           w.Add({"UNLINK", redis_keys[i]});
         },
@@ -2278,6 +2471,11 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
     results.assign(keys.size(), std::nullopt);
     auto get = [&](Connection& c, size_t i,
                    const Reply& reply) -> absl::Status {
+      // A non-string value reads as missing, as MGET reports it on one
+      // server.
+      if (reply.type == '-' && absl::StartsWith(reply.text, "WRONGTYPE ")) {
+        return absl::OkStatus();
+      }
       PROXYSTORE_RETURN_IF_ERROR(Expect(c, "GET", reply, '$', timeout_));
       if (reply.nil()) return absl::OkStatus();
       if (absl::Status s = CheckReadSize(reply.number, keys[i]); !s.ok()) {
@@ -2292,7 +2490,7 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
     auto add = [&](CommandWriter& w, size_t i) {
       w.Add({"GET", redis_keys[i]});
     };
-    PROXYSTORE_RETURN_IF_ERROR(RunBatch(op, redis_keys,
+    PROXYSTORE_RETURN_IF_ERROR(RunBatch(op, "GET", redis_keys,
                                         /*read_replicas=*/true,
                                         /*wait=*/false, add, get, nullptr));
     if (!settings_.read_from_replicas) return results;
@@ -2306,7 +2504,7 @@ RedisConnector::DoGetBatch(absl::Span<const Key> keys) {
     }
     if (missed.empty()) return results;
     PROXYSTORE_RETURN_IF_ERROR(RunBatch(
-        op, missed_keys, /*read_replicas=*/false, /*wait=*/false,
+        op, "GET", missed_keys, /*read_replicas=*/false, /*wait=*/false,
         [&](CommandWriter& w, size_t j) { add(w, missed[j]); },
         [&](Connection& c, size_t j, const Reply& reply) {
           return get(c, missed[j], reply);
@@ -2421,8 +2619,10 @@ absl::Status RedisConnector::DoEvict(const Key& key) {
 absl::Status RedisConnector::ClearKeys() {
   if (main_pool_ != nullptr) return ClearKeysOn(*main_pool_);
   // Every master holds a part of the keys; replicas hold copies.
-  PROXYSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const Routes> routes,
-                              RefreshRoutes());
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::shared_ptr<const Routes> routes,
+      RefreshRoutes(absl::Now() +
+                    absl::Milliseconds(settings_.command_timeout_ms)));
   absl::Status status = absl::OkStatus();
   for (const redis_cluster::SlotMap::Master& m : routes->map.Masters()) {
     absl::StatusOr<std::string> host =
@@ -2483,14 +2683,15 @@ absl::Status RedisConnector::ClearKeysOn(Pool& pool) {
             names.push_back(std::move(name));
           }
           cursor = next.ToString();
-          if (settings_.python_layout) {
-            // Only what this layout could have written: uuid-named keys.
-            std::erase_if(names, [&](const SharedBytes& name) {
-              const absl::string_view id =
-                  name.view().substr(settings_.prefix.size());
-              return !IsPythonObjectId(id) && !IsObjectId(id);
-            });
-          }
+          // Only keys under the prefix (a server that ignores MATCH could
+          // name others), and in the Python layout only uuid-named ones:
+          // what this layout could have written.
+          std::erase_if(names, [&](const SharedBytes& name) {
+            absl::string_view id = name.view();
+            if (!absl::ConsumePrefix(&id, settings_.prefix)) return true;
+            return settings_.python_layout && !IsPythonObjectId(id) &&
+                   !IsObjectId(id);
+          });
           if (names.empty()) continue;
           if (cluster()) {
             // The keys' slots differ: one UNLINK each, routed by slot.

@@ -34,12 +34,14 @@
 #define PROXYSTORE_CONNECTORS_REDIS_REDIS_CONNECTOR_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -301,21 +303,30 @@ class RedisConnector : public Connector {
   // `sent` (items a server may have carried out) is kept up to date for
   // roll-backs. The first error that is not retried is returned.
   // FailedPrecondition after Close if `check_open`.
+  // `command` names the command in error messages.
   absl::Status RunBatch(
-      absl::string_view op, absl::Span<const std::string> redis_keys,
-      bool read_replicas, bool wait,
+      absl::string_view op, absl::string_view command,
+      absl::Span<const std::string> redis_keys, bool read_replicas, bool wait,
       absl::FunctionRef<void(CommandWriter&, size_t)> add,
       absl::FunctionRef<absl::Status(Connection&, size_t, const Reply&)> read,
       std::vector<bool>* sent, bool check_open = true);
   // The pool of the server that serves `redis_key` (its slot's master).
-  absl::StatusOr<Pool*> PoolForKey(absl::string_view redis_key);
+  // `used` learns the slot map it was chosen from (null on one server).
+  absl::StatusOr<Pool*> PoolForKey(absl::string_view redis_key,
+                                   absl::Time deadline,
+                                   std::shared_ptr<const Routes>* used);
   // The pool of server host:port, made on first use.
   Pool& PoolAt(absl::string_view host, int port);
   // The cluster's slot map as last read; reads it if there is none.
-  absl::StatusOr<std::shared_ptr<const Routes>> CurrentRoutes();
-  // Reads the slot map from the first node that answers (the known ones,
-  // then the seeds) and makes it current.
-  absl::StatusOr<std::shared_ptr<const Routes>> RefreshRoutes();
+  absl::StatusOr<std::shared_ptr<const Routes>> CurrentRoutes(
+      absl::Time deadline);
+  // Reads the slot map from the first node that answers (the nodes of the
+  // last map read, then the seeds; no further node once `deadline` has
+  // passed) and makes it current. One thread reads at a time; others wait
+  // for its result, until `deadline`. Unavailable if no node could be
+  // reached; otherwise the code of the last node's answer.
+  absl::StatusOr<std::shared_ptr<const Routes>> RefreshRoutes(
+      absl::Time deadline);
   // Forgets the slot map if it is still `stale`, so that the next
   // operation reads it again.
   void ForgetRoutes(const Routes* stale);
@@ -356,6 +367,15 @@ class RedisConnector : public Connector {
   // The one server's pool; null in cluster mode.
   Pool* main_pool_ = nullptr;
   std::shared_ptr<const Routes> routes_;  // Guarded by mu_.
+  // Every node of the last map read, kept when routes_ is forgotten: where
+  // the next map is asked for first. Guarded by mu_.
+  std::vector<std::pair<std::string, int>> known_nodes_;
+  // A thread is reading the map (RefreshRoutes); refreshed_ is notified
+  // when it is done, and routes_generation_ counts the maps read. Guarded
+  // by mu_; a child made by fork(2) starts with refreshing_ false.
+  bool refreshing_ = false;
+  uint64_t routes_generation_ = 0;
+  std::condition_variable refreshed_;
   // Round robin over a slot's replicas for replica reads.
   std::atomic<uint32_t> next_replica_{0};
 };
