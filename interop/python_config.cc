@@ -25,6 +25,7 @@
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/file/file_connector.h"
 #include "proxystore/connectors/redis/redis_connector.h"
+#include "proxystore/connectors/secret.h"
 // TOML_EXCEPTIONS=0 (this target's local_defines): parse() returns a
 // parse_result instead of throwing.
 #include "toml++/toml.h"
@@ -39,7 +40,6 @@ constexpr bool kPythonMetrics = false;
 constexpr bool kPythonPopulateTarget = true;
 constexpr bool kPythonAutoRegister = false;
 // Longest environment variable name and file path a reference may hold.
-constexpr size_t kMaxEnvNameSize = 256;
 constexpr size_t kMaxPathSize = 4096;
 // Most unknown names one message lists.
 constexpr size_t kMaxNamesListed = 10;
@@ -443,38 +443,14 @@ std::optional<KnownConnector> ResolvePythonKind(absl::string_view kind) {
   return std::nullopt;
 }
 
-bool IsEnvName(absl::string_view name) {
-  if (name.empty() || name.size() > kMaxEnvNameSize) return false;
-  if (absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
-      return false;
-    }
-  }
-  return true;
-}
-
-// `what` names the option in messages.
+// `what` names the option in messages (connectors/secret.h checks).
 absl::Status CheckSecretReference(absl::string_view option,
                                   absl::string_view value,
                                   absl::string_view what) {
-  if (option == kPasswordEnvOption) {
-    if (!IsEnvName(value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what,
-          " must name an environment variable ([A-Za-z_][A-Za-z0-9_]*, "
-          "at most ",
-          kMaxEnvNameSize, " characters), got ", Quote(value)));
-    }
-  } else {
-    if (value.empty() || value.front() != '/' || value.size() > kMaxPathSize ||
-        value.find('\0') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " must be an absolute path of at most ",
-                       kMaxPathSize, " bytes, got ", QuotePath(value)));
-    }
-  }
-  return absl::OkStatus();
+  return proxystore::CheckSecretReference(option == kPasswordEnvOption
+                                              ? SecretSource::kEnvironment
+                                              : SecretSource::kFile,
+                                          value, what);
 }
 
 absl::StatusOr<ConnectorConfig> ReadFileOptions(TableReader& options) {
@@ -1212,43 +1188,11 @@ absl::StatusOr<ConnectorConfig> ResolveSecretReferences(
   const bool from_env = env != out.options.end();
   const auto reference = from_env ? env : file;
   const std::string option = reference->first;
-  const std::string name = reference->second;
-  PROXYSTORE_RETURN_IF_ERROR(CheckSecretReference(
-      option, name, absl::StrCat(context, ": option ", Quote(option))));
-  std::string secret;
-  std::string source;
-  if (from_env) {
-    source = absl::StrCat("environment variable ", name, " (option ",
-                          Quote(option), ")");
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat(context, ": ", source, " is not set"));
-    }
-    secret = value;
-  } else {
-    source = absl::StrCat("password file (option ", Quote(option), ")");
-    absl::StatusOr<std::string> text =
-        ReadBoundedFile(name, kMaxSecretFileSize, source);
-    if (!text.ok()) return Annotate(text.status(), context);
-    secret = *std::move(text);
-    source = absl::StrCat(source, " ", QuotePath(name));
-    // One trailing line break, as `echo` and editors leave it.
-    if (absl::EndsWith(secret, "\r\n")) {
-      secret.resize(secret.size() - 2);
-    } else if (absl::EndsWith(secret, "\n")) {
-      secret.resize(secret.size() - 1);
-    }
-  }
-  if (secret.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ": the ", source, " is empty"));
-  }
-  if (secret.find_first_of(std::string("\0\r\n", 3)) != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ": the ", source,
-                     " holds a NUL, CR or LF (a password is one line)"));
-  }
+  PROXYSTORE_ASSIGN_OR_RETURN(
+      std::string secret,
+      ReadSecret(from_env ? SecretSource::kEnvironment : SecretSource::kFile,
+                 reference->second,
+                 absl::StrCat(context, ": option ", Quote(option))));
   out.options.erase(reference);
   out.options["password"] = std::move(secret);
   return out;

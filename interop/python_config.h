@@ -60,6 +60,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "proxystore/connectors/connector.h"
+#include "proxystore/connectors/secret.h"
 #include "proxystore/store/store_config.h"
 
 namespace proxystore::interop {
@@ -75,11 +76,12 @@ inline constexpr size_t kMaxPythonConfigSize = size_t{1} << 20;
 
 // The secret reference options of a "redis" connector config: the name of
 // an environment variable, or the absolute path of a file, that holds the
-// password. At most one of them, and never together with "password".
+// password (connectors/secret.h reads them; the redis connector takes them
+// itself too). At most one of them, and never together with "password".
 inline constexpr absl::string_view kPasswordEnvOption = "password_env";
 inline constexpr absl::string_view kPasswordFileOption = "password_file";
 // The largest secret file read, in bytes.
-inline constexpr size_t kMaxSecretFileSize = size_t{64} << 10;
+inline constexpr size_t kMaxSecretFileSize = proxystore::kMaxSecretFileSize;
 
 // Reads a Python StoreConfig document. The result has python_format set
 // (a Python Store reads only Python's serialize() format), Python's defaults

@@ -510,15 +510,15 @@ TEST(ReadPythonStoreConfig, MappedConfigsMakeOurConnectors) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(c, MakeConnector(local.connector));
   EXPECT_EQ(c->kind(), "local");
 
-  // A secret reference is not an option our redis connector takes: made
-  // without ResolveSecretReferences, it fails instead of connecting
-  // without the password.
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(StoreConfig with_ref,
-                                  Toml(TomlWith("redis",
-                                                "hostname = \"h\"\nport = 1\n"
-                                                "password_env = \"P\"\n")));
+  // Our redis connector reads a secret reference itself, where it is made:
+  // an unset variable fails instead of connecting without the password.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      StoreConfig with_ref,
+      Toml(TomlWith("redis",
+                    "hostname = \"h\"\nport = 1\n"
+                    "password_env = \"PROXYSTORE_TEST_UNSET_PASSWORD\"\n")));
   EXPECT_THAT(MakeConnector(with_ref.connector),
-              StatusIs(absl::StatusCode::kInvalidArgument, "password_env"));
+              StatusIs(absl::StatusCode::kNotFound, "password_env"));
 }
 
 // ------------------------------------------------------------------- files

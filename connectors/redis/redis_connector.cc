@@ -35,6 +35,7 @@
 #include "proxystore/base/no_destructor.h"
 #include "proxystore/base/status.h"
 #include "proxystore/connectors/redis/cluster_routing.h"
+#include "proxystore/connectors/secret.h"
 #include "proxystore/connectors/trust.h"
 
 namespace proxystore {
@@ -1012,10 +1013,33 @@ absl::StatusOr<RedisConnector::Settings> RedisConnector::ParseLocation(
 absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
     const ConnectorConfig& options) {
   PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
-      {"host", "port", "unix_socket", "cluster", "db", "password", "prefix",
-       "layout", "max_object_size", "connect_timeout_ms", "command_timeout_ms",
-       "clear", "read_from_replicas", "wait_replicas", "wait_timeout_ms"}));
+      {"host", "port", "unix_socket", "cluster", "db", "password",
+       "password_env", "password_file", "prefix", "layout", "max_object_size",
+       "connect_timeout_ms", "command_timeout_ms", "clear",
+       "read_from_replicas", "wait_replicas", "wait_timeout_ms"}));
   PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(options));
+  // A password by reference, read here: it replaces a literal "password"
+  // (a receiver's reference, SetReceiverOptions, wins over one a proxy
+  // carries), and Config() carries the reference, never the password.
+  const bool from_env = options.options.count("password_env") > 0;
+  const bool from_file = options.options.count("password_file") > 0;
+  if (from_env && from_file) {
+    return OptionError(
+        "options \"password_env\" and \"password_file\" both name the "
+        "password: give one");
+  }
+  if (from_env || from_file) {
+    s.password_option = from_env ? "password_env" : "password_file";
+    PROXYSTORE_ASSIGN_OR_RETURN(s.password_reference,
+                                options.GetString(s.password_option));
+    absl::StatusOr<std::string> secret =
+        ReadSecret(from_env ? SecretSource::kEnvironment : SecretSource::kFile,
+                   s.password_reference,
+                   absl::StrCat("connector \"redis\": option \"",
+                                s.password_option, "\""));
+    if (!secret.ok()) return secret.status();
+    s.password = *std::move(secret);
+  }
   // A fresh key space: clearing it touches this connector's objects only.
   if (s.prefix.empty() && !s.python_layout) {
     s.prefix = absl::StrCat("proxystore:", NewObjectId(), ":");
@@ -1147,7 +1171,9 @@ ConnectorConfig RedisConnector::Config() const {
     config.options["wait_replicas"] = absl::StrCat(settings_.wait_replicas);
     config.options["wait_timeout_ms"] = absl::StrCat(settings_.wait_timeout_ms);
   }
-  if (!settings_.password.empty()) {
+  if (!settings_.password_option.empty()) {
+    config.options[settings_.password_option] = settings_.password_reference;
+  } else if (!settings_.password.empty()) {
     config.options["password"] = settings_.password;
   }
   return config;

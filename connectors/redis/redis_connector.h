@@ -3,7 +3,10 @@
 // (Redis >= 4.0, KeyDB) will do. Each object is the Redis string
 // `<prefix><key id>`; a connector only ever touches keys under its prefix.
 // Options, error codes and guarantees: docs/connectors.md. CAUTION: option
-// "password" travels in clear text in Config(), hence in every proxy.
+// "password" travels in clear text in Config(), hence in every proxy; name
+// it by reference instead ("password_env": an environment variable,
+// "password_file": a file, read where the connector is made; receivers set
+// their own with SetReceiverOptions, connectors/trust.h).
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(
 //       std::unique_ptr<RedisConnector> c,
@@ -227,6 +230,10 @@ class RedisConnector : public Connector {
     int64_t wait_timeout_ms = 0;
     int64_t db = 0;
     std::string password;
+    // Set when the password came by reference: "password_env" or
+    // "password_file", and its value (what Config() carries instead).
+    std::string password_option;
+    std::string password_reference;
     std::string prefix;  // Empty until Create() makes the default one.
     size_t max_object_size = 0;
     int64_t connect_timeout_ms = 0;

@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -1339,6 +1341,57 @@ TEST_F(RedisConnectorTest, ReceiverConfigKeepsOnlyTheLocationAndSafeDefaults) {
   EXPECT_THAT(ReceiverConfig(elsewhere, policy),
               StatusIs(absl::StatusCode::kPermissionDenied));
   PROXYSTORE_EXPECT_OK(c->Close({.clear = true}));
+}
+
+}  // namespace
+}  // namespace proxystore
+
+namespace proxystore {
+namespace {
+
+TEST(RedisPasswordReference, IsReadWhereTheConnectorIsMadeAndNeverCarried) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(RedisServer * server, SharedAuthServer());
+  const std::string file =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/redis-password");
+  { std::ofstream(file) << kPassword << "\n"; }
+  ASSERT_EQ(::setenv("PROXYSTORE_TEST_REDIS_PASSWORD", kPassword, 1), 0);
+  for (const auto& [option, value] :
+       {std::pair<std::string, std::string>{"password_file", file},
+        {"password_env", "PROXYSTORE_TEST_REDIS_PASSWORD"}}) {
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<RedisConnector> c,
+        RedisConnector::Create(TcpConfig(*server, {{option, value}})));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("x")));
+    EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
+    // The reference travels in Config(), the password nowhere; a proxy
+    // (the location options) carries neither.
+    const ConnectorConfig config = c->Config();
+    EXPECT_EQ(config.options.at(option), value);
+    EXPECT_EQ(config.options.count("password"), 0u);
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig location,
+                                    LocationConfig(config));
+    EXPECT_EQ(location.options.count(option), 0u);
+    EXPECT_EQ(location.options.count("password"), 0u);
+    // A reference wins over a literal password (a receiver's own over a
+    // proxy's).
+    ConnectorConfig both = config;
+    both.options["password"] = "wrong";
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> again,
+                                    MakeConnector(both));
+    EXPECT_THAT(again->Exists(key), IsOkAndHolds(true));
+    EXPECT_THAT(c->Close({.clear = true}), IsOk());
+  }
+  EXPECT_THAT(
+      RedisConnector::Create(
+          TcpConfig(*server, {{"password_env", "A"}, {"password_file", file}})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give one")));
+  EXPECT_THAT(RedisConnector::Create(TcpConfig(
+                  *server, {{"password_env", "PROXYSTORE_TEST_UNSET_VAR"}})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("is not set")));
+  EXPECT_THAT(
+      RedisConnector::Create(
+          TcpConfig(*server, {{"password_file", "relative"}})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute path")));
 }
 
 }  // namespace
