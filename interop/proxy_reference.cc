@@ -49,6 +49,18 @@ absl::Status ExactFields(const Json& object, absl::string_view where,
   return absl::OkStatus();
 }
 
+// A value for a message: a string or number as it is, anything else by its
+// type (dump() of a deeply nested array would recurse as deep).
+std::string Shown(const Json& value) {
+  if (value.is_string()) {
+    return QuoteForMessage(value.get_ref<const std::string&>(), 64);
+  }
+  if (value.is_number() || value.is_boolean() || value.is_null()) {
+    return value.dump();
+  }
+  return absl::StrCat("a JSON ", value.type_name());
+}
+
 absl::StatusOr<std::string> String(const Json& object, const char* field,
                                    absl::string_view where) {
   const Json& value = object.at(field);
@@ -160,8 +172,7 @@ absl::StatusOr<ProxyReference> ReadProxyReference(absl::string_view text) {
   if (!version.is_number_integer() ||
       version.get<int64_t>() != kReferenceVersion) {
     return Invalid(absl::StrCat("proxystore_reference must be ",
-                                kReferenceVersion, ", got ",
-                                QuoteForMessage(version.dump(), 64)));
+                                kReferenceVersion, ", got ", Shown(version)));
   }
   const Json& store = doc.at("store");
   PROXYSTORE_RETURN_IF_ERROR(
@@ -218,7 +229,7 @@ absl::StatusOr<ProxyReference> ReadProxyReference(absl::string_view text) {
     return Invalid(
         absl::StrCat("format must be \"bytes\", \"str\" or "
                      "\"numpy\", got ",
-                     QuoteForMessage(format.dump(), 64)));
+                     Shown(format)));
   }
   return ref;
 }

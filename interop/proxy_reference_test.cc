@@ -108,6 +108,11 @@ TEST(ProxyReference, RefusesWhatItCannotFollow) {
                         "port": "6379"}})",
                     "k", "str"),
           "1..65535");
+  // A deeply nested value is named by its type, never dumped.
+  std::string deep = R"({"store": 0, "key": 0, "format": 0,
+                         "proxystore_reference": )";
+  deep += std::string(20000, '[') + std::string(20000, ']') + "}";
+  refused(deep, "got a JSON array");
 }
 
 TEST(ProxyReference, WritesOnlyWhatPythonCanFollow) {
@@ -190,7 +195,7 @@ TEST(ProxyReference, ParseProxyResolvesAReference) {
   // With signed proxies required, a reference (no signature) is refused.
   ASSERT_THAT(SetProxySigningKey(std::string(32, 'k')), IsOk());
   EXPECT_THAT(ParseProxy<std::string>(ref),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
+              StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("signed proxies only")));
   ClearProxySigningKey();
   EXPECT_THAT(store->Close(), IsOk());

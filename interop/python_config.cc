@@ -521,6 +521,13 @@ absl::StatusOr<ConnectorConfig> ReadRedisOptions(TableReader& options) {
         option, **value, absl::StrCat("field ", options.FieldName(option)));
     if (!status.ok()) return ConfigError(status.message());
     out.options[std::string(option)] = **value;
+    // The referenced password is for this server only (our connector
+    // sends it nowhere else).
+    const std::string& host = out.options["host"];
+    out.options["password_for"] =
+        host.find(':') == std::string::npos
+            ? absl::StrCat(host, ":", out.options["port"])
+            : absl::StrCat("[", host, "]:", out.options["port"]);
   }
   return out;
 }
@@ -796,7 +803,7 @@ absl::Status WriteRedisOptions(const ConnectorConfig& c,
       {"host", "port", "unix_socket", "cluster", "db", "password", "prefix",
        "layout", "max_object_size", "connect_timeout_ms", "command_timeout_ms",
        "clear", "read_from_replicas", "wait_replicas", "wait_timeout_ms",
-       kPasswordEnvOption, kPasswordFileOption}));
+       kPasswordEnvOption, kPasswordFileOption, "password_for"}));
   if (c.options.count("password") != 0) {
     return OptionError(
         c.kind, "password",

@@ -193,15 +193,17 @@ TEST(ReadPythonStoreConfig, KindSpellingsPythonAccepts) {
 }
 
 TEST(ReadPythonStoreConfig, RedisOptionsAndSecretReferences) {
-  EXPECT_THAT(Toml(TomlWith("redis",
-                            "hostname = \"10.0.0.5\"\nport = 6380\n"
-                            "clear = true\npassword_env = \"REDIS_PW\"\n")),
-              IsOkAndHolds(Expected("s", {"redis",
-                                          {{"host", "10.0.0.5"},
-                                           {"port", "6380"},
-                                           {"clear", "true"},
-                                           {"layout", "proxystore-python"},
-                                           {"password_env", "REDIS_PW"}}})));
+  EXPECT_THAT(
+      Toml(TomlWith("redis",
+                    "hostname = \"10.0.0.5\"\nport = 6380\n"
+                    "clear = true\npassword_env = \"REDIS_PW\"\n")),
+      IsOkAndHolds(Expected("s", {"redis",
+                                  {{"host", "10.0.0.5"},
+                                   {"port", "6380"},
+                                   {"clear", "true"},
+                                   {"layout", "proxystore-python"},
+                                   {"password_env", "REDIS_PW"},
+                                   {"password_for", "10.0.0.5:6380"}}})));
   EXPECT_THAT(
       Toml(TomlWith("redis",
                     "hostname = \"h\"\nport = 1\n"
@@ -210,7 +212,8 @@ TEST(ReadPythonStoreConfig, RedisOptionsAndSecretReferences) {
                                   {{"host", "h"},
                                    {"port", "1"},
                                    {"layout", "proxystore-python"},
-                                   {"password_file", "/run/secrets/redis"}}})));
+                                   {"password_file", "/run/secrets/redis"},
+                                   {"password_for", "h:1"}}})));
 }
 
 TEST(ReadPythonStoreConfig, LocalConnectorOptions) {
@@ -638,17 +641,20 @@ TEST(WritePythonStoreConfig, RoundTripsEveryMappedKind) {
   file.metrics = true;
   file.populate_target = false;
   file.auto_register = true;
-  StoreConfig redis = Expected("r", {"redis",
-                                     {{"host", "redis.example.org"},
-                                      {"port", "6380"},
-                                      {"clear", "false"},
-                                      {"layout", "proxystore-python"},
-                                      {"password_file", "/run/secrets/r"}}});
+  StoreConfig redis =
+      Expected("r", {"redis",
+                     {{"host", "redis.example.org"},
+                      {"port", "6380"},
+                      {"clear", "false"},
+                      {"layout", "proxystore-python"},
+                      {"password_file", "/run/secrets/r"},
+                      {"password_for", "redis.example.org:6380"}}});
   StoreConfig redis_env = Expected("r", {"redis",
                                          {{"host", "::1"},
                                           {"port", "1"},
                                           {"layout", "proxystore-python"},
-                                          {"password_env", "REDIS_PW"}}});
+                                          {"password_env", "REDIS_PW"},
+                                          {"password_for", "[::1]:1"}}});
   StoreConfig local = Expected("l", {"local", {}});
   StoreConfig unicode = Expected(
       "na\xc3\xafve \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 "

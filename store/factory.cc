@@ -127,7 +127,7 @@ bool LooksLikeReference(absl::string_view bytes) {
 absl::StatusOr<FactoryData> ParseReference(absl::string_view bytes,
                                            absl::string_view type_name) {
   if (ProxySigningEnabled()) {
-    return absl::FailedPreconditionError(
+    return absl::PermissionDeniedError(
         "ParseProxy: a proxy reference carries no signature, and this "
         "process accepts signed proxies only (SetProxySigningKey)");
   }

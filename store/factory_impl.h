@@ -79,8 +79,8 @@ void SetReferenceParser(ReferenceParser parser);
 // '{' and it names the "proxystore_reference" field.
 bool LooksLikeReference(absl::string_view bytes);
 // The registered parser's result. FailedPrecondition if none is registered
-// (link //interop:proxy_reference) or if proxies must be signed
-// (SetProxySigningKey): a reference carries no MAC, so it is refused
+// (link //interop:proxy_reference); PermissionDenied if proxies must be
+// signed (SetProxySigningKey): a reference carries no MAC, so it is refused
 // unread.
 absl::StatusOr<FactoryData> ParseReference(absl::string_view bytes,
                                            absl::string_view type_name);

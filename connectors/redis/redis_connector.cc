@@ -364,20 +364,21 @@ std::string HostPort(absl::string_view host, int port) {
 // ("[::1]:7000"). At most kMaxClusterSeeds, each host valid, each port in
 // 1..65535; repeated seeds are dropped.
 absl::StatusOr<std::vector<RedisConnector::Seed>> ParseSeeds(
-    absl::string_view list) {
+    absl::string_view list, absl::string_view option = "cluster") {
   std::vector<RedisConnector::Seed> seeds;
   auto bad = [&](absl::string_view seed, absl::string_view why) {
     return OptionError(absl::StrCat(
-        "option \"cluster\" must list seed nodes as host:port separated by "
-        "commas (an IPv6 host in brackets); ",
+        "option \"", option,
+        "\" must list servers as host:port separated by commas (an IPv6 "
+        "host in brackets); ",
         Quote(seed), " ", why));
   };
   if (list.empty()) return bad(list, "is empty");
   for (absl::string_view seed : absl::StrSplit(list, ',')) {
     if (seeds.size() == RedisConnector::kMaxClusterSeeds) {
-      return OptionError(absl::StrCat("option \"cluster\" lists more than ",
-                                      RedisConnector::kMaxClusterSeeds,
-                                      " seed nodes"));
+      return OptionError(
+          absl::StrCat("option \"", option, "\" lists more than ",
+                       RedisConnector::kMaxClusterSeeds, " seed nodes"));
     }
     seed = absl::StripAsciiWhitespace(seed);
     const size_t colon = seed.rfind(':');
@@ -408,6 +409,27 @@ std::string SeedList(absl::Span<const RedisConnector::Seed> seeds) {
     parts.push_back(HostPort(seed.host, seed.port));
   }
   return absl::StrJoin(parts, ",");
+}
+
+// Option "password_for": the servers a password by reference is for,
+// comma-separated: "host:port" (an IPv6 host in brackets) or an absolute
+// Unix socket path; hosts lower-cased, as connectors compare them.
+absl::StatusOr<std::vector<std::string>> PasswordServers(
+    absl::string_view list) {
+  std::vector<std::string> servers;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (absl::StartsWith(item, "/")) {
+      servers.emplace_back(item);
+      continue;
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(std::vector<RedisConnector::Seed> parsed,
+                                ParseSeeds(item, "password_for"));
+    for (const RedisConnector::Seed& seed : parsed) {
+      servers.push_back(HostPort(absl::AsciiStrToLower(seed.host), seed.port));
+    }
+  }
+  return servers;
 }
 
 // Error replies a cluster client acts on: redirects, and states that pass
@@ -1014,8 +1036,8 @@ absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
     const ConnectorConfig& options) {
   PROXYSTORE_RETURN_IF_ERROR(options.CheckKnownOptions(
       {"host", "port", "unix_socket", "cluster", "db", "password",
-       "password_env", "password_file", "prefix", "layout", "max_object_size",
-       "connect_timeout_ms", "command_timeout_ms", "clear",
+       "password_env", "password_file", "password_for", "prefix", "layout",
+       "max_object_size", "connect_timeout_ms", "command_timeout_ms", "clear",
        "read_from_replicas", "wait_replicas", "wait_timeout_ms"}));
   PROXYSTORE_ASSIGN_OR_RETURN(Settings s, ParseLocation(options));
   // A password by reference, read here: it replaces a literal "password"
@@ -1032,13 +1054,43 @@ absl::StatusOr<std::unique_ptr<RedisConnector>> RedisConnector::Create(
     s.password_option = from_env ? "password_env" : "password_file";
     PROXYSTORE_ASSIGN_OR_RETURN(s.password_reference,
                                 options.GetString(s.password_option));
-    absl::StatusOr<std::string> secret =
-        ReadSecret(from_env ? SecretSource::kEnvironment : SecretSource::kFile,
-                   s.password_reference,
-                   absl::StrCat("connector \"redis\": option \"",
-                                s.password_option, "\""));
-    if (!secret.ok()) return secret.status();
-    s.password = *std::move(secret);
+    // The servers the secret belongs to: a receiver's reference
+    // (SetReceiverOptions) applies to every config from the wire, so
+    // without this a proxy could name a server of its own and receive the
+    // receiver's password in AUTH.
+    if (options.options.count("password_for") == 0) {
+      return OptionError(absl::StrCat(
+          "option \"", s.password_option,
+          "\" needs \"password_for\": the servers (host:port, or a Unix "
+          "socket path) the password is for"));
+    }
+    PROXYSTORE_ASSIGN_OR_RETURN(s.password_for,
+                                options.GetString("password_for"));
+    PROXYSTORE_ASSIGN_OR_RETURN(std::vector<std::string> allowed,
+                                PasswordServers(s.password_for));
+    std::vector<std::string> own;
+    if (!s.seeds.empty()) {
+      for (const Seed& seed : s.seeds) {
+        own.push_back(HostPort(absl::AsciiStrToLower(seed.host), seed.port));
+      }
+    } else if (!s.unix_socket.empty()) {
+      own.push_back(s.unix_socket);
+    } else {
+      own.push_back(HostPort(absl::AsciiStrToLower(s.host), s.port));
+    }
+    const bool ours = std::all_of(own.begin(), own.end(), [&](const auto& o) {
+      return std::find(allowed.begin(), allowed.end(), o) != allowed.end();
+    });
+    // Another server: the secret is not read, and not sent.
+    if (ours) {
+      absl::StatusOr<std::string> secret = ReadSecret(
+          from_env ? SecretSource::kEnvironment : SecretSource::kFile,
+          s.password_reference,
+          absl::StrCat("connector \"redis\": option \"", s.password_option,
+                       "\""));
+      if (!secret.ok()) return secret.status();
+      s.password = *std::move(secret);
+    }
   }
   // A fresh key space: clearing it touches this connector's objects only.
   if (s.prefix.empty() && !s.python_layout) {
@@ -1173,6 +1225,7 @@ ConnectorConfig RedisConnector::Config() const {
   }
   if (!settings_.password_option.empty()) {
     config.options[settings_.password_option] = settings_.password_reference;
+    config.options["password_for"] = settings_.password_for;
   } else if (!settings_.password.empty()) {
     config.options["password"] = settings_.password;
   }

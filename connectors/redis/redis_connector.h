@@ -5,8 +5,9 @@
 // Options, error codes and guarantees: docs/connectors.md. CAUTION: option
 // "password" travels in clear text in Config(), hence in every proxy; name
 // it by reference instead ("password_env": an environment variable,
-// "password_file": a file, read where the connector is made; receivers set
-// their own with SetReceiverOptions, connectors/trust.h).
+// "password_file": a file, read where the connector is made, and only for
+// the servers "password_for" lists; receivers set their own with
+// SetReceiverOptions, connectors/trust.h).
 //
 //   PROXYSTORE_ASSIGN_OR_RETURN(
 //       std::unique_ptr<RedisConnector> c,
@@ -234,7 +235,8 @@ class RedisConnector : public Connector {
     // "password_file", and its value (what Config() carries instead).
     std::string password_option;
     std::string password_reference;
-    std::string prefix;  // Empty until Create() makes the default one.
+    std::string password_for;  // Option "password_for", as given.
+    std::string prefix;        // Empty until Create() makes the default one.
     size_t max_object_size = 0;
     int64_t connect_timeout_ms = 0;
     int64_t command_timeout_ms = 0;

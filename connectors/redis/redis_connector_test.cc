@@ -1355,22 +1355,27 @@ TEST(RedisPasswordReference, IsReadWhereTheConnectorIsMadeAndNeverCarried) {
       absl::StrCat(std::getenv("TEST_TMPDIR"), "/redis-password");
   { std::ofstream(file) << kPassword << "\n"; }
   ASSERT_EQ(::setenv("PROXYSTORE_TEST_REDIS_PASSWORD", kPassword, 1), 0);
+  const std::string self = absl::StrCat(server->host(), ":", server->port());
+  const std::string servers = absl::StrCat("10.9.9.9:1,", self);
   for (const auto& [option, value] :
        {std::pair<std::string, std::string>{"password_file", file},
         {"password_env", "PROXYSTORE_TEST_REDIS_PASSWORD"}}) {
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(
         std::unique_ptr<RedisConnector> c,
-        RedisConnector::Create(TcpConfig(*server, {{option, value}})));
+        RedisConnector::Create(
+            TcpConfig(*server, {{option, value}, {"password_for", servers}})));
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key, c->Put(SharedBytes::Copy("x")));
     EXPECT_THAT(c->Exists(key), IsOkAndHolds(true));
     // The reference travels in Config(), the password nowhere; a proxy
     // (the location options) carries neither.
     const ConnectorConfig config = c->Config();
     EXPECT_EQ(config.options.at(option), value);
+    EXPECT_EQ(config.options.at("password_for"), servers);
     EXPECT_EQ(config.options.count("password"), 0u);
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(ConnectorConfig location,
                                     LocationConfig(config));
     EXPECT_EQ(location.options.count(option), 0u);
+    EXPECT_EQ(location.options.count("password_for"), 0u);
     EXPECT_EQ(location.options.count("password"), 0u);
     // A reference wins over a literal password (a receiver's own over a
     // proxy's).
@@ -1381,16 +1386,32 @@ TEST(RedisPasswordReference, IsReadWhereTheConnectorIsMadeAndNeverCarried) {
     EXPECT_THAT(again->Exists(key), IsOkAndHolds(true));
     EXPECT_THAT(c->Close({.clear = true}), IsOk());
   }
+  // For a server password_for does not list (as a proxy naming a server of
+  // its own would make), the secret is neither read nor sent: the server
+  // sees no AUTH.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<RedisConnector> elsewhere,
+      RedisConnector::Create(TcpConfig(
+          *server, {{"password_file", file}, {"password_for", "h:1"}})));
   EXPECT_THAT(
-      RedisConnector::Create(
-          TcpConfig(*server, {{"password_env", "A"}, {"password_file", file}})),
+      elsewhere->Exists(Key("k")),
+      StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("NOAUTH")));
+  EXPECT_THAT(
+      RedisConnector::Create(TcpConfig(*server, {{"password_file", file}})),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("needs \"password_for\"")));
+  EXPECT_THAT(
+      RedisConnector::Create(TcpConfig(*server, {{"password_env", "A"},
+                                                 {"password_file", file},
+                                                 {"password_for", self}})),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give one")));
   EXPECT_THAT(RedisConnector::Create(TcpConfig(
-                  *server, {{"password_env", "PROXYSTORE_TEST_UNSET_VAR"}})),
+                  *server, {{"password_env", "PROXYSTORE_TEST_UNSET_VAR"},
+                            {"password_for", self}})),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("is not set")));
   EXPECT_THAT(
-      RedisConnector::Create(
-          TcpConfig(*server, {{"password_file", "relative"}})),
+      RedisConnector::Create(TcpConfig(
+          *server, {{"password_file", "relative"}, {"password_for", self}})),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute path")));
 }
 

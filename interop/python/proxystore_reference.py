@@ -37,10 +37,15 @@ Only the Python standard library and proxystore are used.
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 from typing import Any
 
+from proxystore.connectors.file import FileConnector
 from proxystore.connectors.file import FileKey
+from proxystore.connectors.redis import RedisConnector
 from proxystore.connectors.redis import RedisKey
 from proxystore.proxy import Proxy
 from proxystore.store import get_store
@@ -76,18 +81,27 @@ class ReferenceError(ValueError):
     """A proxy reference that cannot be read; the message says why."""
 
 
+# Key ids both languages mint: str(uuid.uuid4()), or NewObjectId()'s 32
+# lowercase hex digits. Nothing else is read: no path, no other key.
+_KEY = re.compile(
+    r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+    r'|[0-9a-f]{32}',
+)
+
+
 def _parse(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
     if isinstance(text, dict):
         return text
-    if isinstance(text, bytes):
-        text = text.decode('utf-8')
-    if len(text.encode('utf-8')) > MAX_REFERENCE_SIZE:
+    size = len(text) if isinstance(text, bytes) else len(text.encode('utf-8'))
+    if size > MAX_REFERENCE_SIZE:
         raise ReferenceError(
             f'a proxy reference is at most {MAX_REFERENCE_SIZE} bytes',
         )
     try:
+        if isinstance(text, bytes):
+            text = text.decode('utf-8')
         value = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ReferenceError(f'not a JSON proxy reference: {e}') from e
     if not isinstance(value, dict):
         raise ReferenceError('a proxy reference is a JSON object')
@@ -102,10 +116,10 @@ def read_reference(
     extra = set(ref) - {'proxystore_reference', 'store', 'key', 'format'}
     if extra:
         raise ReferenceError(f'unknown fields {sorted(extra)}')
-    if ref.get('proxystore_reference') != VERSION:
+    version = ref.get('proxystore_reference')
+    if type(version) is not int or version != VERSION:
         raise ReferenceError(
-            f'proxystore_reference must be {VERSION}, got '
-            f'{ref.get("proxystore_reference")!r}',
+            f'proxystore_reference must be {VERSION}, got {version!r}',
         )
     store = ref.get('store')
     if not isinstance(store, dict) or set(store) != {'name', 'connector'}:
@@ -134,9 +148,23 @@ def read_reference(
             f'store.connector.options of a {short} connector must be '
             f'exactly {sorted(_OPTIONS[short])}',
         )
+    for name, value in options.items():
+        if name == 'port':
+            if type(value) is not int or not 1 <= value <= 65535:  # noqa: PLR2004
+                raise ReferenceError(
+                    'store.connector.options.port must be an integer in '
+                    '1..65535',
+                )
+        elif not isinstance(value, str) or not value:
+            raise ReferenceError(
+                f'store.connector.options.{name} must be a non-empty string',
+            )
     key = ref.get('key')
-    if not isinstance(key, str) or not key:
-        raise ReferenceError('key must be a non-empty string')
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ReferenceError(
+            'key must be a uuid4 or 32 lowercase hex digits, got '
+            f'{key!r:.80}',
+        )
     fmt = ref.get('format')
     if fmt not in FORMATS:
         raise ReferenceError(f'format must be one of {FORMATS}, got {fmt!r}')
@@ -147,6 +175,82 @@ def read_reference(
     return config, key_type(**{key_field: key}), fmt
 
 
+def _expect(data: bytes, identifier: bytes, fmt: str) -> bytes:
+    data = bytes(data)
+    if not data.startswith(identifier):
+        raise ReferenceError(
+            f'the object is not {fmt} data (it starts {data[:3]!r}); a '
+            'reference reads only the format it declares',
+        )
+    return data[len(identifier) :]
+
+
+# The deserializers of references' proxies: each reads only its format
+# (Python's default deserializer would unpickle whatever the store holds).
+# Module-level, so that the proxies stay picklable.
+def deserialize_bytes(data: bytes) -> bytes:
+    """Python ProxyStore bytes data ("BS\\n" + bytes), nothing else."""
+    return _expect(data, b'BS\n', 'bytes')
+
+
+def deserialize_str(data: bytes) -> str:
+    """Python ProxyStore str data ("US\\n" + UTF-8), nothing else."""
+    return _expect(data, b'US\n', 'str').decode('utf-8')
+
+
+def deserialize_numpy(data: bytes) -> Any:
+    """Python ProxyStore NumPy data ("NP\\n" + .npy), never pickled."""
+    import numpy
+
+    payload = _expect(data, b'NP\n', 'numpy')
+    return numpy.load(io.BytesIO(payload), allow_pickle=False)
+
+
+_DESERIALIZERS = {
+    'bytes': deserialize_bytes,
+    'str': deserialize_str,
+    'numpy': deserialize_numpy,
+}
+
+
+def _store_for(config: StoreConfig) -> Store[Any]:
+    """The store a reference reads from: one per location, of its own.
+
+    It is registered under a name made from its location, never under the
+    reference's store name, so a reference can neither read through another
+    store that has that name here nor take the name over. Its connector
+    never creates or clears anything: a directory must exist already.
+    """
+    kind = config.connector.kind
+    options = config.connector.options
+    if kind == 'file':
+        store_dir = options['store_dir']
+        if not os.path.isabs(store_dir) or not os.path.isdir(store_dir):
+            raise ReferenceError(
+                f'store_dir {store_dir!r} is not an existing absolute '
+                'directory',
+            )
+        name = f'proxystore-reference:file:{os.path.realpath(store_dir)}'
+    else:
+        name = (
+            f'proxystore-reference:redis:{options["hostname"]}:'
+            f'{options["port"]}'
+        )
+    store = get_store(name)
+    if store is None:
+        if kind == 'file':
+            connector: Any = FileConnector(store_dir, clear=False)
+        else:
+            connector = RedisConnector(
+                options['hostname'],
+                options['port'],
+                clear=False,
+            )
+        register_store(Store(name, connector), exist_ok=True)
+        store = get_store(name)
+    return store
+
+
 def proxy_from_reference(
     text: str | bytes | dict[str, Any],
     *,
@@ -154,17 +258,17 @@ def proxy_from_reference(
 ) -> Proxy[Any]:
     """A Python ProxyStore proxy of the object a reference names.
 
-    The store named by the reference is the one registered under that name
-    in this process, else one made from the reference's config and
-    registered (as Python ProxyStore's own proxies find their store).
+    The proxy comes from `Store.proxy_from_key` of a store for the
+    reference's location (see `_store_for`), and reads only the format the
+    reference declares: a reference to "str" data never unpickles anything.
     """
-    config, key, _ = read_reference(text)
-    store = get_store(config.name)
-    if store is None:
-        store = Store.from_config(config)
-        register_store(store, exist_ok=True)
-        store = get_store(config.name)
-    return store.proxy_from_key(key, evict=evict)
+    config, key, fmt = read_reference(text)
+    store = _store_for(config)
+    return store.proxy_from_key(
+        key,
+        evict=evict,
+        deserializer=_DESERIALIZERS[fmt],
+    )
 
 
 def reference_from_key(store: Store[Any], key: Any, format: str) -> str:
