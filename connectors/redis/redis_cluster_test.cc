@@ -44,7 +44,7 @@ using ::proxystore::testing::RedisServer;
 using ::proxystore::testing::StatusIs;
 using ::testing::HasSubstr;
 
-// One cluster for the whole binary: started on first use, stopped at exit.
+// One cluster for the whole binary: started on first use, killed at exit.
 absl::StatusOr<RedisCluster*> SharedCluster() {
   static absl::StatusOr<std::unique_ptr<RedisCluster>> cluster =
       RedisCluster::Start();

@@ -93,14 +93,14 @@ TEST(RedisPythonLayout, KeysAreBareUuidsAndNothingElseIsReached) {
   EXPECT_EQ(c->RedisKey(key), key.id());
   EXPECT_EQ(redis_test::NodeCommand(*server, {"GET", key.id()}), "hi");
   // Any other key of the database stays out of reach.
-  EXPECT_EQ(redis_test::NodeCommand(*server, {"SET", "session:admin", "x"}),
+  EXPECT_EQ(redis_test::NodeCommand(*server, {"SET", "accounts:admin", "x"}),
             "OK");
   EXPECT_THAT(
-      c->Get(Key("session:admin")),
+      c->Get(Key("accounts:admin")),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not a uuid")));
-  EXPECT_THAT(c->Evict(Key("session:admin")),
+  EXPECT_THAT(c->Evict(Key("accounts:admin")),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(c->Set(Key("session:admin"), SharedBytes::Copy("y")),
+  EXPECT_THAT(c->Set(Key("accounts:admin"), SharedBytes::Copy("y")),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // The layout travels in the config, so a receiver reads the same way.
   ConnectorConfig config = c->Config();
@@ -115,7 +115,7 @@ TEST(RedisPythonLayout, KeysAreBareUuidsAndNothingElseIsReached) {
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key ours, c->Put(SharedBytes::Copy("o")));
   EXPECT_THAT(c->Close({.clear = true}), IsOk());
   EXPECT_EQ(redis_test::NodeCommand(*server, {"EXISTS", ours.id()}), "0");
-  EXPECT_EQ(redis_test::NodeCommand(*server, {"GET", "session:admin"}), "x");
+  EXPECT_EQ(redis_test::NodeCommand(*server, {"GET", "accounts:admin"}), "x");
   EXPECT_THAT(
       RedisConnector::Create({"redis", {{"layout", "proxystore-pickle"}}}),
       StatusIs(absl::StatusCode::kInvalidArgument,
