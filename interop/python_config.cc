@@ -59,6 +59,8 @@ std::string QuotePath(absl::string_view path) {
 // A parsed document, whichever parser read it: the mapping below is written
 // once for both formats.
 
+struct Member;
+
 struct Node {
   enum class Type {
     kNull,  // JSON null (TOML has none)
@@ -77,10 +79,17 @@ struct Node {
   std::string string;
   // A table's members, in document order (JSON) or key order (TOML): only
   // for tables less than kMaxDepth deep, as nothing deeper is ever read.
-  std::vector<std::pair<std::string, Node>> members;
+  // (Member, not std::pair: a pair of an incomplete type may not be named
+  // here, and libstdc++ checks it under clang.)
+  std::vector<Member> members;
   // How many members a table has, however deep (LocalConnector's store_dict
   // is read by it).
   size_t size = 0;
+};
+
+struct Member {
+  std::string name;
+  Node value;
 };
 
 // The document (0), "connector" (1) and "connector.options" (2) are read
@@ -120,8 +129,8 @@ Node FromToml(const toml::node& n, int depth) {
       out.size = table.size();
       if (depth < kMaxDepth) {
         for (auto&& [key, value] : table) {
-          out.members.emplace_back(std::string(key.str()),
-                                   FromToml(value, depth + 1));
+          out.members.push_back(
+              Member{std::string(key.str()), FromToml(value, depth + 1)});
         }
       }
       break;
@@ -285,9 +294,9 @@ class JsonNodeBuilder : public nlohmann::json_sax<nlohmann::json> {
         return &value;
       }
     }
-    members.emplace_back(std::move(key_), std::move(n));
+    members.push_back(Member{std::move(key_), std::move(n)});
     parent.table->size = members.size();
-    return &members.back().second;
+    return &members.back().value;
   }
 
   Node root_;
@@ -720,7 +729,7 @@ struct TableBuilder {
     Add(std::move(key), std::move(n));
   }
   void Add(std::string key, Node value) {
-    node.members.emplace_back(std::move(key), std::move(value));
+    node.members.push_back(Member{std::move(key), std::move(value)});
     node.size = node.members.size();
   }
 };
