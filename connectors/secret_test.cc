@@ -53,9 +53,9 @@ TEST(Secret, FromAFile) {
               IsOkAndHolds("pw"));
   EXPECT_THAT(ReadSecret(SecretSource::kFile, WriteFile("b", "pw\r\n"), "opt"),
               IsOkAndHolds("pw"));
-  EXPECT_THAT(ReadSecret(SecretSource::kFile, WriteFile("c", "\n"), "opt"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("is empty")));
+  EXPECT_THAT(
+      ReadSecret(SecretSource::kFile, WriteFile("c", "\n"), "opt"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is empty")));
   EXPECT_THAT(
       ReadSecret(SecretSource::kFile, WriteFile("d", "a\nb\n"), "opt"),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one line")));

@@ -30,6 +30,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/base/bytes.h"
+#include "proxystore/connectors/file/file_test_util.h"
 #include "proxystore/connectors/trust.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/connector_conformance.h"
@@ -48,6 +49,9 @@ namespace proxystore {
 namespace {
 
 namespace fs = std::filesystem;
+using ::proxystore::file_test::FreshDir;
+using ::proxystore::file_test::ListDir;
+using ::proxystore::file_test::ReadWholeFile;
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::IsOkAndHolds;
@@ -57,30 +61,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
-
-// A fresh, not yet existing directory under $TEST_TMPDIR.
-std::string FreshDir(absl::string_view tag = "store") {
-  return absl::StrCat(TestTmpDir(), "/", tag, "-", NewObjectId());
-}
-
 ConnectorConfig FileConfig(const std::string& dir) {
   return ConnectorConfig{"file", {{"directory", dir}}};
-}
-
-// The names in `dir` (empty if it does not exist).
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    names.push_back(e.path().filename().string());
-  }
-  return names;
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::string Pattern(size_t n) {

@@ -45,6 +45,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxystore/connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_test_util.h"
 #include "proxystore/serializer/serializer.h"
 #include "proxystore/store/store.h"
 #include "proxystore/testing/child_process.h"
@@ -54,6 +55,9 @@ namespace proxystore {
 namespace {
 
 namespace fs = std::filesystem;
+using ::proxystore::file_test::FreshDir;
+using ::proxystore::file_test::ListDir;
+using ::proxystore::file_test::ReadWholeFile;
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::StatusIs;
 using ::testing::AllOf;
@@ -61,26 +65,6 @@ using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-std::string TestTmpDir() { return ::proxystore::testing::TestTempDir(); }
-
-std::string FreshDir(absl::string_view tag) {
-  return absl::StrCat(TestTmpDir(), "/", tag, "-", NewObjectId());
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    names.push_back(e.path().filename().string());
-  }
-  return names;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // Overwrites `path` in place with `bytes` (what a faulty disk, a careless
 // tool or a partial copy leaves behind). No Get holds a mapping meanwhile.
@@ -228,7 +212,7 @@ class Corrupter {
                                           const std::string& dir, T value) {
     PROXYSTORE_ASSIGN_OR_RETURN(Key key, store->Put(value));
     const std::string path = absl::StrCat(dir, "/", key.id());
-    std::string original = ReadFile(path);
+    std::string original = ReadWholeFile(path);
     PROXYSTORE_ASSIGN_OR_RETURN(EnvelopeInfo info,
                                 InspectEnvelope(SharedBytes::Copy(original)));
     return Corrupter(std::move(store), std::move(key), std::move(value), path,

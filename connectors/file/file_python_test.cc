@@ -30,6 +30,7 @@
 #include "proxystore/base/bytes.h"
 #include "proxystore/connectors/connector.h"
 #include "proxystore/connectors/file/file_connector.h"
+#include "proxystore/connectors/file/file_test_util.h"
 #include "proxystore/connectors/trust.h"
 #include "proxystore/testing/child_process.h"
 #include "proxystore/testing/connector_conformance.h"
@@ -40,6 +41,9 @@ namespace proxystore {
 namespace {
 
 namespace fs = std::filesystem;
+using ::proxystore::file_test::FreshDir;
+using ::proxystore::file_test::ListDir;
+using ::proxystore::file_test::ReadWholeFile;
 using ::proxystore::testing::ConnectorTestParams;
 using ::proxystore::testing::IsOk;
 using ::proxystore::testing::IsOkAndHolds;
@@ -52,29 +56,9 @@ using ::testing::UnorderedElementsAreArray;
 
 constexpr char kReady[] = ".ready";
 
-// A fresh, not yet existing directory under $TEST_TMPDIR.
-std::string FreshDir(absl::string_view tag) {
-  return absl::StrCat(::proxystore::testing::TestTempDir(), "/", tag, "-",
-                      NewObjectId());
-}
-
 ConnectorConfig PythonLayoutConfig(const std::string& dir) {
   return ConnectorConfig{"file",
                          {{"directory", dir}, {"layout", "proxystore-python"}}};
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    names.push_back(e.path().filename().string());
-  }
-  return names;
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void WriteFile(const std::string& path, absl::string_view bytes) {
