@@ -358,8 +358,8 @@ void FloorMapLookup(benchmark::State& state) {
 // and evict (a reader lock around the lookup, the copy in a freshly
 // allocated shared object); a put publishes under the writer lock a
 // buffer that readers may go on holding after it is evicted (a shared
-// buffer); a cache hit reorders an LRU list (an exclusive lock around the
-// lookup). The bare floors above are the same operations without the
+// buffer); a cache hit takes one lock around the lookup (the LruCache
+// locks only the slot of the CPU it runs on). The bare floors above are the same operations without the
 // lock and without the shared result; the report shows the ratios to both.
 void FloorSharedMapPut(benchmark::State& state, int64_t size) {
   const std::string& src = SharedRandomBytes(size);

@@ -1,7 +1,12 @@
 #include "proxystore/cache/cache.h"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -406,6 +411,120 @@ TEST(LruCacheConcurrencyTest, StatsIsOneConsistentSnapshot) {
                                         .size = kWriters * kKeysPerWriter,
                                         .hits = 0,
                                         .misses = kWriters * kKeysPerWriter}));
+}
+
+// Runs `fn` on a thread pinned to the i-th CPU this process may use (any CPU
+// where pinning is not allowed), and waits for it: hits from different CPUs
+// are noted in different slots.
+void OnCpu(int i, const std::function<void()>& fn) {
+  std::thread t([i, &fn] {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+      const int count = CPU_COUNT(&allowed);
+      for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (seen++ == i % count) {
+          cpu_set_t one;
+          CPU_ZERO(&one);
+          CPU_SET(cpu, &one);
+          pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+          break;
+        }
+      }
+    }
+    fn();
+  });
+  t.join();
+}
+
+TEST(LruCacheConcurrencyTest, HitsOnDifferentCpusKeepExactLruOrder) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache, (LruCache<int, int>::Create(3)));
+  cache->Set(1, 10);
+  cache->Set(2, 20);
+  cache->Set(3, 30);
+  // Hits alternate between CPUs; recency is 1 (last), 3, 2.
+  OnCpu(1, [&] { EXPECT_NE(cache->Get(1), nullptr); });
+  OnCpu(0, [&] { EXPECT_NE(cache->Get(2), nullptr); });
+  OnCpu(1, [&] { EXPECT_NE(cache->Get(3), nullptr); });
+  OnCpu(0, [&] { EXPECT_NE(cache->Get(1), nullptr); });
+  cache->Set(4, 40);
+  EXPECT_FALSE(cache->Exists(2));
+  EXPECT_TRUE(cache->Exists(1));
+  EXPECT_TRUE(cache->Exists(3));
+  cache->Set(5, 50);
+  EXPECT_FALSE(cache->Exists(3));
+  EXPECT_TRUE(cache->Exists(1));
+  EXPECT_EQ(cache->hits(), 4);
+}
+
+TEST(LruCacheConcurrencyTest, MoreHitsThanASlotNotesKeepExactLruOrder) {
+  // 200 hits of different entries, alternating CPUs in runs of 7, overflow
+  // every slot's notes many times; eviction order is still the hit order.
+  constexpr int kKeys = 200;
+  static_assert(kKeys > 4 * LruCache<int, int>::kTouchesPerSlot);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, int>::Create(kKeys)));
+  for (int k = 0; k < kKeys; ++k) cache->Set(k, k);
+  std::vector<int> order;
+  for (int i = 0; i < kKeys; ++i) order.push_back((i * 37 + 11) % kKeys);
+  for (int run = 0; run * 7 < kKeys; ++run) {
+    OnCpu(run, [&] {
+      for (int i = run * 7; i < std::min(kKeys, run * 7 + 7); ++i) {
+        ASSERT_NE(cache->Get(order[i]), nullptr);
+      }
+    });
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    cache->Set(kKeys + i, 0);
+    ASSERT_FALSE(cache->Exists(order[i])) << "set " << i;
+    if (i + 1 < kKeys) {
+      ASSERT_TRUE(cache->Exists(order[i + 1])) << "set " << i;
+    }
+  }
+  EXPECT_EQ(cache->size(), static_cast<size_t>(kKeys));
+}
+
+TEST(LruCacheConcurrencyTest, ConcurrentHitsOfManyKeysLeaveAConsistentList) {
+  // Threads hit 64 keys in different orders (notes overflow their slots
+  // while other threads apply theirs), a writer replaces values and evicts;
+  // afterwards every count adds up and the order is exact again.
+  constexpr int kThreads = 4;
+  constexpr int kHitsPerThread = 5000;
+  constexpr int kKeys = 64;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto cache,
+                                  (LruCache<int, int>::Create(kKeys)));
+  for (int k = 0; k < kKeys; ++k) cache->Set(k, k);
+  std::vector<int64_t> found(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&cache, &found, t] {
+      for (int i = 0; i < kHitsPerThread; ++i) {
+        const int key = (i * (2 * t + 1)) % kKeys;
+        if (std::shared_ptr<const int> v = cache->Get(key)) {
+          EXPECT_EQ(*v % kKeys, key);
+          ++found[t];
+        }
+        if (t == 0 && i % 50 == 0) {
+          cache->Set(key, key + kKeys);  // same key, new value
+          cache->Evict((key + 1) % kKeys);
+          cache->Set((key + 1) % kKeys, (key + 1) % kKeys);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  int64_t total = 0;
+  for (int64_t f : found) total += f;
+  const CacheStats stats = cache->Stats();
+  EXPECT_EQ(stats.hits, total);
+  EXPECT_EQ(stats.hits + stats.misses, kThreads * kHitsPerThread);
+  ASSERT_EQ(stats.size, static_cast<size_t>(kKeys));
+  for (int k = kKeys - 1; k >= 0; --k) ASSERT_NE(cache->Get(k), nullptr);
+  for (int k = kKeys - 1; k >= 0; --k) {
+    cache->Set(kKeys + k, 0);
+    ASSERT_FALSE(cache->Exists(k));
+  }
 }
 
 }  // namespace

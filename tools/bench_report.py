@@ -1381,8 +1381,8 @@ def bare_map_section(rows):
     return ["### Local rows against the bare map", "",
             "The local targets compare with contract floors: the same "
             "absl::flat_hash_map behind a lock (a reader lock for get, the "
-            "writer lock for put, an exclusive lock for a cache hit, which "
-            "reorders an LRU list) handing out a freshly allocated shared "
+            "writer lock for put, one lock around the lookup for a cache hit, "
+            "whose LruCache holds one lock per CPU) handing out a freshly allocated shared "
             "object (get) or publishing a shared buffer (put), as any map "
             "shared by threads must to keep Store's promises. The bare map "
             "(no lock, a plain std::string) is shown for reference.", "",
