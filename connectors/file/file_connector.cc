@@ -348,7 +348,7 @@ absl::StatusOr<bool> FileConnector::MarkerExists(const Key& key,
                                                  absl::string_view op) const {
   const std::string marker = absl::StrCat(path, kPythonMarkerSuffix);
   struct stat st;
-  if (::stat(marker.c_str(), &st) != 0) {
+  if (::lstat(marker.c_str(), &st) != 0) {
     const int err = errno;
     if (IsMissing(err)) return false;
     return ErrnoStatus(err, absl::StrCat("file connector ", op, " of key ",
@@ -533,10 +533,18 @@ absl::StatusOr<std::optional<FileConnector::ObjectFile>>
 FileConnector::OpenObject(const std::string& path,
                           absl::string_view context) const {
   // O_NONBLOCK: opening a FIFO planted under a key's name must not hang.
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  // O_NOFOLLOW: a symbolic link planted there must not hand out a file
+  // outside the store (objects are always regular files; only the last
+  // component is checked, so the store's directory may be a link).
+  ScopedFd fd(
+      ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
   if (fd.get() < 0) {
     int err = errno;
     if (IsMissing(err)) return std::nullopt;
+    if (err == ELOOP) {
+      return ContextError(absl::StatusCode::kFailedPrecondition, context,
+                          "a symbolic link, not a regular file");
+    }
     return ErrnoStatus(err, absl::StrCat(context, ": open failed"));
   }
   struct stat st;
@@ -739,8 +747,9 @@ absl::StatusOr<bool> FileConnector::DoExists(const Key& key) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Exists"));
   // Python's exists looks at the marker alone.
   if (python_layout()) return MarkerExists(key, path, "Exists");
+  // lstat: a link is not an object, wherever it points.
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
+  if (::lstat(path.c_str(), &st) != 0) {
     int err = errno;
     if (IsMissing(err)) return false;
     return ErrnoStatus(err, absl::StrCat("file connector Exists of key ",

@@ -637,6 +637,27 @@ TEST_F(FileConnectorTest, NonRegularFileUnderAKeyIsAnError) {
   EXPECT_THAT(connector().Get(Key(fifo_id)),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 
+  // A symbolic link under a key's name is not followed: nothing outside the
+  // store is read, and Evict removes the link, not what it points to.
+  const std::string outside = absl::StrCat(dir_, ".outside");
+  {
+    std::ofstream f(outside);
+    f << "not the store's";
+  }
+  const std::string link_id = NewObjectId();
+  ASSERT_EQ(
+      ::symlink(outside.c_str(), absl::StrCat(dir_, "/", link_id).c_str()), 0);
+  EXPECT_THAT(connector().Get(Key(link_id)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("a symbolic link")));
+  EXPECT_THAT(connector().Exists(Key(link_id)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("not a regular file")));
+  PROXYSTORE_EXPECT_OK(connector().Evict(Key(link_id)));
+  EXPECT_TRUE(fs::exists(outside));
+  EXPECT_EQ(ReadWholeFile(outside), "not the store's");
+  ASSERT_TRUE(fs::remove(outside));
+
   // Clearing unlinks the FIFO (it has an object's name) and names the
   // directory it cannot remove; that directory keeps the store's.
   EXPECT_THAT(connector().Close(CloseOptions{.clear = true}),
