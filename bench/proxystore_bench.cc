@@ -31,7 +31,7 @@
 //   --sizes=100,10000,1000000,100000000
 //   --filter=REGEX     only rows whose name matches (-REGEX: all others);
 //                      --benchmark_filter is read the same way
-//   (default)          3 repetitions per row, 5 for rows with a speed target
+//   (default)          3 repetitions per row, 7 for rows with a speed target
 //                      and their floors (3 at 100 MB); a repetition times
 //                      >= 3 batches and >= 20 ms of work, or ends after
 //                      ~0.3 s of wall time (setup included) once it has 2
@@ -58,6 +58,7 @@
 // SIGINT/SIGTERM end the row under way and skip the rest; the JSON then
 // holds every row finished so far.
 #include <fcntl.h>
+#include <malloc.h>
 #include <regex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -125,7 +126,7 @@ struct Form {
 constexpr Form kQuick = {"quick", 1, 1, 0,      {0.001, 2, 1'000'000, 0.05, 2},
                          10,      5, 2, 0.0005, {0.002, 2, 1'000'000, 0.02, 1}};
 constexpr Form kDefault = {
-    "default", 3,  5, 3,     {0.02, 3, 1'000'000, 0.3, 2},
+    "default", 3,  7, 3,     {0.02, 3, 1'000'000, 0.3, 2},
     100,       20, 2, 0.008, {0.03, 3, 1'000'000, 0.25, 2}};
 constexpr Form kFull = {"full", 5,   9, 0,    {0.25, 10, 1'000'000, 10.0, 3},
                         200,    100, 8, 0.02, {0.25, 10, 1'000'000, 2.0, 3}};
@@ -178,6 +179,15 @@ struct Suite {
   std::unique_ptr<Hiredis> ping_tcp;
   std::unique_ptr<Hiredis> ping_unix;
   std::vector<PlannedRow> plan;
+  // Rows of the block being added (RegisterBlock registers them), and the
+  // block's name.
+  struct PendingRow {
+    std::string name;
+    int reps;
+    std::function<void(benchmark::State&)> fn;
+  };
+  std::vector<PendingRow> pending;
+  std::string block;
 };
 
 Suite& TheSuite() {
@@ -315,17 +325,28 @@ void FloorMemcpy(benchmark::State& state, int64_t size) {
 }
 
 // A put into a bare map under a freshly minted key (any store has to mint
-// one): NewObjectId() + copy-in. The previous batch is erased untimed.
+// one, and hand it to the caller while the map keeps its own): NewObjectId()
+// + copy-in, and the id kept by the caller, as the store rows keep their
+// keys. The previous batch is erased untimed.
 void FloorMapPut(benchmark::State& state, int64_t size) {
   const std::string& src = SharedRandomBytes(size);
   absl::flat_hash_map<std::string, std::string> map;
+  std::vector<std::string> ids;
   const int64_t batch = BatchFor(60 + size / 10);
   RunTimed(
       state, batch,
       [&](int64_t i) {
-        if (i % batch == 0) map.clear();
+        if (i % batch == 0) {
+          map.clear();
+          ids.clear();
+        }
       },
-      [&](int64_t) { map.emplace(NewObjectId(), src); }, size);
+      [&](int64_t) {
+        std::string id = NewObjectId();
+        ids.push_back(id);
+        map.emplace(std::move(id), src);
+      },
+      size);
 }
 
 void FloorMapGet(benchmark::State& state, int64_t size) {
@@ -358,22 +379,36 @@ void FloorMapLookup(benchmark::State& state) {
 // and evict (a reader lock around the lookup, the copy in a freshly
 // allocated shared object); a put publishes under the writer lock a
 // buffer that readers may go on holding after it is evicted (a shared
-// buffer); a cache hit takes one lock around the lookup (the LruCache
-// locks only the slot of the CPU it runs on). The bare floors above are the same operations without the
-// lock and without the shared result; the report shows the ratios to both.
+// buffer), and hands the caller a copy of the key; a cache hit takes one lock
+// around the lookup (the LruCache locks only the slot of the CPU it runs on).
+// The bare floors above are the same operations without the lock and without
+// the shared result; the report shows the ratios to both.
 void FloorSharedMapPut(benchmark::State& state, int64_t size) {
   const std::string& src = SharedRandomBytes(size);
   std::shared_mutex mu;
-  absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> map;
+  // The shared buffer in one allocation with its reference count, as the
+  // store's serializer makes it.
+  struct Buffer {
+    std::shared_ptr<char[]> data;
+    size_t size;
+  };
+  absl::flat_hash_map<std::string, Buffer> map;
+  std::vector<std::string> ids;
   const int64_t batch = BatchFor(60 + size / 10);
   RunTimed(
       state, batch,
       [&](int64_t i) {
-        if (i % batch == 0) map.clear();
+        if (i % batch == 0) {
+          map.clear();
+          ids.clear();
+        }
       },
       [&](int64_t) {
-        auto value = std::make_shared<const std::string>(src);
+        Buffer value{std::make_shared_for_overwrite<char[]>(src.size()),
+                     src.size()};
+        std::memcpy(value.data.get(), src.data(), src.size());
         std::string id = NewObjectId();
+        ids.push_back(id);
         std::unique_lock lock(mu);
         map.emplace(std::move(id), std::move(value));
       },
@@ -1359,31 +1394,56 @@ void AddRow(const std::string& group, const std::string& op,
           std::min(std::max(b.min_timed_s, b.min_batches * op_s), b.max_wall_s),
           b.min_slow_batches * op_s) +
       2 * op_s + 0.01;
-  s.plan.push_back({name, reps * per_rep});
-  auto* bm = benchmark::RegisterBenchmark(
-      name.c_str(), [name, fn, loopback](benchmark::State& st) {
-        SetCurrentRow(name);
-        if (Interrupted()) {
-          Measured none;
-          ReportRow(st, none, 0);
-          return;
-        }
-        const bool unix_socket = loopback == Loopback::kUnix;
-        const double before =
-            loopback == Loopback::kNone ? 0 : PingUs(unix_socket);
-        const int64_t start = NowNs();
-        fn(st);
-        if (st.error_occurred()) return;
-        // The repetition's whole cost, setup included (what the ETA and the
-        // run's length are made of).
-        st.counters["wall_s"] = static_cast<double>(NowNs() - start) / 1e9;
-        if (loopback != Loopback::kNone) {
-          st.counters["ping_us"] = before;
-          st.counters["ping_after_us"] = PingUs(unix_socket);
-        }
-      });
-  bm->Iterations(1)->Repetitions(reps)->UseManualTime()->Unit(
-      benchmark::kNanosecond);
+  s.plan.push_back({name, reps * per_rep, reps, s.block});
+  s.pending.push_back({name, reps, [name, fn, loopback](benchmark::State& st) {
+                         SetCurrentRow(name);
+                         if (Interrupted()) {
+                           Measured none;
+                           ReportRow(st, none, 0);
+                           return;
+                         }
+                         const bool unix_socket = loopback == Loopback::kUnix;
+                         const double before = loopback == Loopback::kNone
+                                                   ? 0
+                                                   : PingUs(unix_socket);
+                         const int64_t start = NowNs();
+                         fn(st);
+                         if (st.error_occurred()) return;
+                         // The repetition's whole cost, setup included (what
+                         // the ETA and the run's length are made of).
+                         st.counters["wall_s"] =
+                             static_cast<double>(NowNs() - start) / 1e9;
+                         if (loopback != Loopback::kNone) {
+                           st.counters["ping_us"] = before;
+                           st.counters["ping_after_us"] = PingUs(unix_socket);
+                         }
+                       }});
+}
+
+// Registers the rows added since the last call as one block whose rows take
+// turns: every row's first repetition, then every row's second, and so on
+// (rows with fewer repetitions drop out of the later rounds). A row and its
+// floor are then measured over the same stretch of time, and a slow phase of
+// the machine (a busy SMT sibling, another tenant) falls on both alike
+// instead of on all the repetitions of one. Each repetition is a benchmark
+// of its own to Google Benchmark; SuiteReporter groups them by name.
+void RegisterBlock() {
+  Suite& s = TheSuite();
+  int rounds = 0;
+  for (const Suite::PendingRow& row : s.pending) {
+    rounds = std::max(rounds, row.reps);
+  }
+  for (int round = 0; round < rounds; ++round) {
+    for (const Suite::PendingRow& row : s.pending) {
+      if (row.reps <= round) continue;
+      benchmark::RegisterBenchmark(row.name.c_str(), row.fn)
+          ->Iterations(1)
+          ->Repetitions(1)
+          ->UseManualTime()
+          ->Unit(benchmark::kNanosecond);
+    }
+  }
+  s.pending.clear();
 }
 
 void AddFloors(const std::string& c, int64_t n) {
@@ -1546,6 +1606,7 @@ void AddThreadRows(const std::string& c) {
 void RegisterAll() {
   Suite& s = TheSuite();
   for (const std::string& c : s.connectors) {
+    s.block = c;
     if (c == "local") {
       AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
              [](auto& st) { FloorMapLookup(st); });
@@ -1557,7 +1618,10 @@ void RegisterAll() {
       AddStoreRows(c, n);
     }
     AddSizelessRows(c);
+    RegisterBlock();
+    s.block = c + " threads";
     AddThreadRows(c);
+    RegisterBlock();
   }
 }
 
@@ -1593,6 +1657,18 @@ std::string Header() {
 
 int main(int argc, char** argv) {
   using namespace proxystore::bench;
+  // glibc's malloc adapts to what a process frees: until the first free of a
+  // large (mmapped) block it returns freed heap memory to the system whenever
+  // more than 128 KiB lie free at the top, so a row that frees its batch's
+  // objects pays a page fault per 4 KiB of the next batch; afterwards it
+  // serves up to 32 MiB from the heap and keeps up to 64 MiB. Which of the
+  // two a row meets depended on the rows before it and on the heap's layout
+  // (10 KB puts and their floor moved between ~0.2 and ~1.5 us from run to
+  // run). The suite starts in the steady state instead: rows compare the
+  // library with its floors, not two states of the allocator. Objects of
+  // 100 MB are still mapped fresh for every op, as before.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   Suite& s = TheSuite();
   std::string connectors = "local,file,shm,redis,redis_unix,multi";
   std::string sizes = "100,10000,1000000,100000000";

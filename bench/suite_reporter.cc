@@ -99,6 +99,13 @@ SuiteReporter::SuiteReporter(std::vector<PlannedRow> plan, std::string header,
     index_[plan_[i].name] = i;
     total_weight_ += plan_[i].weight;
     name_width_ = std::max(name_width_, plan_[i].name.size());
+    // Rows take turns in plan order: the last row of a block with at least
+    // r repetitions ends its round r.
+    for (int r = 1; r <= plan_[i].reps; ++r) {
+      round_end_[{plan_[i].block, r}] = plan_[i].name;
+    }
+    int& rounds = block_rounds_[plan_[i].block];
+    rounds = std::max(rounds, plan_[i].reps);
   }
   json_.SetOutputStream(&json_text_);
   json_.SetErrorStream(&std::cerr);
@@ -145,15 +152,8 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
   if (runs.empty()) return;
   const std::string name = runs.front().run_name.function_name;
   std::vector<Run> kept;
-  std::vector<double> p50, p99, faults, heap, ping, ops_per_s;
-  std::string error;
-  bool interrupted = false;
-  int reps = 0;
   for (const Run& r : runs) {
-    if (r.error_occurred && r.error_message == "interrupted") {
-      interrupted = true;
-      continue;
-    }
+    if (r.error_occurred && r.error_message == "interrupted") continue;
     Run c = r;
     c.run_name = benchmark::BenchmarkName();
     c.run_name.function_name = name;
@@ -171,6 +171,69 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
       if (!std::isfinite(counter.value)) counter.value = 0;
     }
     kept.push_back(std::move(c));
+  }
+  if (!kept.empty()) {
+    json_.ReportRuns(kept);
+    WriteJson(false);
+  }
+  // Aggregates (only when Google Benchmark repeats a row itself) add no
+  // console line.
+  std::vector<Run>& all = partial_[name];
+  int added = 0;
+  for (const Run& r : runs) {
+    if (r.run_type == Run::RT_Aggregate) continue;
+    all.push_back(r);
+    ++added;
+  }
+  if (added == 0) {
+    if (all.empty()) partial_.erase(name);
+    return;
+  }
+  auto it = index_.find(name);
+  const int planned = it == index_.end() ? 1 : plan_[it->second].reps;
+  if (it != index_.end()) {
+    done_weight_ += plan_[it->second].weight * added / std::max(planned, 1);
+  }
+  const int seen = static_cast<int>(all.size());
+  if (seen < planned) {
+    MaybePrintRound(name, seen);
+    return;
+  }
+  std::vector<Run> complete = std::move(all);
+  partial_.erase(name);
+  PrintRow(name, complete);
+}
+
+void SuiteReporter::MaybePrintRound(const std::string& name, int round) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return;
+  const std::string& block = plan_[it->second].block;
+  auto end = round_end_.find({block, round});
+  if (end == round_end_.end() || end->second != name) return;
+  const double elapsed = static_cast<double>(NowNs() - start_ns_) / 1e9;
+  const double remaining = total_weight_ - done_weight_;
+  std::string line = "[" + block + "] round " + std::to_string(round) + " of " +
+                     std::to_string(block_rounds_[block]) + " | " +
+                     Clock(elapsed) + " elapsed";
+  if (done_weight_ > 0 && remaining > 0 && !Interrupted()) {
+    line += ", ETA " + Clock(elapsed * remaining / done_weight_);
+  }
+  std::ostream& out = GetOutputStream();
+  out << line << "\n";
+  out.flush();
+}
+
+void SuiteReporter::PrintRow(const std::string& name,
+                             const std::vector<Run>& runs) {
+  std::vector<double> p50, p99, faults, heap, ping, ops_per_s;
+  std::string error;
+  bool interrupted = false;
+  int reps = 0;
+  for (const Run& r : runs) {
+    if (r.error_occurred && r.error_message == "interrupted") {
+      interrupted = true;
+      continue;
+    }
     if (r.error_occurred) {
       error = r.error_message;
       continue;
@@ -185,23 +248,9 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
     Collect(r, "ping_after_us", ping);
     Collect(r, "ops_per_s", ops_per_s);
   }
-  if (!kept.empty()) {
-    json_.ReportRuns(kept);
-    WriteJson(false);
-  }
-  // Google Benchmark reports a row's repetitions, then (in a second call)
-  // their aggregates: one console line per row, for the first call.
-  const bool aggregates_only =
-      std::all_of(runs.begin(), runs.end(),
-                  [](const Run& r) { return r.run_type == Run::RT_Aggregate; });
-  if (aggregates_only) return;
-
   if (p50.empty() && error.empty() && interrupted) return;  // Skipped.
   if (error.empty() && !p50.empty()) ++measured_;
-  if (done_.insert(name).second) {
-    auto it = index_.find(name);
-    done_weight_ += it == index_.end() ? 0 : plan_[it->second].weight;
-  }
+  done_.insert(name);
   auto it = index_.find(name);
   const size_t n = it == index_.end() ? done_.size() : it->second + 1;
   char prefix[32];
@@ -251,6 +300,15 @@ void SuiteReporter::ReportRuns(const std::vector<Run>& runs) {
 }
 
 void SuiteReporter::Finalize() {
+  // Rows whose repetitions did not all report (a run cut short): what they
+  // measured, in plan order.
+  for (const PlannedRow& row : plan_) {
+    auto it = partial_.find(row.name);
+    if (it == partial_.end()) continue;
+    std::vector<Run> runs = std::move(it->second);
+    partial_.erase(it);
+    PrintRow(row.name, runs);
+  }
   json_.Finalize();
   WriteJson(true);
   const double elapsed = static_cast<double>(NowNs() - start_ns_) / 1e9;

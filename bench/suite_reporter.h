@@ -1,6 +1,15 @@
 // SuiteReporter: what the benchmark suite prints and writes while it runs.
 //
-// Console, one line per row as soon as all its repetitions are done:
+// Rows run in blocks (a connector's rows, then its thread rows), and a
+// block's rows take turns: every row's first repetition, then every row's
+// second, and so on, so that a row and its floor are measured over the same
+// stretch of time and a slow phase of the machine falls on both alike.
+// Google Benchmark sees each repetition as a benchmark of its own (one
+// repetition); this reporter puts them back together by name.
+//
+// Console, a line when a block has finished a round of repetitions
+//   [local] round 3 of 7 | 0:12 elapsed, ETA 2:31
+// and one line per row as soon as all its repetitions are done:
 //   [ 37/342] store/get/file/10KB  p50 4.80 µs  range 4.71-4.95  p99 6.10 µs
 //             heap 10.0 KB/op  faults 0.0/op | 0:42 elapsed, ETA 2:31
 // (p50: median over the repetitions of each repetition's p50; range: lowest
@@ -36,6 +45,8 @@ namespace proxystore::bench {
 struct PlannedRow {
   std::string name;
   double weight = 1;  // Expected cost, in any unit (only ratios matter).
+  int reps = 1;       // Repetitions (each reported as a run of its own).
+  std::string block;  // The rows that take turns with this one.
 };
 
 class SuiteReporter : public benchmark::BenchmarkReporter {
@@ -54,6 +65,11 @@ class SuiteReporter : public benchmark::BenchmarkReporter {
 
  private:
   void WriteJson(bool final);
+  // The console line of row `name`, from all its runs.
+  void PrintRow(const std::string& name, const std::vector<Run>& runs);
+  // A progress line if `name`'s `round`-th repetition ends a round of its
+  // block (and more rounds follow).
+  void MaybePrintRound(const std::string& name, int round);
 
   std::vector<PlannedRow> plan_;
   std::map<std::string, size_t> index_;
@@ -62,6 +78,12 @@ class SuiteReporter : public benchmark::BenchmarkReporter {
   benchmark::JSONReporter json_;
   std::ostringstream json_text_;
   std::set<std::string> done_;
+  // Runs of rows whose repetitions are not all done yet, by name.
+  std::map<std::string, std::vector<Run>> partial_;
+  // (block, round) -> the last row of the block with that many repetitions
+  // or more, and the block's number of rounds.
+  std::map<std::pair<std::string, int>, std::string> round_end_;
+  std::map<std::string, int> block_rounds_;
   double done_weight_ = 0;
   double total_weight_ = 0;
   int64_t start_ns_ = 0;
