@@ -52,6 +52,9 @@
 #define PROXYSTORE_CACHE_CACHE_H_
 
 #include <sched.h>
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -285,8 +288,23 @@ class LruCache {
     return n;
   }
 
+  // The CPU this thread runs on. The kernel keeps it in the thread's rseq
+  // area (registered by glibc >= 2.35), one load away; sched_getcpu() where
+  // there is none (-1 where not even that works).
+  static int CurrentCpu() {
+#if defined(RSEQ_SIG) && (defined(__x86_64__) || defined(__aarch64__))
+    if (__rseq_size > 0) {
+      const auto* area = reinterpret_cast<const volatile struct rseq*>(
+          static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
+      const int cpu = static_cast<int>(area->cpu_id);
+      if (cpu >= 0) return cpu;
+    }
+#endif
+    return sched_getcpu();
+  }
+
   Slot& SlotOfThisCpu() const {
-    const int cpu = sched_getcpu();
+    const int cpu = CurrentCpu();
     const size_t i =
         cpu >= 0 ? static_cast<size_t>(cpu) : ThreadOrdinal();  // no getcpu
     return slots_[i & (num_slots_ - 1)];
