@@ -1420,13 +1420,14 @@ void AddRow(const std::string& group, const std::string& op,
                        }});
 }
 
-// Registers the rows added since the last call as one block whose rows take
-// turns: every row's first repetition, then every row's second, and so on
-// (rows with fewer repetitions drop out of the later rounds). A row and its
-// floor are then measured over the same stretch of time, and a slow phase of
-// the machine (a busy SMT sibling, another tenant) falls on both alike
-// instead of on all the repetitions of one. Each repetition is a benchmark
-// of its own to Google Benchmark; SuiteReporter groups them by name.
+// Registers the rows added since the last call (one connector's rows of one
+// object size, say) as one block whose rows take turns: every row's first
+// repetition, then every row's second, and so on (rows with fewer repetitions
+// drop out of the later rounds). A row and its floor are then measured over the
+// same stretch of time, and a slow phase of the machine (a busy SMT sibling,
+// another tenant) falls on both alike instead of on all the repetitions of one.
+// Each repetition is a benchmark of its own to Google Benchmark; SuiteReporter
+// groups them by name.
 void RegisterBlock() {
   Suite& s = TheSuite();
   int rounds = 0;
@@ -1606,17 +1607,26 @@ void AddThreadRows(const std::string& c) {
 void RegisterAll() {
   Suite& s = TheSuite();
   for (const std::string& c : s.connectors) {
-    s.block = c;
-    if (c == "local") {
-      AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
-             [](auto& st) { FloorMapLookup(st); });
-      AddRow("floor", "shared_map_lookup", c, "-", 0, 3e-8,
-             [](auto& st) { FloorSharedMapLookup(st); });
-    }
+    // Blocks: each object size (its floors and rows take turns; sizes stay
+    // apart, so that writing back 100 MB files does not fall on 100 B
+    // puts), then the rows without a size, then the thread rows.
+    bool lookup_floors = c == "local";
     for (int64_t n : s.sizes) {
+      s.block = absl::StrCat(c, " ", SizeName(n));
+      if (lookup_floors) {
+        // With the first size: the cache hits of every size compare with
+        // them, and that of the first size is measured alongside.
+        AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
+               [](auto& st) { FloorMapLookup(st); });
+        AddRow("floor", "shared_map_lookup", c, "-", 0, 3e-8,
+               [](auto& st) { FloorSharedMapLookup(st); });
+        lookup_floors = false;
+      }
       AddFloors(c, n);
       AddStoreRows(c, n);
+      RegisterBlock();
     }
+    s.block = c;
     AddSizelessRows(c);
     RegisterBlock();
     s.block = c + " threads";

@@ -1,6 +1,7 @@
 // SuiteReporter: what the benchmark suite prints and writes while it runs.
 //
-// Rows run in blocks (a connector's rows, then its thread rows), and a
+// Rows run in blocks (a connector's rows of one object size, its rows
+// without a size, its thread rows), and a
 // block's rows take turns: every row's first repetition, then every row's
 // second, and so on, so that a row and its floor are measured over the same
 // stretch of time and a slow phase of the machine falls on both alike.
@@ -8,7 +9,7 @@
 // repetition); this reporter puts them back together by name.
 //
 // Console, a line when a block has finished a round of repetitions
-//   [local] round 3 of 7 | 0:12 elapsed, ETA 2:31
+//   [local 10KB] round 3 of 7 | 0:12 elapsed, ETA 2:31
 // and one line per row as soon as all its repetitions are done:
 //   [ 37/342] store/get/file/10KB  p50 4.80 µs  range 4.71-4.95  p99 6.10 µs
 //             heap 10.0 KB/op  faults 0.0/op | 0:42 elapsed, ETA 2:31

@@ -47,9 +47,9 @@
 # (its section of the report), task_pipelining.json and pipelining.png (its
 # section), stream_throughput.json and streams.png (its section),
 # redis_cluster.json (its section, "Redis Cluster vs one server"). A
-# connector's rows take turns (one repetition each per round): the run prints
-# "[connector] round r of R ... elapsed, ETA" as rounds end and
-# "[n/N] row ... elapsed, ETA" as rows finish.
+# connector's rows of one object size take turns (one repetition each per
+# round): the run prints "[local 10KB] round r of R ... elapsed, ETA" as
+# rounds end and "[n/N] row ... elapsed, ETA" as rows finish.
 # Interrupted (Ctrl-C, SIGTERM, a timeout), the run
 # still writes the report of the rows measured so far; its temporary files
 # are removed either way.
