@@ -27,7 +27,9 @@ namespace local_internal {
 struct Namespace {
   static constexpr size_t kShards = 16;
 
-  struct Shard {
+  // On cache lines of their own: threads putting to different shards must
+  // not move one line between their cores.
+  struct alignas(64) Shard {
     mutable Mutex mu;
     // Keyed by Key, whose hash is computed once when the key is made: a
     // lookup hashes nothing.
