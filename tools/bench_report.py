@@ -560,7 +560,7 @@ def plot_verdicts(verdicts, outdir):
           f"set output {_gp_quote(png)}",
           "set title 'Speed targets: measured ratio to the floor, divided by "
           "the limit (log scale; left of the line: within the limit). Bars: "
-          "range over repetitions.' font ',11'",
+          "90% confidence interval.' font ',11'",
           "set logscale x", f"set xrange [{xmin}:{xmax}]",
           f"set yrange [0.3:{n + 0.7}]",
           "set ytics (" + ", ".join(ytics) + ") font ',8'",
@@ -1639,7 +1639,8 @@ def main(argv):
     outdir = args[1]
     os.makedirs(outdir, exist_ok=True)
     verdicts, planned, measured = write_report(context, rows, outdir, elapsed)
-    print("\nSpeed targets (ratio = p50 / floor p50; range over repetitions):")
+    print("\nSpeed targets (ratio = p50 / floor p50; range = 90% confidence "
+          "interval):")
     print(verdict_table_text(verdicts))
     print(f"\n{counts(verdicts)}."
           + (f" INCOMPLETE: {measured} of {planned} rows measured."
