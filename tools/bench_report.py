@@ -369,7 +369,7 @@ def targets(rows):
                      ("get_view", "byte view"),
                      ("proxy_resolve_remote_view", "byte view, other process")]:
         out.append(ratio_target(
-            rows, f"shm 100MB read in place ({what}) vs mmap",
+            rows, f"shm 100MB read in place ({what}) vs mmap + first read",
             f"store/{op}/shm/100MB", ["floor/shm_mmap/shm/100MB"], 3.0))
     return out
 
