@@ -61,6 +61,29 @@ absl::StatusOr<size_t> ReadFully(int fd, char* buf, size_t n, uint64_t offset,
   return done;
 }
 
+// Reads up to `n` bytes at `offset`, in pread(2) calls of at most `chunk`
+// bytes, and stops at the end of the file, which a read that returns less
+// than it asked for already shows: a regular file's read comes back short
+// only at its end (it is not cut short by signals), so asking for one byte
+// more than fstat reported proves the object whole with a single call
+// instead of a second read that returns 0. Returns how many bytes were read.
+absl::StatusOr<size_t> ReadUntilShort(int fd, char* buf, size_t n,
+                                      uint64_t offset, size_t chunk) {
+  size_t done = 0;
+  while (done < n) {
+    const size_t ask = std::min(n - done, chunk);
+    ssize_t r = ::pread(fd, buf + done, ask, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(
+          errno, absl::StrCat("read failed after ", done, " of ", n, " bytes"));
+    }
+    done += static_cast<size_t>(r);
+    if (static_cast<size_t>(r) < ask) break;  // End of file.
+  }
+  return done;
+}
+
 absl::Status ContextError(absl::StatusCode code, absl::string_view context,
                           absl::string_view what) {
   return absl::Status(code, absl::StrCat(context, ": ", what));
@@ -76,6 +99,24 @@ absl::Status ReadRange(int fd, char* dst, size_t from, size_t to, size_t size,
     return ContextError(absl::StatusCode::kDataLoss, context,
                         absl::StrCat("file shrank from ", size, " to ",
                                      from + *got, " bytes while being read"));
+  }
+  return absl::OkStatus();
+}
+
+// DataLoss unless a read that wanted `want` bytes of a file fstat found
+// `size` bytes long got exactly `want` (fewer: it shrank; more, from a read
+// that asked for one byte past the end: it grew).
+absl::Status CheckReadCount(size_t got, size_t want, size_t size,
+                            absl::string_view context) {
+  if (got < want) {
+    return ContextError(absl::StatusCode::kDataLoss, context,
+                        absl::StrCat("file shrank from ", size, " to ", got,
+                                     " bytes while being read"));
+  }
+  if (got > want) {
+    return ContextError(
+        absl::StatusCode::kDataLoss, context,
+        absl::StrCat("file grew past ", size, " bytes while being read"));
   }
   return absl::OkStatus();
 }
@@ -621,12 +662,23 @@ absl::StatusOr<SharedBytes> FileConnector::ReadObject(
     // space for it: read instead.
   }
 
+  // A small object is read with one byte more asked for: a read that ends
+  // short proves it whole (neither shrunk nor grown since fstat) without a
+  // read past its end. A large one: its bytes, then that read.
+  const bool small = n <= kWholeReadMax;
   absl::StatusOr<std::unique_ptr<char[]>> buffer =
-      AllocateBuffer(n, "reading it");
+      AllocateBuffer(small ? n + 1 : n, "reading it");
   if (!buffer.ok()) return Annotate(buffer.status(), context);
-  PROXYSTORE_RETURN_IF_ERROR(
-      ReadRange(fd, buffer->get(), 0, n, n, max_io_chunk(), context));
-  PROXYSTORE_RETURN_IF_ERROR(CheckNoDataPast(fd, n, context));
+  if (small) {
+    absl::StatusOr<size_t> got =
+        ReadUntilShort(fd, buffer->get(), n + 1, 0, max_io_chunk());
+    if (!got.ok()) return Annotate(got.status(), context);
+    PROXYSTORE_RETURN_IF_ERROR(CheckReadCount(*got, n, n, context));
+  } else {
+    PROXYSTORE_RETURN_IF_ERROR(
+        ReadRange(fd, buffer->get(), 0, n, n, max_io_chunk(), context));
+    PROXYSTORE_RETURN_IF_ERROR(CheckNoDataPast(fd, n, context));
+  }
   if (n == 0) return SharedBytes();
   const char* data = buffer->get();
   return SharedBytes::FromOwner(
@@ -657,11 +709,12 @@ absl::StatusOr<std::optional<SharedBytes>> FileConnector::DoGet(
 // `read` preads the rest straight into the caller's memory, then checks that
 // the file did not shrink or grow (DataLoss, as Get). A 1 MiB object costs
 // open, fstat, two preads, a one-byte pread past the end and close, and no
-// heap buffer. An object of at most kWholeReadMax bytes is read whole (and
-// checked) with one read instead, offered as ObjectReader::in_memory, and
-// `read` only copies. If the fn wants the whole object instead, it comes from
-// Get's path (a mapping for large objects; a copy of the buffer for small
-// ones).
+// heap buffer. An object of at most kWholeReadMax bytes is read whole with
+// one pread(2) instead (asking for one byte more than fstat reported: a read
+// that comes back short proves the object whole), offered as
+// ObjectReader::in_memory, and `read` only copies. If the fn wants the whole
+// object instead, it comes from Get's path (a mapping for large objects; a
+// copy of the buffer for small ones).
 absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
                                                        GetIntoFn fn) {
   PROXYSTORE_ASSIGN_OR_RETURN(std::string path, ObjectPath(key, "Get"));
@@ -695,19 +748,11 @@ absl::StatusOr<GetIntoResult> FileConnector::DoGetInto(const Key& key,
     prefix = heap.get();
   }
   const size_t p = fits ? n : kGetIntoPrefix;
-  absl::StatusOr<size_t> got =
-      ReadFully(fd, prefix, fits ? n + 1 : p, 0, chunk);
+  absl::StatusOr<size_t> got = fits
+                                   ? ReadUntilShort(fd, prefix, n + 1, 0, chunk)
+                                   : ReadFully(fd, prefix, p, 0, chunk);
   if (!got.ok()) return Annotate(got.status(), context);
-  if (*got < p) {
-    return ContextError(absl::StatusCode::kDataLoss, context,
-                        absl::StrCat("file shrank from ", n, " to ", *got,
-                                     " bytes while being read"));
-  }
-  if (*got > p) {
-    return ContextError(
-        absl::StatusCode::kDataLoss, context,
-        absl::StrCat("file grew past ", n, " bytes while being read"));
-  }
+  PROXYSTORE_RETURN_IF_ERROR(CheckReadCount(*got, p, n, context));
   const absl::string_view head(prefix, p);
 
   bool read_called = false;

@@ -408,11 +408,15 @@ TEST_F(FileConnectorTest, FileChangingSizeDuringGetIsDataLoss) {
     const char* name;
     int64_t mmap_min_size;
     off_t new_size;
+    size_t size = 10'000;  // read whole with one read (<= kWholeReadMax)
   };
+  constexpr size_t kLarge = FileConnector::kWholeReadMax + 1000;
   for (const Case& tc :
        {Case{"read shrink", int64_t{1} << 62, 1000},
         Case{"read grow", int64_t{1} << 62, 20000},
         Case{"read to empty", int64_t{1} << 62, 0},
+        Case{"large read shrink", int64_t{1} << 62, 1000, kLarge},
+        Case{"large read grow", int64_t{1} << 62, 2 * kLarge, kLarge},
         Case{"mmap shrink", 0, 1000}, Case{"mmap grow", 0, 20000},
         Case{"mmap to empty", 0, 0}}) {
     SCOPED_TRACE(tc.name);
@@ -426,8 +430,8 @@ TEST_F(FileConnectorTest, FileChangingSizeDuringGetIsDataLoss) {
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(
         std::unique_ptr<FileConnector> c,
         FileConnector::CreateForTesting(config, std::move(hooks)));
-    PROXYSTORE_ASSERT_OK_AND_ASSIGN(Key key,
-                                    c->Put(SharedBytes::Copy(Pattern(10'000))));
+    PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+        Key key, c->Put(SharedBytes::Copy(Pattern(tc.size))));
     EXPECT_THAT(c->Get(key), StatusIs(absl::StatusCode::kDataLoss,
                                       AllOf(HasSubstr(key.id()),
                                             HasSubstr("while being read"))));
