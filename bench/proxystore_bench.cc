@@ -1620,17 +1620,15 @@ void RegisterAll() {
     // Blocks: each object size (its floors and rows take turns; sizes stay
     // apart, so that writing back 100 MB files does not fall on 100 B
     // puts), then the rows without a size, then the thread rows.
-    bool lookup_floors = c == "local";
     for (int64_t n : s.sizes) {
       s.block = absl::StrCat(c, " ", SizeName(n));
-      if (lookup_floors) {
-        // With the first size: the cache hits of every size compare with
-        // them, and that of the first size is measured alongside.
-        AddRow("floor", "map_lookup", c, "-", 0, 3e-8,
+      if (c == "local") {
+        // The cache hit's floors do not depend on the size; they run in
+        // every size's block all the same, beside that size's cache hits.
+        AddRow("floor", "map_lookup", c, SizeName(n), 0, 3e-8,
                [](auto& st) { FloorMapLookup(st); });
-        AddRow("floor", "shared_map_lookup", c, "-", 0, 3e-8,
+        AddRow("floor", "shared_map_lookup", c, SizeName(n), 0, 3e-8,
                [](auto& st) { FloorSharedMapLookup(st); });
-        lookup_floors = false;
       }
       AddFloors(c, n);
       AddStoreRows(c, n);

@@ -146,6 +146,15 @@ def load(path):
 
 # --- Floors and targets ---------------------------------------------------------
 
+def find_row(rows, name):
+    """rows[name]; a sized lookup floor falls back to the sizeless one that
+    runs made before the lookup floors were measured beside each size."""
+    r = rows.get(name)
+    if r is None and name.startswith("floor/") and "_lookup/" in name:
+        r = rows.get(name.rsplit("/", 1)[0] + "/-")
+    return r
+
+
 def _by_kind(conn, size, shm, file_):
     """multi puts objects up to 1 MB in shm, larger ones in files."""
     if conn == "multi":
@@ -164,10 +173,10 @@ def floor_name(op, conn, size):
              else _by_kind(conn, size, "shm_mmap", "file_read"))
     elif op in ("get_view", "flatbuffer_read", "proxy_resolve_remote_view"):
         if conn == "local":
-            return "floor/shared_map_lookup/local/-"
+            return f"floor/shared_map_lookup/local/{size}"
         f = "redis_get" if redis else _by_kind(conn, size, "shm_mmap", "file_read")
     elif op == "get_hit":
-        return "floor/shared_map_lookup/local/-"
+        return f"floor/shared_map_lookup/local/{size}"
     elif op in ("put_batch", "get_batch") and redis:
         f = "redis_pipeline_" + ("set" if op == "put_batch" else "get")
     else:
@@ -263,7 +272,7 @@ def _mode_note(num, dens):
 def ratio_target(rows, desc, num_name, den_names, limit):
     v = Verdict(desc, limit)
     num = rows.get(num_name)
-    dens = [rows.get(d) for d in den_names]
+    dens = [find_row(rows, d) for d in den_names]
     missing = [n for n, r in zip([num_name] + den_names, [num] + dens)
                if r is None or not r.ok]
     if missing:
@@ -305,7 +314,8 @@ def targets(rows):
     for size in SIZES:
         out.append(ratio_target(
             rows, f"local get (cache hit) {size} vs locked map lookup",
-            f"store/get_hit/local/{size}", ["floor/shared_map_lookup/local/-"],
+            f"store/get_hit/local/{size}",
+            [f"floor/shared_map_lookup/local/{size}"],
             1.5))
     for size in SIZES:
         lim = {"100B": 3.0, "10KB": 1.3}.get(size, 1.2)
@@ -487,7 +497,7 @@ def plot_connectors(rows, outdir):
             pts, names = [], []
             for z in SIZES:
                 fn = floor_name(op, conn, z)
-                f = rows.get(fn) if fn else None
+                f = find_row(rows, fn) if fn else None
                 if f and f.ok:
                     pts.append((SIZE_BYTES[z], f.p50, f.lo, f.hi))
                     if fn.split("/")[1] not in names:
@@ -1428,9 +1438,8 @@ def bare_map_section(rows):
     for op, bare, shared in BARE_FLOORS:
         for size in SIZES:
             r = rows.get(f"store/{op}/local/{size}")
-            fz = "-" if op == "get_hit" else size
-            b = rows.get(f"floor/{bare}/local/{fz}")
-            c = rows.get(f"floor/{shared}/local/{fz}")
+            b = find_row(rows, f"floor/{bare}/local/{size}")
+            c = find_row(rows, f"floor/{shared}/local/{size}")
             if not (r and r.ok and b and b.ok and c and c.ok):
                 continue
             out.append(f"| {op} | {size} | {human_us(r.p50)} | "
@@ -1568,7 +1577,7 @@ def write_report(context, rows, outdir, elapsed):
                              "| | | | | | |")
                 continue
             fname = floor_name(r.op, r.conn, r.size) if r.group == "store" else None
-            f = rows.get(fname) if fname else None
+            f = find_row(rows, fname) if fname else None
             ratio = (f"{r.p50 / f.p50:.2f}" if f and f.ok and f.p50 > 0 else "-")
             faults = "-" if r.faults is None else f"{r.faults:.1f}"
             extra = []
