@@ -565,7 +565,13 @@ def plot_verdicts(verdicts, outdir):
                      f"lc rgb '{colors[k]}' title '{k}'")
     if not plots:  # Nothing measured: an empty frame with the targets.
         plots.append("NaN notitle")
-    gp = [f"set terminal pngcairo size 1300,{22 * n + 150} "
+    # Room on the left for the longest target name (in characters of the
+    # 9-point font; the names are set at 8 points), and as much more canvas.
+    longest = max((len(f"{v.desc}  {verdict_line(v)[0]}") for v in vs),
+                  default=0)
+    lmargin = max(50, int(longest * 0.9) + 3)
+    gp = [f"set terminal pngcairo size {1300 + 7 * (lmargin - 50)},"
+          f"{22 * n + 150} "
           "font 'DejaVu Sans,9' noenhanced",
           f"set output {_gp_quote(png)}",
           "set title 'Speed targets: measured ratio to the floor, divided by "
@@ -580,7 +586,7 @@ def plot_verdicts(verdicts, outdir):
           "set arrow from 1, graph 0 to 1, graph 1 nohead lw 2 "
           "lc rgb '#444444'",
           "set key below horizontal",
-          "set lmargin 50", "set rmargin 34"] + labels + [
+          f"set lmargin {lmargin}", "set rmargin 34"] + labels + [
           "plot " + ", \\\n     ".join(plots)]
     script = "\n".join(blocks + gp) + "\n"
     return _run_gnuplot(script, os.path.join(outdir, "verdicts.gp"), png)
