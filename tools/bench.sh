@@ -5,10 +5,10 @@
 #
 #   tools/bench.sh              # every connector (local, file, shm, redis over
 #                               #   TCP and a Unix socket, multi), every size,
-#                               #   every floor and verdict (2m17s in all on 2
-#                               #   idle cores; 4m13s when they also run builds), the
-#                               #   thread rows (1-8 threads sharing one store
-#                               #   on local, shm and redis: ~20 s more), then
+#                               #   every floor and verdict, and the thread
+#                               #   rows (1-8 threads sharing one store on
+#                               #   local, shm and redis): 2m09s on 2 idle
+#                               #   cores; then
 #                               #   the workflow-memory benchmark
 #                               #   (bench/workflow_memory.cc, objects of 1-10 MB)
 #                               #   and the task-pipelining benchmark
@@ -18,7 +18,8 @@
 #                               #   (bench/stream_throughput.cc, ~30 s) and the
 #                               #   Redis Cluster scaling benchmark
 #                               #   (bench/redis_cluster_scaling.cc, one server
-#                               #   vs a 3-master cluster, 1-8 threads, ~45 s)
+#                               #   vs a 3-master cluster, 1-8 threads, ~35 s);
+#                               #   3m14s in all with the build cached
 #   tools/bench.sh --full       # more repetitions of rows with over ten times
 #                               #   the work each; workflow objects of 1-100 MB;
 #                               #   10 repetitions of the task chain; 5x the
