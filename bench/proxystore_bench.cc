@@ -2,12 +2,12 @@
 //
 // Rows are named  <group>/<operation>/<connector>/<size>  (bench_util.h says
 // what each row reports). Groups:
-//   floor/...  the physical floors, measured in the same run right before
-//              the rows they are compared with (so the third part names the
-//              connector block they belong to): a bare absl::flat_hash_map,
-//              memcpy, the same map behind a lock handing out shared
-//              objects (shared_map_*: the local rows' contract floors),
-//              raw file write/read, raw shm write and mmap, raw
+//   floor/...  the physical floors, measured in the same run in turns with
+//              the rows they are compared with (RegisterBlock; the third
+//              part names the connector block they belong to): a bare
+//              absl::flat_hash_map, memcpy, the same map behind a lock handing
+//              out shared objects (shared_map_*: the local rows' contract
+//              floors), raw file write/read, raw shm write and mmap, raw
 //              hiredis SET/GET and pipelined batches (over TCP, or the Unix
 //              socket for redis_unix), FlatBuffers factory build/verify.
 //   store/...  the same operations through Store and Proxy.
@@ -1028,7 +1028,7 @@ void StoreLz4(benchmark::State& state, std::string connector, int64_t size,
 // share a store) and run one operation on a 1 KB object, all started
 // together at a barrier (bench_util.h RunThreaded); the row's ops_per_s is
 // all threads' operations over the rounds' wall time. Each thread count's
-// floors run right before its store rows, with the same threads:
+// floors run in turns with its store rows, with the same threads:
 //   map_lookup  (get_hit's floor) one shared absl::flat_hash_map holding a
 //               std::shared_ptr to the object, read concurrently without a
 //               lock; each op copies the shared_ptr out, as a cache hit

@@ -1,10 +1,10 @@
 // SuiteReporter: what the benchmark suite prints and writes while it runs.
 //
 // Rows run in blocks (a connector's rows of one object size, its rows
-// without a size, its thread rows), and a
-// block's rows take turns: every row's first repetition, then every row's
-// second, and so on, so that a row and its floor are measured over the same
-// stretch of time and a slow phase of the machine falls on both alike.
+// without a size, its thread rows), and a block's rows take turns: every
+// row's first repetition, then every row's second, and so on, so that a row
+// and its floor are measured over the same stretch of time and a slow phase
+// of the machine falls on both alike.
 // Google Benchmark sees each repetition as a benchmark of its own (one
 // repetition); this reporter puts them back together by name.
 //

@@ -42,10 +42,11 @@ With 7 repetitions each (the default form's rows with a target), k = 11 of
 49; with 9 (--full), 21 of 81; with 3 each (100 MB), k = 0 (the lowest to
 the highest ratio). One disturbed repetition of the row or of the floor (a
 busy SMT sibling, a migration: interference only slows a repetition down)
-then leaves the range where the others put it instead of deciding it. The verdict is MET when the whole
-range is within the limit, MISSED when the whole range is beyond it, and
-UNSURE when the range straddles it, or when a redis row and its floor ran in
-different loopback modes (their raw PING round trips differ more than 2x).
+then leaves the range where the others put it instead of deciding it. The
+verdict is MET when the whole range is within the limit, MISSED when the
+whole range is beyond it, and UNSURE when the range straddles it, or when a
+redis row and its floor ran in different loopback modes (their raw PING round
+trips differ more than 2x).
 Exit status 0 whatever the verdicts: the report states them.
 """
 import json
@@ -1337,7 +1338,7 @@ def thread_section(context, rows, outdir):
              "registry, in a receiver store with a cache: after the first "
              "resolve an op is a registry lookup and a cache hit, which is "
              "why it can beat the shm and redis read floors). Each "
-             "floor runs with the same threads right before the rows: "
+             "floor runs with the same threads, in turns with the rows: "
              "map_lookup (shared_ptr copied out of a shared "
              "absl::flat_hash_map read without a lock), map_get (1 KB copied "
              "out of the same kind of map), map_put (16 shards, a std::mutex "
@@ -1457,8 +1458,8 @@ def bare_map_section(rows):
             "The local targets compare with contract floors: the same "
             "absl::flat_hash_map behind a lock (a reader lock for get, the "
             "writer lock for put, one lock around the lookup for a cache hit, "
-            "whose LruCache holds one lock per CPU) handing out a freshly allocated shared "
-            "object (get) or publishing a shared buffer (put), as any map "
+            "whose LruCache holds one lock per CPU) handing out a freshly "
+            "allocated shared object (get) or publishing a shared buffer (put), as any map "
             "shared by threads must to keep Store's promises. The bare map "
             "(no lock, a plain std::string) is shown for reference.", "",
             "| op | size | store p50 | bare map | ratio | contract floor "
@@ -1530,7 +1531,8 @@ def write_report(context, rows, outdir, elapsed):
               "p50; p99 is over batch averages for fast operations (timed in "
               "batches). faults = page faults per op, heap = bytes requested "
               "from malloc per op. ratio = p50 / p50 of the floor named, "
-              "measured in the same run right before the connector's rows.",
+              "measured in the same run in turns with the rows of its size "
+              "(one repetition each per round).",
               "", "## Speed targets", "",
               "range = 90% confidence interval of the ratio, "
               "distribution-free (every repetition of the row against every "
