@@ -58,6 +58,35 @@ StoreRegistry& Registry() {
   return *registry;
 }
 
+// Where a store re-created from a proxy goes when its name is taken.
+std::string ShadowSlot(const std::string& name,
+                       const ConnectorConfig& location) {
+  return absl::StrCat(name.size(), ":", name, location.Serialize());
+}
+
+// Moves the store under `it` in `r.stores`, one a proxy made, aside to the
+// shadowed stores, where later proxies of its name and location still find
+// it: the application's own store takes the name. A proxy that arrived
+// first must not decide which store (and which data) the application's
+// GetOrCreateStore or GetStore of that name gets.
+void DisplaceWireStore(
+    StoreRegistry& r,
+    absl::flat_hash_map<std::string, std::shared_ptr<Store>>::iterator it,
+    std::vector<std::shared_ptr<Store>>& dropped)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(r.mu) {
+  std::shared_ptr<Store> wire = std::move(it->second);
+  r.stores.erase(it);
+  if (const ConnectorConfig* location = wire->location()) {
+    auto [slot, inserted] =
+        r.shadowed.try_emplace(ShadowSlot(wire->name(), *location), wire);
+    if (!inserted && slot->second->closed()) {
+      dropped.push_back(std::exchange(slot->second, wire));
+    }
+  }
+  // Either way the store lives on while proxies or callers hold it.
+  dropped.push_back(std::move(wire));
+}
+
 }  // namespace
 
 absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok) {
@@ -65,9 +94,16 @@ absl::Status RegisterStore(std::shared_ptr<Store> store, bool exist_ok) {
     return absl::InvalidArgumentError("RegisterStore: store is null");
   }
   std::shared_ptr<Store> replaced;  // Destroyed after the lock is released.
+  std::vector<std::shared_ptr<Store>> dropped;  // Likewise.
   StoreRegistry& r = Registry();
   MutexLock lock(r.mu);
-  auto [it, inserted] = r.stores.try_emplace(store->name(), store);
+  auto it = r.stores.find(store->name());
+  if (it != r.stores.end() && it->second != store && it->second->from_wire() &&
+      !store->from_wire()) {
+    DisplaceWireStore(r, it, dropped);
+  }
+  auto [at, inserted] = r.stores.try_emplace(store->name(), store);
+  it = at;
   if (!inserted) {
     if (!exist_ok && !it->second->closed()) {
       return absl::AlreadyExistsError(
@@ -113,12 +149,6 @@ void UnregisterIf(absl::string_view name, const Store* only) {
 
 namespace {
 
-// Where a store re-created from a proxy goes when its name is taken.
-std::string ShadowSlot(const std::string& name,
-                       const ConnectorConfig& location) {
-  return absl::StrCat(name.size(), ":", name, location.Serialize());
-}
-
 // The store name in a ShadowSlot.
 absl::string_view ShadowName(absl::string_view slot) {
   size_t size = 0;
@@ -157,9 +187,11 @@ Found Lookup(absl::flat_hash_map<std::string, std::shared_ptr<Store>>& map,
 // shadowed stores) if `accept` takes it, else a new one from `make`, kept
 // there when `keep`. Concurrent callers for the same slot make it once
 // (ProxyStore issue #319). A collision (an open store there that `accept`
-// refuses) is FailedPrecondition with the payload "proxystore/collision".
+// refuses) is FailedPrecondition with the payload "proxystore/collision",
+// unless `displace_wire` and a proxy made that store: it is moved aside
+// (DisplaceWireStore) for the new one.
 absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
-    bool shadow, const std::string& key, bool keep,
+    bool shadow, const std::string& key, bool keep, bool displace_wire,
     const std::function<bool(const Store&)>& accept,
     absl::FunctionRef<absl::StatusOr<std::shared_ptr<Store>>()> make) {
   StoreRegistry& r = Registry();
@@ -176,11 +208,20 @@ absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
   const std::string slot = absl::StrCat(shadow ? "s:" : "n:", key);
   std::shared_ptr<Creation> creation;
   std::shared_ptr<Store> stale;  // Destroyed after the lock is released.
+  std::vector<std::shared_ptr<Store>> dropped;  // Likewise.
+  const bool displace = displace_wire && !shadow;
   bool creator = false;
   for (;;) {
     {
       MutexLock lock(r.mu);
       auto& map = shadow ? r.shadowed : r.stores;
+      if (displace) {
+        auto it = map.find(key);
+        if (it != map.end() && !it->second->closed() &&
+            it->second->from_wire() && !accept(*it->second)) {
+          DisplaceWireStore(r, it, dropped);
+        }
+      }
       std::shared_ptr<Store> found;
       switch (Lookup(map, key, accept, &found, &stale)) {
         case Found::kUse:
@@ -226,6 +267,9 @@ absl::StatusOr<std::shared_ptr<Store>> GetOrCreateIn(
           it->second = *result;
         } else if (accept(*it->second)) {
           result = it->second;
+        } else if (displace && it->second->from_wire()) {
+          DisplaceWireStore(r, it, dropped);
+          map.try_emplace(key, *result);
         }
       }
     }
@@ -256,9 +300,12 @@ struct StoreFactoryAccess {
 
 absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
     const StoreConfig& config, bool register_store) {
+  // A store a proxy made under this name is not the application's: it is
+  // moved aside (proxies of its name and location still find it), and the
+  // application gets a store of its own config.
   return GetOrCreateIn(
-      /*shadow=*/false, config.name, register_store,
-      [](const Store&) { return true; },
+      /*shadow=*/false, config.name, register_store, /*displace_wire=*/true,
+      [](const Store& s) { return !s.from_wire(); },
       [&] { return StoreFactoryAccess::Make(config, /*from_wire=*/false); });
 }
 
@@ -310,8 +357,9 @@ absl::StatusOr<std::shared_ptr<Store>> FindStore(
   auto make = [&] {
     return StoreFactoryAccess::Make(config, /*from_wire=*/true);
   };
-  absl::StatusOr<std::shared_ptr<Store>> named = GetOrCreateIn(
-      /*shadow=*/false, config.name, /*keep=*/true, same_data, make);
+  absl::StatusOr<std::shared_ptr<Store>> named =
+      GetOrCreateIn(/*shadow=*/false, config.name, /*keep=*/true,
+                    /*displace_wire=*/false, same_data, make);
   if (named.ok() || !named.status().GetPayload("proxystore/collision")) {
     return named;
   }
@@ -319,7 +367,8 @@ absl::StatusOr<std::shared_ptr<Store>> FindStore(
   // own config wins, in a store kept apart from the registered one.
   return GetOrCreateIn(
       /*shadow=*/true, ShadowSlot(config.name, *location), /*keep=*/true,
-      same_data, [&]() -> absl::StatusOr<std::shared_ptr<Store>> {
+      /*displace_wire=*/false, same_data,
+      [&]() -> absl::StatusOr<std::shared_ptr<Store>> {
         Logger().warn(
             "proxies of store \"{}\" ({}) resolve through their own config: "
             "the store registered under that name here reaches other data",

@@ -485,7 +485,11 @@ std::shared_ptr<Store> GetStore(absl::string_view name);
 void UnregisterStore(absl::string_view name);
 // The registered store named config.name, or a new one from `config`
 // (registered when `register_store`). Race-free: concurrent callers with the
-// same name create it once.
+// same name create it once. A store that resolving a proxy made under that
+// name is not returned: it is moved aside (proxies of its name and location
+// still resolve through it) and a store of `config` takes the name, so a
+// proxy that arrives first cannot choose the caller's store or data.
+// RegisterStore likewise replaces such a store, whatever `exist_ok`.
 absl::StatusOr<std::shared_ptr<Store>> GetOrCreateStore(
     const StoreConfig& config, bool register_store = true);
 

@@ -292,6 +292,68 @@ TEST_F(UntrustedProxyTest, NameCollisionsResolveThroughTheProxysOwnConfig) {
   EXPECT_THAT(producer->Close(), IsOk());
 }
 
+TEST_F(UntrustedProxyTest, AProxyArrivingFirstDoesNotChooseTheAppsStore) {
+  // A proxy (crafted or not) names store "first-come" and resolves before
+  // this process makes its own store of that name, reaching other data.
+  std::shared_ptr<Store> producer = Producer("first-come");
+  const std::string wire = Wire(*producer, "theirs");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto got, Resolve(wire));
+  EXPECT_EQ(*got, "theirs");
+  std::shared_ptr<Store> from_proxy = GetStore("first-come");
+  ASSERT_NE(from_proxy, nullptr);
+  EXPECT_TRUE(from_proxy->from_wire());
+
+  // The application's own config wins the name.
+  StoreConfig mine;
+  mine.name = "first-come";
+  mine.connector = {"local", {}};
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Store> app,
+                                  GetOrCreateStore(mine));
+  EXPECT_FALSE(app->from_wire());
+  EXPECT_EQ(app->connector().kind(), "local");
+  EXPECT_EQ(GetStore("first-come"), app);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Store> again,
+                                  GetOrCreateStore(mine));
+  EXPECT_EQ(again, app);
+  // Proxies of the producer still resolve, through the store moved aside.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(auto again_got, Resolve(wire));
+  EXPECT_EQ(*again_got, "theirs");
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(Proxy<std::string> p,
+                                  ParseProxy<std::string>(wire));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Store> resolver, GetStore(p));
+  EXPECT_EQ(resolver, from_proxy);
+
+  // RegisterStore of the application's store replaces one a proxy made,
+  // even without exist_ok.
+  std::shared_ptr<Store> second_producer = Producer("first-come-2");
+  PROXYSTORE_ASSERT_OK(Resolve(Wire(*second_producer, "x")).status());
+  ASSERT_NE(GetStore("first-come-2"), nullptr);
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> local,
+                                  MakeConnector({"local", {}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> registered,
+      Store::Create("first-come-2", std::move(local)));
+  EXPECT_THAT(RegisterStore(registered, /*exist_ok=*/false), IsOk());
+  EXPECT_EQ(GetStore("first-come-2"), registered);
+  // An application's store is not replaced that way.
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> other,
+                                  MakeConnector({"local", {}}));
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<Store> duplicate,
+      Store::Create("first-come-2", std::move(other)));
+  EXPECT_THAT(RegisterStore(duplicate, /*exist_ok=*/false),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+
+  UnregisterStore("first-come");
+  UnregisterStore("first-come-2");
+  EXPECT_THAT(from_proxy->Close(), IsOk());
+  EXPECT_THAT(app->Close(), IsOk());
+  EXPECT_THAT(registered->Close(), IsOk());
+  EXPECT_THAT(duplicate->Close(), IsOk());
+  EXPECT_THAT(second_producer->Close(), IsOk());
+  EXPECT_THAT(producer->Close(), IsOk());
+}
+
 TEST_F(UntrustedProxyTest, MultiChildrenGetTheReceiversTreatment) {
   StoreConfig config;
   config.name = "multi-wire";
