@@ -399,9 +399,9 @@ void FloorSharedMapPut(benchmark::State& state, int64_t size) {
   RunTimed(
       state, batch,
       // Erased one by one, untimed, as the store rows evict theirs: the map
-      // keeps its capacity and the marks erased slots leave, as the local
-      // connector's maps do (clear() would hand the next batch a fresh
-      // table).
+      // keeps its capacity and the marks that erased slots leave, as the
+      // local connector's maps do (clear() would hand the next batch a
+      // fresh table).
       [&](int64_t i) {
         if (i % batch == 0) {
           for (const std::string& id : ids) map.erase(id);
@@ -1385,6 +1385,29 @@ bool Selected(const std::string& name) {
   return s.filter == nullptr || s.filter->Matches(name);
 }
 
+// One repetition of row `name`: `fn`, its whole cost (setup included: what
+// the ETA and the run's length are made of) and, next to a redis row, the
+// raw PING round trips before and after it.
+void RunRepetition(const std::string& name, const Fn& fn, Loopback loopback,
+                   benchmark::State& st) {
+  SetCurrentRow(name);
+  if (Interrupted()) {
+    Measured none;
+    ReportRow(st, none, 0);
+    return;
+  }
+  const bool unix_socket = loopback == Loopback::kUnix;
+  const double before = loopback == Loopback::kNone ? 0 : PingUs(unix_socket);
+  const int64_t start = NowNs();
+  fn(st);
+  if (st.error_occurred()) return;
+  st.counters["wall_s"] = static_cast<double>(NowNs() - start) / 1e9;
+  if (loopback != Loopback::kNone) {
+    st.counters["ping_us"] = before;
+    st.counters["ping_after_us"] = PingUs(unix_socket);
+  }
+}
+
 // Registers row group/op/c/size_name (size: bytes moved per op, for the
 // repetition count and the ETA; `op_s` its expected seconds per op).
 void AddRow(const std::string& group, const std::string& op,
@@ -1406,27 +1429,7 @@ void AddRow(const std::string& group, const std::string& op,
       2 * op_s + 0.01;
   s.plan.push_back({name, reps * per_rep, reps, s.block});
   s.pending.push_back({name, reps, [name, fn, loopback](benchmark::State& st) {
-                         SetCurrentRow(name);
-                         if (Interrupted()) {
-                           Measured none;
-                           ReportRow(st, none, 0);
-                           return;
-                         }
-                         const bool unix_socket = loopback == Loopback::kUnix;
-                         const double before = loopback == Loopback::kNone
-                                                   ? 0
-                                                   : PingUs(unix_socket);
-                         const int64_t start = NowNs();
-                         fn(st);
-                         if (st.error_occurred()) return;
-                         // The repetition's whole cost, setup included (what
-                         // the ETA and the run's length are made of).
-                         st.counters["wall_s"] =
-                             static_cast<double>(NowNs() - start) / 1e9;
-                         if (loopback != Loopback::kNone) {
-                           st.counters["ping_us"] = before;
-                           st.counters["ping_after_us"] = PingUs(unix_socket);
-                         }
+                         RunRepetition(name, fn, loopback, st);
                        }});
 }
 
