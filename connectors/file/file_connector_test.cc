@@ -1437,6 +1437,29 @@ TEST_F(FileConnectorTest, SetAndNewKeyAfterCloseAreFailedPreconditionAsPut) {
   EXPECT_FALSE(fs::exists(ObjectPath(key)));
 }
 
+TEST_F(FileConnectorTest, APutWhoseTemporaryIsAlwaysSweptGivesUp) {
+  // A sweep before every lock: the Put starts over a bounded number of
+  // times, then is Aborted, and leaves nothing behind.
+  int attempts = 0;
+  FileConnector::TestHooks hooks;
+  hooks.before_lock = [&](const std::string& temp) {
+    ++attempts;
+    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
+        FileConnector::Create(FileConfig(dir_));
+    ASSERT_THAT(sweeper, IsOk());
+    EXPECT_FALSE(fs::exists(temp));
+  };
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<FileConnector> c,
+      FileConnector::CreateForTesting(FileConfig(dir_), std::move(hooks)));
+  EXPECT_THAT(c->Put(SharedBytes::Copy("never")),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("removed by concurrent sweeps 16 times")));
+  EXPECT_EQ(attempts, 16);
+  EXPECT_THAT(ListDir(dir_), ::testing::IsEmpty());
+  PROXYSTORE_ASSERT_OK(c->Close({.clear = false}));
+}
+
 TEST_F(FileConnectorTest, ATemporarySweptBeforeItsLockIsRewrittenForTheKey) {
   // As for Put, but a Set keeps its key: only the temporary is renamed.
   std::vector<std::string> temps;
