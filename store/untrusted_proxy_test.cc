@@ -67,6 +67,17 @@ class UntrustedProxyTest : public ::testing::Test {
     return *s;
   }
 
+  // A store of this process on a fresh local namespace (not registered).
+  static std::shared_ptr<Store> LocalStore(const std::string& name) {
+    absl::StatusOr<std::unique_ptr<Connector>> c = MakeConnector({"local", {}});
+    EXPECT_THAT(c.status(), IsOk());
+    if (!c.ok()) return nullptr;
+    absl::StatusOr<std::shared_ptr<Store>> s =
+        Store::Create(name, *std::move(c));
+    EXPECT_THAT(s.status(), IsOk());
+    return s.ok() ? *s : nullptr;
+  }
+
   // A proxy of `value` made by `store`, as bytes.
   static std::string Wire(Store& store, const std::string& value) {
     absl::StatusOr<Proxy<std::string>> p = store.Proxy(value);
@@ -266,10 +277,8 @@ TEST_F(UntrustedProxyTest, ProxyOfAClosedOriginStillResolves) {
 
 TEST_F(UntrustedProxyTest, NameCollisionsResolveThroughTheProxysOwnConfig) {
   // This process has its own store under the name, reaching other data.
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> mine,
-                                  MakeConnector({"local", {}}));
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Store> own,
-                                  Store::Create("collide", std::move(mine)));
+  std::shared_ptr<Store> own = LocalStore("collide");
+  ASSERT_NE(own, nullptr);
   ASSERT_THAT(RegisterStore(own), IsOk());
 
   std::shared_ptr<Store> producer = Producer("collide");
@@ -328,19 +337,13 @@ TEST_F(UntrustedProxyTest, AProxyArrivingFirstDoesNotChooseTheAppsStore) {
   std::shared_ptr<Store> second_producer = Producer("first-come-2");
   PROXYSTORE_ASSERT_OK(Resolve(Wire(*second_producer, "x")).status());
   ASSERT_NE(GetStore("first-come-2"), nullptr);
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> local,
-                                  MakeConnector({"local", {}}));
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
-      std::shared_ptr<Store> registered,
-      Store::Create("first-come-2", std::move(local)));
+  std::shared_ptr<Store> registered = LocalStore("first-come-2");
+  ASSERT_NE(registered, nullptr);
   EXPECT_THAT(RegisterStore(registered, /*exist_ok=*/false), IsOk());
   EXPECT_EQ(GetStore("first-come-2"), registered);
   // An application's store is not replaced that way.
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Connector> other,
-                                  MakeConnector({"local", {}}));
-  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
-      std::shared_ptr<Store> duplicate,
-      Store::Create("first-come-2", std::move(other)));
+  std::shared_ptr<Store> duplicate = LocalStore("first-come-2");
+  ASSERT_NE(duplicate, nullptr);
   EXPECT_THAT(RegisterStore(duplicate, /*exist_ok=*/false),
               StatusIs(absl::StatusCode::kAlreadyExists));
 

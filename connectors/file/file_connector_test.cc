@@ -90,6 +90,15 @@ PROXYSTORE_INSTANTIATE_CONNECTOR_CONFORMANCE(
 
 class FileConnectorTest : public ::testing::Test {
  protected:
+  // Opens another connector on dir_, which sweeps it for temporaries no
+  // writer holds, and expects `temp` to be gone.
+  void SweepAndExpectGone(const std::string& temp) {
+    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
+        FileConnector::Create(FileConfig(dir_));
+    ASSERT_THAT(sweeper, IsOk());
+    EXPECT_FALSE(fs::exists(temp));
+  }
+
   void SetUp() override {
     dir_ = FreshDir();
     PROXYSTORE_ASSERT_OK_AND_ASSIGN(connector_,
@@ -1213,10 +1222,7 @@ TEST_F(FileConnectorTest, ATemporarySweptBeforeItsLockIsRewrittenUnderANewKey) {
   hooks.before_lock = [&](const std::string& temp) {
     temps.push_back(temp);
     if (temps.size() > 1) return;
-    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
-        FileConnector::Create(FileConfig(dir_));
-    ASSERT_THAT(sweeper, IsOk());
-    EXPECT_FALSE(fs::exists(temp));
+    SweepAndExpectGone(temp);
   };
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<FileConnector> c,
@@ -1444,10 +1450,7 @@ TEST_F(FileConnectorTest, APutWhoseTemporaryIsAlwaysSweptGivesUp) {
   FileConnector::TestHooks hooks;
   hooks.before_lock = [&](const std::string& temp) {
     ++attempts;
-    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
-        FileConnector::Create(FileConfig(dir_));
-    ASSERT_THAT(sweeper, IsOk());
-    EXPECT_FALSE(fs::exists(temp));
+    SweepAndExpectGone(temp);
   };
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<FileConnector> c,
@@ -1467,10 +1470,7 @@ TEST_F(FileConnectorTest, ATemporarySweptBeforeItsLockIsRewrittenForTheKey) {
   hooks.before_lock = [&](const std::string& temp) {
     temps.push_back(temp);
     if (temps.size() > 1) return;
-    absl::StatusOr<std::unique_ptr<FileConnector>> sweeper =
-        FileConnector::Create(FileConfig(dir_));
-    ASSERT_THAT(sweeper, IsOk());
-    EXPECT_FALSE(fs::exists(temp));
+    SweepAndExpectGone(temp);
   };
   PROXYSTORE_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<FileConnector> c,
