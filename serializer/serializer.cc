@@ -24,8 +24,8 @@ namespace {
 
 static_assert(kMaxLz4Input == LZ4_MAX_INPUT_SIZE);
 
-constexpr char kMagic[4] = {'\x89', 'P', 'S', 'C'};
-constexpr uint8_t kVersion = 1;
+constexpr const char (&kMagic)[4] = kEnvelopeMagic;
+constexpr uint8_t kVersion = kEnvelopeVersion;
 constexpr uint8_t kFlagCompressed = 0x01;
 constexpr size_t kMaxHeaderSize = 0xFFFF - (kPayloadAlignment - 1);
 // An lz4 block expands at most ~255x (a match length byte of 0xFF adds 255
@@ -181,11 +181,8 @@ absl::Status CheckDecompressedSize(absl::string_view block, uint64_t claim,
 
 absl::StatusOr<OutputBuffer> OutputBuffer::Allocate(size_t capacity) {
   if (capacity <= kSharedBlockMax) {
-    // At least one block: a zero-length array would have no bytes to point at.
-    const size_t blocks =
-        std::max<size_t>(1, (capacity + sizeof(Block) - 1) / sizeof(Block));
-    return OutputBuffer(std::make_shared_for_overwrite<Block[]>(blocks),
-                        capacity);
+    return OutputBuffer(
+        std::make_shared_for_overwrite<Block[]>(BlocksFor(capacity)), capacity);
   }
   char* p = static_cast<char*>(std::malloc(capacity));
   if (p == nullptr) {
@@ -395,12 +392,6 @@ void WriteEnvelopeHeader(char* dst, size_t header_size, absl::string_view codec,
   std::memset(dst + names_end, 0, header_size - names_end);
 }
 
-bool ShouldCompress(const SerializeOptions& options, size_t payload_size) {
-  return options.compress && payload_size > 0 &&
-         payload_size >= options.compress_threshold &&
-         payload_size <= kMaxLz4Input;
-}
-
 absl::StatusOr<SharedBytes> SerializeCompressed(absl::string_view codec,
                                                 absl::string_view type_name,
                                                 size_t header_size,
@@ -540,6 +531,11 @@ absl::Status PythonFormatUnsupportedError(absl::string_view type_name) {
       type_name,
       "' in it (use std::string, a byte vector or SharedBytes, or the "
       "native format)"));
+}
+
+absl::Status PayloadTooLargeError(size_t payload_size) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("payload of ", payload_size, " bytes is too large"));
 }
 
 absl::Status PayloadSizeError(absl::string_view what, size_t got,

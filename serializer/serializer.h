@@ -133,6 +133,8 @@
 #ifndef PROXYSTORE_SERIALIZER_SERIALIZER_H_
 #define PROXYSTORE_SERIALIZER_SERIALIZER_H_
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <concepts>
 #include <cstddef>
@@ -398,6 +400,26 @@ class OutputBuffer {
   // when it is large (a small buffer's bytes move to an exact one).
   SharedBytes Finish(size_t size) &&;
 
+  // A buffer of exactly `size` bytes that `fill(char* data)` writes, as a
+  // SharedBytes: Allocate(size), fill, Finish(size), with a small buffer's
+  // whole path inline (the put of a small object spends most of its time
+  // here, not in the copy).
+  template <typename Fill>
+  static absl::StatusOr<SharedBytes> Build(size_t size, Fill&& fill) {
+    if (size <= kSharedBlockMax) {
+      std::shared_ptr<Block[]> small =
+          std::make_shared_for_overwrite<Block[]>(BlocksFor(size));
+      char* const data = small[0].bytes;
+      fill(data);
+      return SharedBytes::FromOwner(std::move(small),
+                                    absl::string_view(data, size));
+    }
+    absl::StatusOr<OutputBuffer> out = Allocate(size);
+    if (!out.ok()) return out.status();
+    fill(out->data());
+    return std::move(*out).Finish(size);
+  }
+
  private:
   struct Free {
     void operator()(char* p) const { std::free(p); }
@@ -405,6 +427,10 @@ class OutputBuffer {
   struct alignas(kPayloadAlignment) Block {
     char bytes[kPayloadAlignment];
   };
+  // At least one block: a zero-length array would have no bytes to point at.
+  static size_t BlocksFor(size_t capacity) {
+    return std::max<size_t>(1, (capacity + sizeof(Block) - 1) / sizeof(Block));
+  }
   OutputBuffer(std::shared_ptr<Block[]> small, size_t capacity)
       : small_(std::move(small)), data_(small_[0].bytes), capacity_(capacity) {}
   OutputBuffer(std::unique_ptr<char, Free> large, size_t capacity)
@@ -446,7 +472,84 @@ void WriteEnvelopeHeader(char* dst, size_t header_size, absl::string_view codec,
                          absl::string_view type_name, bool compressed,
                          uint64_t stored_size, uint64_t payload_size);
 
-bool ShouldCompress(const SerializeOptions& options, size_t payload_size);
+inline bool ShouldCompress(const SerializeOptions& options,
+                           size_t payload_size) {
+  return options.compress && payload_size > 0 &&
+         payload_size >= options.compress_threshold &&
+         payload_size <= kMaxLz4Input;
+}
+
+// The envelope's first bytes and version (see the file comment).
+inline constexpr char kEnvelopeMagic[4] = {'\x89', 'P', 'S', 'C'};
+inline constexpr uint8_t kEnvelopeVersion = 1;
+
+// Codec<T>'s name and TypeName<T>() are compile-time constants, so the
+// uncompressed envelope header of T's data is too, but for its two size
+// fields: Serialize copies it and stores the sizes (WriteEnvelopeHeader
+// writes the same bytes field by field). Codecs whose kName is not a
+// constant expression, or whose names make a header of more than
+// kStaticHeaderMax bytes, take the general path.
+inline constexpr size_t kStaticHeaderMax = 256;
+
+template <typename T>
+concept CodecNameIsConstant = requires {
+  typename std::integral_constant<size_t,
+                                  absl::string_view(Codec<T>::kName).size()>;
+};
+
+template <typename T>
+constexpr size_t StaticHeaderSize() {
+  constexpr size_t names =
+      absl::string_view(Codec<T>::kName).size() + TypeName<T>().size();
+  return (kFixedHeaderSize + names + kPayloadAlignment - 1) /
+         kPayloadAlignment * kPayloadAlignment;
+}
+
+template <typename T>
+constexpr bool HasStaticHeader() {
+  if constexpr (CodecNameIsConstant<T>) {
+    return !absl::string_view(Codec<T>::kName).empty() &&
+           StaticHeaderSize<T>() <= kStaticHeaderMax;
+  } else {
+    return false;
+  }
+}
+
+template <typename T>
+constexpr std::array<char, StaticHeaderSize<T>()> MakeStaticHeader() {
+  constexpr absl::string_view codec = Codec<T>::kName;
+  constexpr absl::string_view type_name = TypeName<T>();
+  constexpr size_t size = StaticHeaderSize<T>();
+  std::array<char, size> h{};  // every byte not set below is 0
+  for (size_t i = 0; i < sizeof(kEnvelopeMagic); ++i) h[i] = kEnvelopeMagic[i];
+  h[4] = static_cast<char>(kEnvelopeVersion);
+  const auto store16 = [&h](size_t at, size_t v) {
+    h[at] = static_cast<char>(v & 0xFF);
+    h[at + 1] = static_cast<char>((v >> 8) & 0xFF);
+  };
+  store16(6, size);
+  store16(8, codec.size());
+  store16(10, type_name.size());
+  for (size_t i = 0; i < codec.size(); ++i) h[kFixedHeaderSize + i] = codec[i];
+  for (size_t i = 0; i < type_name.size(); ++i) {
+    h[kFixedHeaderSize + codec.size() + i] = type_name[i];
+  }
+  return h;
+}
+
+template <typename T>
+inline constexpr std::array<char, StaticHeaderSize<T>()> kStaticHeader =
+    MakeStaticHeader<T>();
+
+// Stores v at p, little-endian.
+inline void StoreLittle64(char* p, uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof(v));
+  } else {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  }
+}
+
 // Builds a whole envelope around `payload`, lz4-compressed if that shrinks it.
 absl::StatusOr<SharedBytes> SerializeCompressed(absl::string_view codec,
                                                 absl::string_view type_name,
@@ -478,6 +581,7 @@ absl::Status TypeMismatchError(const ParsedData& parsed,
 absl::Status PythonDataError(const ParsedData& parsed,
                              absl::string_view want_type);
 absl::Status PythonFormatUnsupportedError(absl::string_view type_name);
+absl::Status PayloadTooLargeError(size_t payload_size);
 absl::Status PayloadSizeError(absl::string_view what, size_t got,
                               size_t expected);
 absl::Status FlatBufferError(absl::string_view what, absl::string_view table,
@@ -934,6 +1038,21 @@ absl::StatusOr<SharedBytes> Serialize(const T& value,
     }
   }
 
+  if constexpr (internal::HasStaticHeader<T>()) {
+    if (!internal::ShouldCompress(options, payload_size)) {
+      constexpr auto& header = internal::kStaticHeader<T>;
+      if (payload_size > std::numeric_limits<size_t>::max() - header.size()) {
+        return internal::PayloadTooLargeError(payload_size);
+      }
+      return internal::OutputBuffer::Build(
+          header.size() + payload_size, [&value, payload_size](char* dst) {
+            std::memcpy(dst, header.data(), header.size());
+            internal::StoreLittle64(dst + 16, payload_size);  // stored size
+            internal::StoreLittle64(dst + 24, payload_size);  // decoded size
+            C::EncodeTo(value, dst + header.size());
+          });
+    }
+  }
   PROXYSTORE_ASSIGN_OR_RETURN(
       const size_t header_size,
       internal::EnvelopeHeaderSize(C::kName, TypeName<T>()));
@@ -952,17 +1071,16 @@ absl::StatusOr<SharedBytes> Serialize(const T& value,
     }
   }
   if (payload_size > std::numeric_limits<size_t>::max() - header_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("payload of ", payload_size, " bytes is too large"));
+    return internal::PayloadTooLargeError(payload_size);
   }
-  PROXYSTORE_ASSIGN_OR_RETURN(
-      internal::OutputBuffer out,
-      internal::OutputBuffer::Allocate(header_size + payload_size));
-  internal::WriteEnvelopeHeader(out.data(), header_size, C::kName,
-                                TypeName<T>(), /*compressed=*/false,
-                                payload_size, payload_size);
-  C::EncodeTo(value, out.data() + header_size);
-  return std::move(out).Finish(header_size + payload_size);
+  return internal::OutputBuffer::Build(
+      header_size + payload_size,
+      [&value, header_size, payload_size](char* dst) {
+        internal::WriteEnvelopeHeader(dst, header_size, C::kName, TypeName<T>(),
+                                      /*compressed=*/false, payload_size,
+                                      payload_size);
+        C::EncodeTo(value, dst + header_size);
+      });
 }
 
 // The serialized form of a value as a header and the value's own bytes:

@@ -63,6 +63,43 @@ struct proxystore::Codec<userland::Person> {
   }
 };
 
+namespace userland {
+// Codecs whose envelope header cannot be built at compile time: a name that
+// is no constant expression, and a name too long for a header of
+// kStaticHeaderMax bytes.
+struct Note {
+  std::string text;
+  friend bool operator==(const Note&, const Note&) = default;
+};
+struct Tag {
+  std::string text;
+  friend bool operator==(const Tag&, const Tag&) = default;
+};
+template <typename T>
+struct TextCodec {
+  static size_t EncodedSize(const T& v) { return v.text.size(); }
+  static void EncodeTo(const T& v, char* dst) {
+    std::memcpy(dst, v.text.data(), v.text.size());
+  }
+  static absl::StatusOr<T> Decode(const proxystore::SharedBytes& payload) {
+    return T{payload.ToString()};
+  }
+};
+}  // namespace userland
+
+template <>
+struct proxystore::Codec<userland::Note> : userland::TextCodec<userland::Note> {
+  static inline const std::string kName = "note-v1";
+};
+template <>
+struct proxystore::Codec<userland::Tag> : userland::TextCodec<userland::Tag> {
+  static constexpr absl::string_view kName =
+      "tag-v1-with-a-codec-name-long-enough-that-the-envelope-header-it-makes-"
+      "is-more-than-two-hundred-and-fifty-six-bytes-long-so-that-serialize-"
+      "writes-it-field-by-field-at-run-time-as-it-does-for-any-name-that-is-"
+      "not-a-compile-time-constant";
+};
+
 namespace proxystore {
 namespace {
 
@@ -428,6 +465,44 @@ TEST(Envelope, LayoutMatchesTheDocumentedBytes) {
   EXPECT_EQ(v.substr(38, 11), "std::string");
   EXPECT_EQ(v.substr(49, 15), std::string(15, '\0'));
   EXPECT_EQ(v.substr(64), "hi");
+}
+
+// Codecs with constant names get their header built at compile time; the
+// others write it at run time. Both give the documented bytes (those that
+// WriteEnvelopeHeader writes).
+template <typename T>
+void ExpectHeaderIsTheDocumentedOne(const T& value, size_t payload_size) {
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(SharedBytes b, Serialize(value));
+  const absl::string_view codec = Codec<T>::kName;
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(
+      const size_t header_size,
+      internal::EnvelopeHeaderSize(codec, TypeName<T>()));
+  std::string want(header_size, '\x55');
+  internal::WriteEnvelopeHeader(want.data(), header_size, codec, TypeName<T>(),
+                                /*compressed=*/false, payload_size,
+                                payload_size);
+  ASSERT_EQ(b.size(), header_size + payload_size) << TypeName<T>();
+  EXPECT_EQ(b.view().substr(0, header_size), want) << TypeName<T>();
+  PROXYSTORE_ASSERT_OK_AND_ASSIGN(T back, Deserialize<T>(b));
+  EXPECT_TRUE(back == value) << TypeName<T>();
+}
+
+static_assert(internal::HasStaticHeader<std::string>());
+static_assert(internal::HasStaticHeader<SharedBytes>());
+static_assert(internal::HasStaticHeader<userland::Person>());
+static_assert(!internal::HasStaticHeader<userland::Note>());
+static_assert(!internal::HasStaticHeader<userland::Tag>());
+
+TEST(Envelope, CompileTimeAndRunTimeHeadersAreTheDocumentedBytes) {
+  ExpectHeaderIsTheDocumentedOne(std::string("hi"), 2);
+  ExpectHeaderIsTheDocumentedOne(std::string(), 0);
+  ExpectHeaderIsTheDocumentedOne(std::string(70'000, 'x'), 70'000);
+  ExpectHeaderIsTheDocumentedOne(int32_t{-5}, 4);
+  ExpectHeaderIsTheDocumentedOne(std::vector<Pixel>{{1, 2, 3, 0.5f}},
+                                 sizeof(Pixel));
+  ExpectHeaderIsTheDocumentedOne(userland::Person{"Ada", 36}, 7);
+  ExpectHeaderIsTheDocumentedOne(userland::Note{"runtime name"}, 12);
+  ExpectHeaderIsTheDocumentedOne(userland::Tag{"long name"}, 9);
 }
 
 TEST(Envelope, PayloadIsSixteenByteAligned) {

@@ -198,16 +198,6 @@ std::string Store::DebugString() const {
       ", metrics=", config_->metrics ? "true" : "false", ")");
 }
 
-absl::StatusOr<Key> Store::PutSerialized(SharedBytes data,
-                                         const PutOptions& options,
-                                         OpTimer& timer,
-                                         absl::string_view type_name) {
-  const size_t size = data.size();
-  return PutThroughConnector(size, timer, type_name, [&] {
-    return connector_->Put(std::move(data), options);
-  });
-}
-
 absl::StatusOr<Key> Store::NewKey(const NewKeyOptions& options) {
   absl::StatusOr<Key> key = connector_->NewKey(options);
   if (!key.ok()) {
@@ -273,7 +263,12 @@ absl::StatusOr<Key> Store::PutThroughConnector(
     size_t size, OpTimer& timer, absl::string_view type_name,
     absl::FunctionRef<absl::StatusOr<Key>()> put) {
   timer.StartLap();
-  absl::StatusOr<Key> key = put();
+  return PutDone(put(), size, timer, type_name);
+}
+
+absl::StatusOr<Key> Store::PutDone(absl::StatusOr<Key> key, size_t size,
+                                   OpTimer& timer,
+                                   absl::string_view type_name) {
   if (!key.ok()) {
     return Annotate(
         key.status(),

@@ -359,10 +359,19 @@ class Store : public std::enable_shared_from_this<Store> {
   OpTimer StartTimer() const { return OpTimer(timing_); }
 
   // Stores already-serialized bytes: connector put, metrics, debug log.
+  // Inline, with what an untimed put that succeeds does not need out of line
+  // (PutDone): every small put passes here.
   absl::StatusOr<Key> PutSerialized(SharedBytes data, const PutOptions& options,
                                     OpTimer& timer,
-                                    absl::string_view type_name);
-  // The same for serialized bytes in parts (Connector::PutParts).
+                                    absl::string_view type_name) {
+    const size_t size = data.size();
+    timer.StartLap();
+    absl::StatusOr<Key> key = connector_->Put(std::move(data), options);
+    if (!key.ok() || timer.enabled()) [[unlikely]] {
+      return PutDone(std::move(key), size, timer, type_name);
+    }
+    return key;
+  }
   // Connector Set of serialized bytes, metrics (store.set.*), debug log.
   absl::Status SetSerialized(const Key& key, SharedBytes data, OpTimer& timer,
                              absl::string_view type_name);
@@ -374,6 +383,7 @@ class Store : public std::enable_shared_from_this<Store> {
   absl::Status SetThroughConnector(const Key& key, size_t size, OpTimer& timer,
                                    absl::string_view type_name,
                                    absl::FunctionRef<absl::Status()> set);
+  // PutSerialized of serialized bytes in parts (Connector::PutParts).
   absl::StatusOr<Key> PutSerializedParts(
       absl::Span<const absl::string_view> parts, const PutOptions& options,
       OpTimer& timer, absl::string_view type_name);
@@ -435,11 +445,15 @@ class Store : public std::enable_shared_from_this<Store> {
   static absl::StatusOr<std::shared_ptr<Store>> FromConfigImpl(
       const StoreConfig& config, bool register_now, bool from_wire);
 
-  // The connector put of PutSerialized/PutSerializedParts (`put`), with its
-  // error context, metrics and debug log.
+  // The connector put of PutSerializedParts (`put`), with its error
+  // context, metrics and debug log.
   absl::StatusOr<Key> PutThroughConnector(
       size_t size, OpTimer& timer, absl::string_view type_name,
       absl::FunctionRef<absl::StatusOr<Key>()> put);
+  // The end of a connector put of `size` bytes that failed or is timed: the
+  // error's context, or the metrics and debug log.
+  absl::StatusOr<Key> PutDone(absl::StatusOr<Key> key, size_t size,
+                              OpTimer& timer, absl::string_view type_name);
   // The store's serialize options as they apply to T.
   template <typename T>
   SerializeOptions SerializeOptionsFor() const;
